@@ -1,0 +1,177 @@
+"""The fused Gram-GAN operations (SPEC §1): one validation layer, one dispatch, several backends.
+
+>>> import torch, gramgan.ops as ops
+>>> sr = torch.rand(2, 3, 16, 16, requires_grad=True)
+>>> candidates = torch.rand(2, 6, 3, 16, 16)          # (B, K, C, H, W); candidate 0 is the HR image
+>>> ops.gram_texture_loss(sr, candidates).backward()  # the Eq. 4 texture loss, gradient to sr only
+
+Every op takes ``backend=None`` (the process default: :func:`set_backend`, ``$GRAMGAN_BACKEND``, else
+``auto``); backends are ``reference`` (pure PyTorch, the definition), ``cpu`` and ``cuda`` (the C++/CUDA
+extension) and ``triton``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from gramgan.ops import _validate as V
+from gramgan.ops._dispatch import BACKEND_NAMES, get_backend, resolve, set_backend
+
+__all__ = [
+    "BACKEND_NAMES",
+    "get_backend",
+    "gram_select",
+    "gram_texture_loss",
+    "mask_pair",
+    "patch_gram",
+    "set_backend",
+    "texture_mask",
+]
+
+Candidates = torch.Tensor | Sequence[torch.Tensor]
+
+
+def _grid_shape(x: torch.Tensor, k: int) -> tuple[int, int, int]:
+    return x.shape[0], x.shape[-2] // k, x.shape[-1] // k
+
+
+def patch_gram(x: torch.Tensor, k: int = 4, *, backend: str | None = None) -> torch.Tensor:
+    """Gram matrix ``(1/k^2) sum_u x_u x_u^T`` of every non-overlapping k x k patch of ``x``.
+
+    Args:
+        x: images ``(B, C, H, W)``, H and W multiples of ``k``.
+        k: patch size.
+        backend: see the module docstring.
+
+    Returns:
+        float32 (float64 for float64 input) ``(B, H/k, W/k, C, C)``, differentiable in ``x``.
+    """
+    k = V.check_patch_size(k)
+    V.check_image(x, "x", k)
+    if x.shape[0] == 0:
+        b, i, j = _grid_shape(x, k)
+        c = x.shape[1]
+        return x.new_zeros((b, i, j, c, c), dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+    return resolve(backend, x.device, k, x.shape[1]).patch_gram(x, k)
+
+
+def _check_selection(sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float):
+    k = V.check_patch_size(k)
+    V.check_image(sr, "sr", k)
+    candidates = V.check_candidates(sr, candidates, k, scope)
+    return k, candidates, V.check_gt_weight(gt_weight)
+
+
+def gram_select(
+    sr: torch.Tensor,
+    candidates: Candidates,
+    k: int = 4,
+    scope: str = "local",
+    gt_weight: float = 0.0,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Index of the candidate patch each SR patch picks by Gram distance (not differentiable).
+
+    ``score(c) = ||G(e_i) - G(c)||_F^2 + gt_weight * ||G(g_i) - G(c)||_F^2``, argmin, ties to the lowest
+    index. ``scope="local"``: ``candidates`` is ``(B, K, C, H, W)``, aligned with ``sr``, candidate 0 the
+    ground truth; the index is in ``[0, K)``. ``scope="global"``: ``candidates`` is a list of
+    ``(B, C, H_j, W_j)`` images (the first the ground truth, SR-sized) and the index runs over all their
+    patches, level by level, row-major.
+
+    Returns:
+        int64 ``(B, H/k, W/k)``.
+    """
+    k, candidates, gt_weight = _check_selection(sr, candidates, k, scope, gt_weight)
+    if sr.shape[0] == 0:
+        return torch.zeros(_grid_shape(sr, k), dtype=torch.long, device=sr.device)
+    return resolve(backend, sr.device, k, sr.shape[1]).gram_select(sr, candidates, k, scope, gt_weight)
+
+
+def gram_texture_loss(
+    sr: torch.Tensor,
+    candidates: Candidates,
+    k: int = 4,
+    scope: str = "local",
+    gt_weight: float = 0.0,
+    target: str = "gram",
+    criterion: str = "mse",
+    reduction: str = "mean",
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """The patch-wise texture loss of Gram-GAN (Eq. 4) against the candidate each patch selects.
+
+    ``target="gram"`` compares Gram matrices (mean over the C^2 entries of each patch), ``"pixel"`` the
+    patches themselves (mean over C k^2 values); ``criterion`` is ``"mse"`` (squared) or ``"l1"``.
+    ``reduction="none"`` returns the per-patch loss ``(B, H/k, W/k)``; ``"mean"`` its mean and ``"sum"``
+    its sum (0 for an empty batch). The gradient flows to ``sr`` only; selection and candidates are
+    constants. The result is float32 (float64 for float64 input).
+    """
+    k, candidates, gt_weight = _check_selection(sr, candidates, k, scope, gt_weight)
+    V.check_choice("target", target, V.TARGETS)
+    V.check_choice("criterion", criterion, V.CRITERIA)
+    V.check_choice("reduction", reduction, V.REDUCTIONS)
+    if sr.shape[0] == 0:
+        dtype = torch.float64 if sr.dtype == torch.float64 else torch.float32
+        per_patch = sr.new_zeros(_grid_shape(sr, k), dtype=dtype) + sr.sum().to(dtype) * 0
+    else:
+        chosen = resolve(backend, sr.device, k, sr.shape[1])
+        per_patch = chosen.texture_loss(sr, candidates, k, scope, gt_weight, target, criterion)
+    if reduction == "none":
+        return per_patch
+    if reduction == "sum" or per_patch.numel() == 0:
+        return per_patch.sum()
+    return per_patch.mean()
+
+
+def texture_mask(
+    x: torch.Tensor,
+    k: int = 4,
+    threshold: float = 0.005,
+    offset: tuple[int, int] = (0, 0),
+    mode: str = "grid",
+    window: int = 11,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """``M(x) = 1{std(luminance over a cell) > threshold}`` (Eq. 10), ``(B, 1, H, W)`` in x's dtype.
+
+    ``mode="grid"``: k x k cells shifted by ``offset = (oy, ox)``; cell (i, j) covers rows
+    ``[ik - oy, ik - oy + k)`` and columns likewise, clipped to the image. ``mode="sliding"``: one std
+    per pixel over a ``window`` x ``window`` neighbourhood with reflect padding (Beby-GAN's variant).
+    The std is unbiased (n - 1); a one-pixel cell has std 0; NaN std gives a NaN mask value.
+    """
+    k = V.check_patch_size(k)
+    V.check_image(x, "x")
+    threshold, offset = V.check_mask_args(x, k, threshold, offset, mode, window)
+    if x.shape[0] == 0:
+        return x.new_zeros((0, 1, *x.shape[-2:]))
+    return resolve(backend, x.device, k, x.shape[1]).texture_mask(x, k, threshold, offset, mode, window)
+
+
+def mask_pair(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    k: int = 4,
+    threshold: float = 0.005,
+    offset: tuple[int, int] = (0, 0),
+    mode: str = "grid",
+    window: int = 11,
+    *,
+    backend: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sr * M, hr * M)`` with ``M = texture_mask(hr, ...)``, in one pass; differentiable in ``sr``."""
+    k = V.check_patch_size(k)
+    V.check_image(sr, "sr")
+    V.check_image(hr, "hr")
+    V.check_same(sr, hr, "sr", "hr")
+    if sr.shape != hr.shape:
+        raise ValueError(f"sr has shape {tuple(sr.shape)} but hr has {tuple(hr.shape)}: they must match")
+    threshold, offset = V.check_mask_args(hr, k, threshold, offset, mode, window)
+    if sr.shape[0] == 0:
+        return sr * 1, hr.detach() * 1
+    chosen = resolve(backend, sr.device, k, sr.shape[1])
+    return chosen.mask_pair(sr, hr, k, threshold, offset, mode, window)

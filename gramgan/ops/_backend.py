@@ -1,0 +1,87 @@
+"""The contract every backend of ``gramgan.ops`` fulfils.
+
+A backend is a table entry: an object with the five low-level functions below. The public functions in
+``gramgan.ops`` validate their arguments (``_validate``), pick a backend (``_dispatch``), call one of these
+functions and apply the reduction, so a backend never re-checks arguments and never reduces.
+
+Conventions shared by all backends (see SPEC §1):
+
+* ``candidates`` is a ``(B, K, C, H, W)`` tensor for ``scope == "local"`` and a non-empty list of
+  ``(B, C, H_j, W_j)`` tensors for ``scope == "global"`` (element 0 is the ground truth, same size as SR).
+* ``texture_loss`` returns the *per-patch* loss ``(B, H/k, W/k)`` in float32 (float64 for float64 input):
+  the mean over the patch's C*C Gram entries (``target="gram"``) or its C*k*k pixel values
+  (``target="pixel"``) of ``d**2`` (``criterion="mse"``) or ``|d|`` (``criterion="l1"``). It is
+  differentiable in ``sr`` only.
+* Selection: ``argmin`` of the score, ties to the lowest index, NaN scores never win (all NaN: index 0).
+* Masks are 0/1 in the input's dtype, NaN where the cell's standard deviation is NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Union
+
+import torch
+
+Candidates = Union[torch.Tensor, "list[torch.Tensor]"]
+
+# Values of k and C the fused kernels are written for; anything else goes to the reference (SPEC §1).
+KERNEL_PATCH_SIZES = (2, 4, 8)
+KERNEL_CHANNELS = (1, 2, 3, 4)
+
+
+class Backend(Protocol):
+    """What ``_dispatch`` needs from a backend."""
+
+    name: str
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        """``None`` when the backend can run on ``device``, else a sentence saying what is missing."""
+
+    def unsupported_reason(self, k: int, channels: int) -> str | None:
+        """``None`` when the backend's kernels cover patch size ``k`` and ``channels``, else why not."""
+
+    def patch_gram(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Per-patch Gram matrices ``(B, H/k, W/k, C, C)``, differentiable in ``x``."""
+
+    def gram_select(
+        self, sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float
+    ) -> torch.Tensor:
+        """Index of the chosen candidate per SR patch, int64 ``(B, H/k, W/k)``."""
+
+    def texture_loss(
+        self,
+        sr: torch.Tensor,
+        candidates: Candidates,
+        k: int,
+        scope: str,
+        gt_weight: float,
+        target: str,
+        criterion: str,
+    ) -> torch.Tensor:
+        """Per-patch texture loss ``(B, H/k, W/k)``, differentiable in ``sr`` only."""
+
+    def texture_mask(
+        self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
+    ) -> torch.Tensor:
+        """Texture mask ``(B, 1, H, W)`` of 0/1 in ``x``'s dtype."""
+
+    def mask_pair(
+        self,
+        sr: torch.Tensor,
+        hr: torch.Tensor,
+        k: int,
+        threshold: float,
+        offset: tuple[int, int],
+        mode: str,
+        window: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sr * M, hr * M)`` with ``M`` the mask of ``hr``; differentiable in ``sr`` only."""
+
+
+def kernel_unsupported_reason(k: int, channels: int) -> str | None:
+    """The shared coverage rule of the fused kernels (k in {2, 4, 8}, C in {1, 2, 3, 4})."""
+    if k not in KERNEL_PATCH_SIZES:
+        return f"patch size k={k} is not one of the kernel sizes {KERNEL_PATCH_SIZES}"
+    if channels not in KERNEL_CHANNELS:
+        return f"C={channels} channels is not one of the kernel channel counts {KERNEL_CHANNELS}"
+    return None

@@ -1,0 +1,115 @@
+"""Backend choice: the ``backend=`` argument, else ``set_backend``, else ``$GRAMGAN_BACKEND``, else auto.
+
+``auto`` picks ``cuda`` then ``triton`` for CUDA tensors and ``cpu`` for CPU tensors, and falls back to
+``reference`` with a one-time warning naming what is missing. A backend asked for by name that cannot run
+raises; one that can run but whose kernels do not cover the op's ``k`` or ``C`` falls back to the
+reference with a one-time warning (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+
+from gramgan.ops._validate import check_choice
+
+if TYPE_CHECKING:
+    from gramgan.ops._backend import Backend
+
+BACKEND_NAMES = ("auto", "reference", "cpu", "cuda", "triton")
+ENV_VAR = "GRAMGAN_BACKEND"
+
+_process_default: str | None = None
+_warned: set[str] = set()
+
+
+def set_backend(name: str | None) -> None:
+    """Sets the process-wide default backend (``None`` restores ``$GRAMGAN_BACKEND`` / ``auto``)."""
+    global _process_default
+    if name is not None:
+        check_choice("backend", name, BACKEND_NAMES)
+    _process_default = name
+
+
+def get_backend() -> str:
+    """The process default: ``set_backend``'s value, else ``$GRAMGAN_BACKEND``, else ``"auto"``."""
+    if _process_default is not None:
+        return _process_default
+    name = os.environ.get(ENV_VAR, "").strip() or "auto"
+    if name not in BACKEND_NAMES:
+        raise ValueError(
+            f"unknown backend {name!r} in ${ENV_VAR}: expected one of {', '.join(map(repr, BACKEND_NAMES))}"
+        )
+    return name
+
+
+def warn_once(message: str) -> None:
+    """Emits ``message`` as a RuntimeWarning the first time only."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _table(name: str) -> Backend:
+    """The backend object of ``name`` (imported lazily so a missing extension never breaks import)."""
+    if name == "reference":
+        from gramgan.ops.reference import REFERENCE_BACKEND
+
+        return REFERENCE_BACKEND
+    try:
+        if name in ("cpu", "cuda"):
+            from gramgan.ops import _cpp
+
+            return _cpp.CPU_BACKEND if name == "cpu" else _cpp.CUDA_BACKEND
+        from gramgan.ops import _triton
+
+        return _triton.TRITON_BACKEND
+    except ImportError as error:  # a broken install: report it as an unavailable backend
+        return _MissingBackend(name, f"its wiring module failed to import ({error})")
+
+
+class _MissingBackend:
+    """Stands in for a backend whose Python module cannot be imported."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self._reason = name, reason
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        return self._reason
+
+
+def _auto(device: torch.device) -> Backend:
+    candidates = ("cuda", "triton") if device.type == "cuda" else ("cpu",)
+    reasons = []
+    for name in candidates:
+        backend = _table(name)
+        reason = backend.unavailable_reason(device)
+        if reason is None:
+            return backend
+        reasons.append(f"{name}: {reason}")
+    warn_once(
+        f"gramgan.ops: no fused backend for {device.type} tensors ({'; '.join(reasons)}); "
+        "using the slow 'reference' backend"
+    )
+    return _table("reference")
+
+
+def resolve(backend: str | None, device: torch.device, k: int, channels: int) -> Backend:
+    """The backend that runs an op on ``device`` with patch size ``k`` and ``channels`` channels."""
+    name = get_backend() if backend is None else backend
+    check_choice("backend", name, BACKEND_NAMES)
+    if name == "auto":
+        chosen = _auto(device)
+    else:
+        chosen = _table(name)
+        reason = chosen.unavailable_reason(device)
+        if reason is not None:
+            raise RuntimeError(f"backend {name!r} cannot run here: {reason}")
+    unsupported = chosen.unsupported_reason(k, channels)
+    if unsupported is not None:
+        warn_once(f"gramgan.ops: backend {chosen.name!r} does not cover this call ({unsupported}); using 'reference'")
+        return _table("reference")
+    return chosen

@@ -1,0 +1,14 @@
+"""Test-session set-up shared by every test folder.
+
+Without a GPU the Triton kernels run under Triton's CPU interpreter, so the one test command also
+exercises them (the variable must be set before any kernel is defined, hence here).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -1,0 +1,172 @@
+"""Bad input gets a clear exception naming the problem; backend choice follows SPEC §1."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import gramgan.ops as ops
+from gramgan.ops import _dispatch
+
+
+def sr_and_candidates(b=2, k_cand=3, c=3, h=8, w=8, dtype=torch.float32):
+    return torch.rand(b, c, h, w, dtype=dtype), torch.rand(b, k_cand, c, h, w, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: ops.patch_gram(torch.rand(3, 8, 8)), ValueError, r"\(B, C, H, W\).*3-D"),
+        (lambda: ops.patch_gram(torch.rand(1, 3, 8, 10)), ValueError, r"\(1, 3, 8, 10\).*multiples.*k=4"),
+        (lambda: ops.patch_gram(torch.rand(1, 3, 8, 8), k=3), ValueError, r"W=8.*k=3"),
+        (lambda: ops.patch_gram(torch.rand(1, 3, 8, 8), k=0), ValueError, "positive int"),
+        (lambda: ops.patch_gram(torch.ones(1, 3, 8, 8, dtype=torch.int64)), TypeError, "int64"),
+        (lambda: ops.patch_gram(torch.ones(1, 3, 8, 8, dtype=torch.uint8)), TypeError, "uint8"),
+        (lambda: ops.patch_gram([[1.0]]), TypeError, "torch.Tensor"),
+        (lambda: ops.gram_select(*sr_and_candidates(k_cand=0)), ValueError, "K = 0"),
+        (lambda: ops.gram_select(torch.rand(2, 3, 8, 8), torch.rand(3, 2, 3, 8, 8)), ValueError, "batch size 3"),
+        (lambda: ops.gram_select(torch.rand(2, 3, 8, 8), torch.rand(2, 2, 3, 8, 12)), ValueError, "aligned"),
+        (lambda: ops.gram_select(torch.rand(2, 3, 8, 8), torch.rand(2, 2, 1, 8, 8)), ValueError, "aligned"),
+        (lambda: ops.gram_select(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)), ValueError, r"\(B, K, C, H, W\)"),
+        (
+            lambda: ops.gram_select(torch.rand(2, 3, 8, 8), torch.rand(2, 2, 3, 8, 8, dtype=torch.float64)),
+            TypeError,
+            "float64.*float32",
+        ),
+        (lambda: ops.gram_select(*sr_and_candidates(), scope="nearby"), ValueError, "unknown scope 'nearby'"),
+        (lambda: ops.gram_select(*sr_and_candidates(), gt_weight=-1.0), ValueError, "gt_weight"),
+        (lambda: ops.gram_select(torch.rand(2, 3, 8, 8), [torch.rand(2, 3, 8, 8)]), TypeError, "scope='global'"),
+        (lambda: ops.gram_select(torch.rand(2, 3, 8, 8), [], scope="global"), ValueError, "empty list"),
+        (
+            lambda: ops.gram_select(torch.rand(2, 3, 8, 8), torch.rand(2, 1, 3, 8, 8), scope="global"),
+            TypeError,
+            "list of",
+        ),
+        (
+            lambda: ops.gram_select(torch.rand(2, 3, 8, 8), [torch.rand(2, 3, 4, 4)], scope="global"),
+            ValueError,
+            r"candidates\[0\].*must match",
+        ),
+        (
+            lambda: ops.gram_select(
+                torch.rand(2, 3, 8, 8), [torch.rand(2, 3, 8, 8), torch.rand(2, 3, 6, 8)], scope="global"
+            ),
+            ValueError,
+            r"candidates\[1\].*multiples",
+        ),
+        (lambda: ops.gram_texture_loss(*sr_and_candidates(), target="texture"), ValueError, "unknown target"),
+        (lambda: ops.gram_texture_loss(*sr_and_candidates(), criterion="l2"), ValueError, "unknown criterion"),
+        (lambda: ops.gram_texture_loss(*sr_and_candidates(), reduction="avg"), ValueError, "unknown reduction"),
+        (lambda: ops.gram_texture_loss(*sr_and_candidates(), backend="metal"), ValueError, "unknown backend"),
+        (lambda: ops.texture_mask(torch.rand(1, 3, 8, 8), mode="disk"), ValueError, "unknown mode"),
+        (lambda: ops.texture_mask(torch.rand(1, 3, 8, 8), offset=(4, 0)), ValueError, r"offset.*\[0, k\)"),
+        (lambda: ops.texture_mask(torch.rand(1, 3, 8, 8), offset=(1,)), ValueError, "pair of ints"),
+        (lambda: ops.texture_mask(torch.rand(1, 3, 8, 8), mode="sliding", window=4), ValueError, "odd"),
+        (lambda: ops.texture_mask(torch.rand(1, 3, 8, 8), mode="sliding", window=17), ValueError, "reflect"),
+        (lambda: ops.mask_pair(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 4)), ValueError, "must match"),
+        (
+            lambda: ops.mask_pair(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8, dtype=torch.float16)),
+            TypeError,
+            "dtype",
+        ),
+    ],
+)
+def test_bad_input_is_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_devices_must_match():
+    meta = torch.empty(2, 3, 3, 8, 8, device="meta")
+    with pytest.raises(ValueError, match="candidates is on meta but sr is on cpu"):
+        ops.gram_select(torch.rand(2, 3, 8, 8), meta)
+
+
+def test_set_backend_and_environment(monkeypatch):
+    monkeypatch.setattr(_dispatch, "_process_default", None)
+    monkeypatch.setenv("GRAMGAN_BACKEND", "reference")
+    assert ops.get_backend() == "reference"
+    ops.set_backend("cpu")
+    try:
+        assert ops.get_backend() == "cpu"
+    finally:
+        ops.set_backend(None)
+    assert ops.get_backend() == "reference"
+    monkeypatch.setenv("GRAMGAN_BACKEND", "bogus")
+    with pytest.raises(ValueError, match=r"bogus.*GRAMGAN_BACKEND"):
+        ops.get_backend()
+    with pytest.raises(ValueError, match="unknown backend"):
+        ops.set_backend("bogus")
+
+
+def test_default_backend_is_used(monkeypatch):
+    monkeypatch.setattr(_dispatch, "_process_default", None)
+    monkeypatch.setenv("GRAMGAN_BACKEND", "reference")
+    chosen = _dispatch.resolve(None, torch.device("cpu"), 4, 3)
+    assert chosen.name == "reference"
+
+
+class _Unavailable:
+    name = "cpu"
+
+    def unavailable_reason(self, device):
+        return "the C++ extension gramgan._C is not built"
+
+    def unsupported_reason(self, k, channels):
+        return None
+
+
+def test_auto_falls_back_with_one_warning(monkeypatch):
+    monkeypatch.setattr(_dispatch, "_warned", set())
+    real_table = _dispatch._table
+    monkeypatch.setattr(_dispatch, "_table", lambda name: _Unavailable() if name == "cpu" else real_table(name))
+    with pytest.warns(RuntimeWarning, match="gramgan._C is not built.*reference"):
+        assert _dispatch.resolve("auto", torch.device("cpu"), 4, 3).name == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _dispatch.resolve("auto", torch.device("cpu"), 4, 3).name == "reference"
+
+
+def test_named_backend_that_cannot_run_raises(monkeypatch):
+    real_table = _dispatch._table
+    monkeypatch.setattr(_dispatch, "_table", lambda name: _Unavailable() if name == "cpu" else real_table(name))
+    with pytest.raises(RuntimeError, match="backend 'cpu' cannot run here: .*not built"):
+        _dispatch.resolve("cpu", torch.device("cpu"), 4, 3)
+
+
+def test_uncovered_k_or_c_goes_to_reference_with_one_warning(monkeypatch):
+    monkeypatch.setattr(_dispatch, "_warned", set())
+
+    class Narrow(_Unavailable):
+        def unavailable_reason(self, device):
+            return None
+
+        def unsupported_reason(self, k, channels):
+            return None if k == 4 else f"patch size k={k} is not covered"
+
+    real_table = _dispatch._table
+    monkeypatch.setattr(_dispatch, "_table", lambda name: Narrow() if name == "cpu" else real_table(name))
+    assert _dispatch.resolve("cpu", torch.device("cpu"), 4, 3).name == "cpu"
+    with pytest.warns(RuntimeWarning, match="k=5 is not covered"):
+        assert _dispatch.resolve("cpu", torch.device("cpu"), 5, 3).name == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _dispatch.resolve("cpu", torch.device("cpu"), 5, 3)
+
+
+def test_kernel_coverage_rule():
+    from gramgan.ops._backend import kernel_unsupported_reason
+
+    assert kernel_unsupported_reason(4, 3) is None
+    assert "k=16" in kernel_unsupported_reason(16, 3)
+    assert "C=5" in kernel_unsupported_reason(4, 5)
+
+
+def test_uncovered_sizes_still_compute_the_right_answer():
+    sr, candidates = sr_and_candidates(c=5, h=6, w=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = ops.gram_texture_loss(sr, candidates, k=3, reduction="none")
+    assert loss.shape == (2, 2, 2)

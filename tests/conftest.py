@@ -1,6 +1,6 @@
 """Test-session set-up shared by every test folder.
 
-Without a GPU the Triton kernels run under Triton's CPU interpreter, so the one test command also
+Tests run offline (``GRAMGAN_OFFLINE=1``). Without a GPU the Triton kernels run under Triton's CPU interpreter, so the one test command also
 exercises them (the variable must be set before any kernel is defined, hence here).
 """
 
@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 
 import torch
+
+# Tests never touch the network: no VGG19 download, whatever a test builds.
+os.environ.setdefault("GRAMGAN_OFFLINE", "1")
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -1,0 +1,206 @@
+"""The candidate database of the texture loss (SPEC §2), built fresh from every HR batch.
+
+Local scope (the default) stacks ``K = 2 + J`` images aligned with the SR image, so that SR patch
+(i, j) chooses among patch (i, j) of each:
+
+0. the HR image;
+1. the HR image downsampled x2 (MATLAB-style bicubic with antialiasing, ours) and re-tiled at patch
+   level: candidate patch (i, j) holds exactly the pixels of patch (i // 2, j // 2) of the half-size
+   image, the k x k patch covering the same region at half the resolution (ours). This is not a
+   pixel upsampling: each small patch is repeated into a 2 x 2 block of patch positions;
+2. ... J + 1. the HR image warped by a random affine map ``theta = [I | 0] + U(-m, m)`` (2 x 3,
+   elementwise, normalised coordinates), drawn independently per image and per warp, applied to the
+   whole image with ``affine_grid(align_corners=False)`` and bilinear ``grid_sample`` with reflection
+   padding (whole image, ours: on a 4 x 4 patch a 0.003 warp would be the identity).
+
+Global scope (Beby-GAN style) is the list ``[HR, HR↓2, HR↓4, warp_1, ..., warp_J]``.
+
+Conventions (ours): everything is computed without gradient in float32 (autocast off) and returned
+in HR's dtype; the downsampled images are clamped to [0, 1] like any synthesised image (bicubic
+overshoots slightly near edges; the HR and the warps, bilinear, never leave the HR's range). Random draws come from
+torch's global CPU RNG unless a ``generator`` (a CPU ``torch.Generator``) is given, so a run is
+reproducible from ``torch.manual_seed`` whatever the device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gramgan.data.resize import imresize
+
+__all__ = [
+    "build_global_candidates",
+    "build_local_candidates",
+    "downsample_retiled",
+    "random_affine_thetas",
+    "warp_images",
+]
+
+
+def _no_autocast(x: Tensor) -> torch.autocast:
+    """Autocast off: the database is built in float32 even inside an autocast region."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
+def _check_hr(hr: object) -> Tensor:
+    if not isinstance(hr, Tensor):
+        raise TypeError(f"hr must be a torch.Tensor, got {type(hr).__name__}")
+    if hr.dim() != 4:
+        raise ValueError(f"hr must have shape (B, C, H, W), got shape {tuple(hr.shape)}")
+    if not hr.is_floating_point():
+        raise TypeError(f"hr must be a floating tensor, got {hr.dtype}")
+    return hr
+
+
+def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_magnitude(magnitude: object) -> float:
+    if isinstance(magnitude, bool) or not isinstance(magnitude, (int, float)):
+        raise TypeError(f"magnitude must be a number, got {type(magnitude).__name__}")
+    if not 0 <= float(magnitude) < float("inf"):
+        raise ValueError(f"magnitude must be finite and >= 0, got {magnitude}")
+    return float(magnitude)
+
+
+def _check_divisible(hr: Tensor, multiple: int, why: str) -> None:
+    h, w = hr.shape[-2:]
+    if h % multiple or w % multiple or h == 0 or w == 0:
+        raise ValueError(f"hr has shape {tuple(hr.shape)}: H and W must be positive multiples of {multiple} ({why})")
+
+
+def random_affine_thetas(
+    batch: int,
+    num_warps: int,
+    magnitude: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Random affine maps ``[I | 0] + U(-m, m)`` (elementwise), one per image and warp.
+
+    Returns ``(batch, num_warps, 2, 3)``; every entry differs from ``[[1, 0, 0], [0, 1, 0]]`` by at
+    most ``magnitude``. Drawn on the CPU (global RNG or ``generator``), then moved to ``device``.
+    """
+    _check_positive_int("batch", batch, 0)
+    _check_positive_int("num_warps", num_warps, 0)
+    magnitude = _check_magnitude(magnitude)
+    noise = torch.rand(batch, num_warps, 2, 3, generator=generator, dtype=torch.float64)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    thetas = identity + (2.0 * noise - 1.0) * magnitude
+    return thetas.to(device=device, dtype=dtype)
+
+
+def warp_images(hr: Tensor, thetas: Tensor) -> Tensor:
+    """Warp every image by each of its maps: ``hr`` (B, C, H, W), ``thetas`` (B, J, 2, 3) -> (B, J, C, H, W).
+
+    Bilinear ``grid_sample`` with reflection padding, ``align_corners=False``; float32 inside.
+    """
+    hr = _check_hr(hr)
+    b, c, h, w = hr.shape
+    if thetas.dim() != 4 or thetas.shape[0] != b or thetas.shape[-2:] != (2, 3):
+        raise ValueError(
+            f"thetas must have shape ({b}, J, 2, 3) for hr of shape {tuple(hr.shape)}, got {tuple(thetas.shape)}"
+        )
+    j = thetas.shape[1]
+    if j == 0 or b == 0:
+        return hr.new_zeros((b, j, c, h, w))
+    with torch.no_grad(), _no_autocast(hr):
+        src = hr.detach().float().repeat_interleave(j, dim=0)  # (B*J, C, H, W): image-major, warp-minor
+        theta = thetas.reshape(b * j, 2, 3).to(src.device, torch.float32)
+        grid = F.affine_grid(theta, [b * j, c, h, w], align_corners=False)
+        warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return warped.reshape(b, j, c, h, w).to(hr.dtype)
+
+
+def _downsample(hr: Tensor, scale: float, clamp: bool) -> Tensor:
+    """MATLAB-style bicubic resize with antialiasing, float32, no grad, clamped to [0, 1] if asked."""
+    with torch.no_grad(), _no_autocast(hr):
+        small = imresize(hr.detach().float(), scale=scale, antialias=True)
+        return small.clamp_(0.0, 1.0) if clamp else small
+
+
+def downsample_retiled(hr: Tensor, patch_size: int = 4, clamp: bool = True) -> Tensor:
+    """Candidate 1 of the local database: HR↓2, each k x k patch repeated into a 2 x 2 block of patches.
+
+    Patch (i, j) of the result equals patch (i // 2, j // 2) of ``imresize(hr, 0.5)`` (clamped to
+    [0, 1] when ``clamp``). Needs H and W to be multiples of 2k. Returns (B, C, H, W) in HR's dtype.
+    """
+    hr = _check_hr(hr)
+    k = _check_positive_int("patch_size", patch_size)
+    _check_divisible(hr, 2 * k, f"the x2 candidate is re-tiled in patches of {k}, so 2 x patch_size")
+    b, c, h, w = hr.shape
+    small = _downsample(hr, 0.5, clamp)  # (B, C, H/2, W/2)
+    rows, cols = h // (2 * k), w // (2 * k)
+    cells = small.reshape(b, c, rows, 1, k, cols, 1, k)
+    tiled = cells.expand(b, c, rows, 2, k, cols, 2, k).reshape(b, c, h, w)
+    return tiled.to(hr.dtype)
+
+
+def build_local_candidates(
+    hr: Tensor,
+    num_warps: int = 4,
+    magnitude: float = 0.003,
+    patch_size: int = 4,
+    *,
+    clamp: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The local candidate stack ``(B, 2 + J, C, H, W)``: [HR, HR↓2 re-tiled, J warps] (SPEC §2).
+
+    Args:
+        hr: ground truth ``(B, C, H, W)``, H and W multiples of ``2 * patch_size``.
+        num_warps: J, random affine warps per image (4, ours).
+        magnitude: m, the bound of the affine perturbation (0.003, the paper's).
+        patch_size: k, the texture loss's patch size (4).
+        clamp: clamp the downsampled candidate to [0, 1] (True, ours).
+        generator: CPU generator for the warps; None uses torch's global RNG.
+
+    Not differentiable (built under ``no_grad``); returned in HR's dtype on HR's device.
+    """
+    hr = _check_hr(hr)
+    retiled = downsample_retiled(hr, patch_size, clamp)
+    thetas = random_affine_thetas(hr.shape[0], num_warps, magnitude, generator=generator, device=hr.device)
+    warps = warp_images(hr, thetas)
+    return torch.cat([hr.detach().unsqueeze(1), retiled.unsqueeze(1), warps], dim=1)
+
+
+def build_global_candidates(
+    hr: Tensor,
+    num_warps: int = 4,
+    magnitude: float = 0.003,
+    patch_size: int = 4,
+    *,
+    clamp: bool = True,
+    generator: torch.Generator | None = None,
+) -> list[Tensor]:
+    """The global candidate list ``[HR, HR↓2, HR↓4, warp_1, ..., warp_J]`` of ``(B, C, h, w)`` images.
+
+    HR must have H and W multiples of ``patch_size``. The downsampled levels are
+    ``imresize(hr, 1/2)`` and ``imresize(hr, 1/4)`` of the whole image, then cropped at the bottom
+    and right to the largest multiple of ``patch_size`` (the global search needs whole patches, not
+    alignment); a level smaller than one patch is a ``ValueError``. Arguments as
+    :func:`build_local_candidates`.
+    """
+    hr = _check_hr(hr)
+    k = _check_positive_int("patch_size", patch_size)
+    _check_divisible(hr, k, "the global candidates are searched in whole patches")
+    levels = []
+    for factor in (2, 4):
+        small = _downsample(hr, 1.0 / factor, clamp)
+        h, w = (small.shape[-2] // k) * k, (small.shape[-1] // k) * k
+        if h == 0 or w == 0:
+            raise ValueError(
+                f"hr of shape {tuple(hr.shape)} is too small for the x{factor} global candidate: "
+                f"it must be at least {factor * k} pixels on each side"
+            )
+        levels.append(small[..., :h, :w].to(hr.dtype))
+    thetas = random_affine_thetas(hr.shape[0], num_warps, magnitude, generator=generator, device=hr.device)
+    warps = warp_images(hr, thetas)
+    return [hr.detach(), *levels, *warps.unbind(dim=1)]

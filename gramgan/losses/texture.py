@@ -1,0 +1,75 @@
+"""The patch-wise texture loss (Eq. 4) against a candidate database built from the HR batch (SPEC §2).
+
+The candidates come from :mod:`gramgan.data.candidates`; selection and loss run in one fused op,
+:func:`gramgan.ops.gram_texture_loss`, so every backend (reference, cpu, cuda, triton) serves.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gramgan import ops
+from gramgan.data.candidates import build_global_candidates, build_local_candidates
+
+__all__ = ["build_candidates", "texture_loss"]
+
+SCOPES = ("local", "global")
+
+
+def build_candidates(
+    hr: Tensor,
+    scope: str = "local",
+    num_warps: int = 4,
+    magnitude: float = 0.003,
+    patch_size: int = 4,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor | list[Tensor]:
+    """The candidate database of ``scope``: a ``(B, 2 + J, C, H, W)`` stack (local) or a list (global)."""
+    if scope == "local":
+        return build_local_candidates(hr, num_warps, magnitude, patch_size, generator=generator)
+    if scope == "global":
+        return build_global_candidates(hr, num_warps, magnitude, patch_size, generator=generator)
+    raise ValueError(f"unknown texture scope {scope!r}: expected one of {', '.join(map(repr, SCOPES))}")
+
+
+def texture_loss(
+    sr: Tensor,
+    hr: Tensor,
+    scope: str = "local",
+    num_warps: int = 4,
+    magnitude: float = 0.003,
+    patch_size: int = 4,
+    gt_weight: float = 0.0,
+    target: str = "gram",
+    criterion: str = "mse",
+    *,
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
+) -> Tensor:
+    """Build the candidates from ``hr`` (random warps: one draw of the RNG) and return
+    ``gram_texture_loss(sr, candidates, ...)``, the mean over patches; gradient to ``sr`` only.
+
+    The candidates are cast to ``sr``'s dtype (the op needs them to match); autocast is switched off
+    around the op.
+    """
+    candidates = build_candidates(hr, scope, num_warps, magnitude, patch_size, generator=generator)
+    if isinstance(candidates, Tensor):
+        candidates = candidates.to(sr.dtype)
+    else:
+        candidates = [c.to(sr.dtype) for c in candidates]
+    # Autocast off: the op accumulates in float32 itself (SPEC §1); autocast would run the reference
+    # backend's einsum in bf16/fp16 and blur Gram differences of order 1e-3.
+    with torch.autocast(device_type=sr.device.type, enabled=False):
+        return ops.gram_texture_loss(
+            sr,
+            candidates,
+            k=patch_size,
+            scope=scope,
+            gt_weight=gt_weight,
+            target=target,
+            criterion=criterion,
+            reduction="mean",
+            backend=backend,
+        )

@@ -1,0 +1,496 @@
+"""The ``triton`` backend: ``torch.library`` wiring of the Triton kernels in ``kernels/``.
+
+Each op is a ``torch.library.triton_op`` in the ``gramgan_triton`` namespace whose body only allocates
+outputs and launches kernels through ``wrap_triton``, so ``torch.compile`` sees the kernels themselves
+(no graph break) and the fake implementation is the body run on fake tensors. Autograd is registered
+with ``register_autograd`` and saves the least: the inputs it already holds and the selected index.
+
+The backend runs on CUDA tensors, and on CPU tensors when ``TRITON_INTERPRET=1`` was set before the
+kernels were first imported (Triton's interpreter runs the kernels exactly as written, slowly).
+Importing this module never fails: without a working triton (or the ``kernels`` package) the backend
+reports why it is unavailable.
+
+Arguments are not re-checked here: ``gramgan.ops._validate`` is the one validation layer, so calling
+``torch.ops.gramgan_triton.*`` directly with inconsistent shapes is unsupported.
+"""
+
+import contextlib
+import os
+
+import torch
+
+from gramgan.ops._backend import Candidates, kernel_unsupported_reason
+
+NAMESPACE = "gramgan_triton"
+
+_IMPORT_ERROR: str | None = None
+try:
+    import triton
+    from torch.library import triton_op, wrap_triton
+except Exception as error:  # triton missing or broken (any error): the backend is unavailable, import still works
+    _IMPORT_ERROR = f"triton could not be imported ({type(error).__name__}: {error})"
+
+if _IMPORT_ERROR is None:
+    try:
+        import kernels
+        from kernels.gram import patch_gram_bwd_kernel, patch_gram_fwd_kernel
+        from kernels.texture_loss import (
+            LOSS_GRAM,
+            LOSS_NONE,
+            LOSS_PIXEL,
+            global_select_kernel,
+            local_select_kernel,
+            loss_at_index_kernel,
+            texture_bwd_kernel,
+        )
+        from kernels.texture_mask import (
+            MODE_GRAD,
+            MODE_MASK,
+            MODE_PAIR,
+            luminance_plane_kernel,
+            mask_grid_kernel,
+            sliding_cols_kernel,
+            sliding_rows_kernel,
+        )
+    except Exception as error:  # e.g. an install without the top-level `kernels` package
+        _IMPORT_ERROR = f"the Triton kernels (package 'kernels') failed to import ({type(error).__name__}: {error})"
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _accumulation(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of Grams and losses: float64 for float64 input, float32 otherwise (SPEC §1)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _pow2(n: int) -> int:
+    return triton.next_power_of_2(n)
+
+
+def _device_guard(x: torch.Tensor):
+    """Kernels launch on the current CUDA device: make it the tensor's (nothing to do without a GPU,
+    e.g. when tracing with fake CUDA tensors)."""
+    return torch.cuda.device(x.device) if x.is_cuda and torch.cuda.is_available() else contextlib.nullcontext()
+
+
+def _patch_grid(n: int):
+    return lambda meta: (triton.cdiv(n, meta["BLOCK_P"]),)
+
+
+def _common(x: torch.Tensor, k: int) -> dict:
+    """The constexpr arguments every patch kernel takes (C specialised to an int under dynamic shapes)."""
+    c = int(x.shape[1])
+    return {"PATCH": k, "C": c, "CC_P": _pow2(c * c), "F64": x.dtype == torch.float64}
+
+
+def _launch_gram(x: torch.Tensor, out: torch.Tensor, k: int, out_sb: int, out_sp: int, row0: int) -> None:
+    """Grams of every patch of ``x`` into rows ``row0 + n`` of ``out``."""
+    b, _, h, w = x.shape
+    n = (h // k) * (w // k)
+    wrap_triton(patch_gram_fwd_kernel)[_patch_grid(b * n)](
+        x, *x.stride(), out, out_sb, out_sp, row0, b * n, n, w // k, **_common(x, k)
+    )
+
+
+def _levels(candidates: list[torch.Tensor], k: int) -> list[tuple[int, int, int]]:
+    """(first bank row, patch count, patches per row) of each global candidate image."""
+    rows, start = [], 0
+    for image in candidates:
+        hp, wp = image.shape[-2] // k, image.shape[-1] // k
+        rows.append((start, hp * wp, wp))
+        start += hp * wp
+    return rows
+
+
+# -------------------------------------------------------------------------------------------- patch_gram
+
+
+def _patch_gram(x: torch.Tensor, k: int) -> torch.Tensor:
+    b, c, h, w = x.shape
+    out = torch.empty((b, h // k, w // k, c, c), dtype=_accumulation(x.dtype), device=x.device)
+    with _device_guard(x):
+        _launch_gram(x, out, k, (h // k) * (w // k) * c * c, c * c, 0)
+    return out
+
+
+def _patch_gram_backward(grad: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    b, c, h, w = x.shape
+    grad = grad.contiguous()
+    dx = torch.empty((b, c, h, w), dtype=x.dtype, device=x.device)
+    n = (h // k) * (w // k)
+    with _device_guard(x):
+        wrap_triton(patch_gram_bwd_kernel)[_patch_grid(b * n)](
+            x, *x.stride(), grad, dx, *dx.stride(), b * n, n, w // k, **_common(x, k)
+        )
+    return dx
+
+
+def _patch_gram_setup(ctx, inputs, output) -> None:
+    x, k = inputs
+    ctx.save_for_backward(x)
+    ctx.k = k
+
+
+def _patch_gram_grad(ctx, grad):
+    (x,) = ctx.saved_tensors
+    return torch.ops.gramgan_triton.patch_gram_backward(grad, x, ctx.k), None
+
+
+# ------------------------------------------------------------------------------------- selection & loss
+
+
+def _launch_local(
+    sr: torch.Tensor, candidates: torch.Tensor, index: torch.Tensor, loss: torch.Tensor,
+    k: int, gt_weight: float, mode: int, l1: bool,
+) -> None:  # fmt: skip
+    b, _, h, w = sr.shape
+    n = (h // k) * (w // k)
+    wrap_triton(local_select_kernel)[_patch_grid(b * n)](
+        sr, *sr.stride(), candidates, *candidates.stride(), index, loss,
+        b * n, n, w // k, candidates.shape[1], gt_weight,
+        USE_GT=gt_weight != 0.0, LOSS=mode, L1=l1, **_common(sr, k),
+    )  # fmt: skip
+
+
+def _select_local(sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight: float) -> torch.Tensor:
+    b, _, h, w = sr.shape
+    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
+    with _device_guard(sr):
+        _launch_local(sr, candidates, index, index, k, gt_weight, LOSS_NONE, False)
+    return index
+
+
+def _texture_loss_local(
+    sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight: float, target: str, criterion: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    b, _, h, w = sr.shape
+    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
+    loss = torch.empty((b, h // k, w // k), dtype=_accumulation(sr.dtype), device=sr.device)
+    mode = LOSS_GRAM if target == "gram" else LOSS_PIXEL
+    with _device_guard(sr):
+        _launch_local(sr, candidates, index, loss, k, gt_weight, mode, criterion == "l1")
+    return loss, index
+
+
+def _launch_global_select(
+    sr: torch.Tensor, candidates: list[torch.Tensor], index: torch.Tensor, loss: torch.Tensor,
+    k: int, gt_weight: float, gram_loss: bool, l1: bool,
+) -> None:  # fmt: skip
+    """Bank of candidate Grams (B, M, C*C), then the running argmin (and the Gram-target loss)."""
+    b, c, h, w = sr.shape
+    levels = _levels(candidates, k)
+    m = sum(count for _, count, _ in levels)
+    bank = torch.empty((b, m, c * c), dtype=_accumulation(sr.dtype), device=sr.device)
+    for image, (start, _, _) in zip(candidates, levels):
+        _launch_gram(image, bank, k, m * c * c, c * c, start)
+    n = (h // k) * (w // k)
+    wrap_triton(global_select_kernel)[lambda meta: (triton.cdiv(n, meta["BLOCK_P"]), b)](
+        sr, *sr.stride(), bank, index, loss, n, w // k, m, gt_weight,
+        USE_GT=gt_weight != 0.0, GRAM_LOSS=gram_loss, L1=l1, **_common(sr, k),
+    )  # fmt: skip
+
+
+def _select_global(sr: torch.Tensor, candidates: list[torch.Tensor], k: int, gt_weight: float) -> torch.Tensor:
+    b, _, h, w = sr.shape
+    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
+    with _device_guard(sr):
+        _launch_global_select(sr, candidates, index, index, k, gt_weight, False, False)
+    return index
+
+
+def _texture_loss_global(
+    sr: torch.Tensor, candidates: list[torch.Tensor], k: int, gt_weight: float, target: str, criterion: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    b, _, h, w = sr.shape
+    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
+    loss = torch.empty((b, h // k, w // k), dtype=_accumulation(sr.dtype), device=sr.device)
+    l1 = criterion == "l1"
+    with _device_guard(sr):
+        _launch_global_select(sr, candidates, index, loss, k, gt_weight, target == "gram", l1)
+        if target == "pixel":  # the chosen pixels live in one of the candidate images: one launch each
+            n = (h // k) * (w // k)
+            for image, (start, count, wp_c) in zip(candidates, _levels(candidates, k)):
+                wrap_triton(loss_at_index_kernel)[_patch_grid(b * n)](
+                    sr, *sr.stride(), image, image.stride(0), *image.stride()[1:], index, loss,
+                    b * n, n, w // k, start, count, wp_c,
+                    TARGET_GRAM=False, L1=l1, **_common(sr, k),
+                )  # fmt: skip
+    return loss, index
+
+
+def _launch_backward(
+    grad: torch.Tensor, sr: torch.Tensor, image: torch.Tensor, index: torch.Tensor, dx: torch.Tensor,
+    k: int, target: str, criterion: str, local: bool, start: int, count: int, wp_c: int,
+) -> None:  # fmt: skip
+    b, _, h, w = sr.shape
+    n = (h // k) * (w // k)
+    c_strides = image.stride() if local else (image.stride(0), 0, *image.stride()[1:])
+    wrap_triton(texture_bwd_kernel)[_patch_grid(b * n)](
+        sr, *sr.stride(), image, *c_strides, index, grad, dx, *dx.stride(),
+        b * n, n, w // k, start, count, wp_c,
+        LOCAL=local, TARGET_GRAM=target == "gram", L1=criterion == "l1",
+        **_common(sr, k),
+    )  # fmt: skip
+
+
+def _texture_loss_local_backward(
+    grad: torch.Tensor, sr: torch.Tensor, candidates: torch.Tensor, index: torch.Tensor,
+    k: int, target: str, criterion: str,
+) -> torch.Tensor:  # fmt: skip
+    dx = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
+    with _device_guard(sr):
+        _launch_backward(grad.contiguous(), sr, candidates, index, dx, k, target, criterion, True, 0, 0, 1)
+    return dx
+
+
+def _texture_loss_global_backward(
+    grad: torch.Tensor, sr: torch.Tensor, candidates: list[torch.Tensor], index: torch.Tensor,
+    k: int, target: str, criterion: str,
+) -> torch.Tensor:  # fmt: skip
+    dx = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
+    grad = grad.contiguous()
+    with _device_guard(sr):  # each patch is written by the launch of the image holding its choice
+        for image, (start, count, wp_c) in zip(candidates, _levels(candidates, k)):
+            _launch_backward(grad, sr, image, index, dx, k, target, criterion, False, start, count, wp_c)
+    return dx
+
+
+def _texture_loss_setup(ctx, inputs, output) -> None:
+    sr, candidates, k, _, target, criterion = inputs
+    _, index = output
+    images = [candidates] if isinstance(candidates, torch.Tensor) else list(candidates)
+    ctx.save_for_backward(sr, index, *images)
+    ctx.local = isinstance(candidates, torch.Tensor)
+    ctx.args = (k, target, criterion)
+
+
+def _texture_loss_grad(ctx, grad_loss, _grad_index):
+    sr, index, *images = ctx.saved_tensors
+    grad_sr = None
+    if ctx.needs_input_grad[0]:
+        if ctx.local:
+            grad_sr = torch.ops.gramgan_triton.texture_loss_local_backward(grad_loss, sr, images[0], index, *ctx.args)
+        else:
+            grad_sr = torch.ops.gramgan_triton.texture_loss_global_backward(grad_loss, sr, images, index, *ctx.args)
+    no_grad_candidates = None if ctx.local else [None] * len(images)  # same structure as the input
+    return grad_sr, no_grad_candidates, None, None, None, None
+
+
+# ------------------------------------------------------------------------------------------ texture mask
+
+
+def _launch_mask(
+    x: torch.Tensor, a: torch.Tensor, out1: torch.Tensor, out2: torch.Tensor,
+    k: int, threshold: float, oy: int, ox: int, mode: str, window: int, kind: int,
+) -> None:  # fmt: skip
+    """Mask of ``x`` and the outputs of ``kind`` (see ``kernels.texture_mask``)."""
+    b, c, h, w = x.shape
+    c, f64 = int(c), x.dtype == torch.float64
+    tensors = (*(x, *x.stride()), *(a, *a.stride()), *(out1, *out1.stride()), *(out2, *out2.stride()))
+    if mode == "grid":
+        hc, wc = triton.cdiv(h + oy, k), triton.cdiv(w + ox, k)
+        wrap_triton(mask_grid_kernel)[_patch_grid(b * hc * wc)](
+            *tensors, b * hc * wc, hc * wc, wc, h, w, oy, ox, threshold, PATCH=k, C=c, F64=f64, MODE=kind
+        )
+        return
+    # Sliding statistics are float64 whatever x's dtype (see kernels.texture_mask).
+    scratch = torch.empty((3, b, h, w), dtype=torch.float64, device=x.device)  # luminance, row sums of Y, Y^2
+    radius, n, plane = window // 2, window * window, b * h * w
+    wrap_triton(luminance_plane_kernel)[lambda meta: (triton.cdiv(h * w, meta["BLOCK_P"]), b)](
+        x, *x.stride(), scratch, h, w, C=c, F64=True
+    )
+    wrap_triton(sliding_rows_kernel)[lambda meta: (triton.cdiv(b * h, meta["BLOCK"]), triton.cdiv(w, meta["SEG"]))](
+        scratch, plane, b * h, w, radius, F64=True
+    )
+    wrap_triton(sliding_cols_kernel)[lambda meta: (triton.cdiv(b * w, meta["BLOCK"]), triton.cdiv(h, meta["SEG"]))](
+        scratch, plane, *tensors, b * w, h, w, radius, 1.0 / n, 1.0 / (n - 1) if n > 1 else 0.0, threshold,
+        C=c, F64=True, IO64=f64, MODE=kind,
+    )  # fmt: skip
+
+
+def _texture_mask(x: torch.Tensor, k: int, threshold: float, oy: int, ox: int, mode: str, window: int) -> torch.Tensor:
+    b, _, h, w = x.shape
+    mask = torch.empty((b, 1, h, w), dtype=x.dtype, device=x.device)
+    with _device_guard(x):
+        _launch_mask(x, mask, mask, mask, k, threshold, oy, ox, mode, window, MODE_MASK)
+    return mask
+
+
+def _mask_pair(
+    sr: torch.Tensor, hr: torch.Tensor, k: int, threshold: float, oy: int, ox: int, mode: str, window: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    sr_m = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
+    hr_m = torch.empty(hr.shape, dtype=hr.dtype, device=hr.device)
+    with _device_guard(hr):
+        _launch_mask(hr, sr, sr_m, hr_m, k, threshold, oy, ox, mode, window, MODE_PAIR)
+    return sr_m, hr_m
+
+
+def _mask_pair_backward(
+    grad: torch.Tensor, hr: torch.Tensor, k: int, threshold: float, oy: int, ox: int, mode: str, window: int
+) -> torch.Tensor:
+    dx = torch.empty(hr.shape, dtype=hr.dtype, device=hr.device)
+    with _device_guard(hr):
+        _launch_mask(hr, grad.to(hr.dtype), dx, dx, k, threshold, oy, ox, mode, window, MODE_GRAD)
+    return dx
+
+
+def _mask_pair_setup(ctx, inputs, output) -> None:
+    _, hr, *args = inputs
+    ctx.save_for_backward(hr)
+    ctx.args = args
+    ctx.mark_non_differentiable(output[1])
+
+
+def _mask_pair_grad(ctx, grad_sr_m, _grad_hr_m):
+    (hr,) = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = torch.ops.gramgan_triton.mask_pair_backward(grad_sr_m, hr, *ctx.args)
+    return grad, None, None, None, None, None, None, None
+
+
+# ------------------------------------------------------------------------------------------ registration
+
+
+def _grid_like(x: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
+    b, _, h, w = x.shape
+    return x.new_empty((b, h // k, w // k), dtype=dtype)
+
+
+def _interpreter_fakes() -> dict:
+    """Shape-only fake implementations, used under ``TRITON_INTERPRET=1`` only.
+
+    A ``triton_op``'s own fake implementation is its body run on fake tensors, which on a GPU records the
+    kernels without running them; the interpreter would run them on data-less tensors instead. With these,
+    ``torch.compile(backend="eager")`` traces the ops on the CPU (the kernels run eagerly at call time);
+    compilers that trace into the body (aot_eager, inductor) need a GPU.
+    """
+    def loss(sr, candidates, k, *_):
+        return _grid_like(sr, k, _accumulation(sr.dtype)), _grid_like(sr, k, torch.int64)
+
+    def like(x):
+        return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+    return {
+        "patch_gram": lambda x, k: x.new_empty((*_grid_like(x, k, x.dtype).shape, x.shape[1], x.shape[1]),
+                                               dtype=_accumulation(x.dtype)),
+        "patch_gram_backward": lambda grad, x, k: like(x),
+        "gram_select_local": lambda sr, candidates, k, *_: _grid_like(sr, k, torch.int64),
+        "gram_select_global": lambda sr, candidates, k, *_: _grid_like(sr, k, torch.int64),
+        "texture_loss_local": loss,
+        "texture_loss_global": loss,
+        "texture_loss_local_backward": lambda grad, sr, *_: like(sr),
+        "texture_loss_global_backward": lambda grad, sr, *_: like(sr),
+        "texture_mask": lambda x, *_: x.new_empty((x.shape[0], 1, *x.shape[2:])),
+        "mask_pair": lambda sr, hr, *_: (like(sr), like(hr)),
+        "mask_pair_backward": lambda grad, hr, *_: like(hr),
+    }  # fmt: skip
+
+
+def _register() -> None:
+    """Defines the ``gramgan_triton::*`` ops and their autograd formulas."""
+    fakes = _interpreter_fakes() if kernels.INTERPRET else {}
+
+    def op(name, fn):
+        definition = triton_op(f"{NAMESPACE}::{name}", fn, mutates_args=())
+        if name in fakes:
+            definition.register_fake(fakes[name])
+        return definition
+
+    op("patch_gram", _patch_gram).register_autograd(_patch_gram_grad, setup_context=_patch_gram_setup)
+    op("patch_gram_backward", _patch_gram_backward)
+    op("gram_select_local", _select_local)
+    op("gram_select_global", _select_global)
+    for name, fn in (("texture_loss_local", _texture_loss_local), ("texture_loss_global", _texture_loss_global)):
+        op(name, fn).register_autograd(_texture_loss_grad, setup_context=_texture_loss_setup)
+    op("texture_loss_local_backward", _texture_loss_local_backward)
+    op("texture_loss_global_backward", _texture_loss_global_backward)
+    op("texture_mask", _texture_mask)
+    op("mask_pair", _mask_pair).register_autograd(_mask_pair_grad, setup_context=_mask_pair_setup)
+    op("mask_pair_backward", _mask_pair_backward)
+
+
+if _IMPORT_ERROR is None:
+    try:
+        _register()
+    except Exception as error:  # e.g. a torch without triton_op: report it instead of failing the import
+        _IMPORT_ERROR = f"the gramgan_triton ops could not be registered ({type(error).__name__}: {error})"
+
+
+# ----------------------------------------------------------------------------------------------- backend
+
+
+class TritonBackend:
+    """The ``triton`` table entry of ``gramgan.ops`` (the ``Backend`` protocol of ``_backend.py``)."""
+
+    name = "triton"
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        if _IMPORT_ERROR is not None:
+            return _IMPORT_ERROR
+        if device.type == "cuda":
+            return None
+        if device.type == "cpu":
+            if kernels.INTERPRET:
+                return None
+            if os.environ.get("TRITON_INTERPRET", "") not in ("", "0"):
+                return (
+                    "TRITON_INTERPRET was set after the Triton kernels were loaded; set it before Python "
+                    "starts to run them on the CPU interpreter"
+                )
+        return f"backend 'triton' needs a CUDA tensor (or TRITON_INTERPRET=1 for the CPU interpreter), got {device}"
+
+    def unsupported_reason(self, k: int, channels: int) -> str | None:
+        return kernel_unsupported_reason(k, channels)
+
+    def patch_gram(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        return torch.ops.gramgan_triton.patch_gram(x, k)
+
+    def gram_select(
+        self, sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float
+    ) -> torch.Tensor:
+        if scope == "local":
+            return torch.ops.gramgan_triton.gram_select_local(sr.detach(), candidates.detach(), k, gt_weight)
+        images = [image.detach() for image in candidates]
+        return torch.ops.gramgan_triton.gram_select_global(sr.detach(), images, k, gt_weight)
+
+    def texture_loss(
+        self,
+        sr: torch.Tensor,
+        candidates: Candidates,
+        k: int,
+        scope: str,
+        gt_weight: float,
+        target: str,
+        criterion: str,
+    ) -> torch.Tensor:
+        if scope == "local":
+            op, cands = torch.ops.gramgan_triton.texture_loss_local, candidates.detach()
+        else:
+            op, cands = torch.ops.gramgan_triton.texture_loss_global, [image.detach() for image in candidates]
+        loss, _ = op(sr, cands, k, gt_weight, target, criterion)
+        return loss
+
+    def texture_mask(
+        self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
+    ) -> torch.Tensor:
+        return torch.ops.gramgan_triton.texture_mask(x.detach(), k, threshold, offset[0], offset[1], mode, window)
+
+    def mask_pair(
+        self,
+        sr: torch.Tensor,
+        hr: torch.Tensor,
+        k: int,
+        threshold: float,
+        offset: tuple[int, int],
+        mode: str,
+        window: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        oy, ox = offset
+        sr_m, hr_m = torch.ops.gramgan_triton.mask_pair(sr, hr.detach(), k, threshold, oy, ox, mode, window)
+        return sr_m, hr_m
+
+
+TRITON_BACKEND = TritonBackend()

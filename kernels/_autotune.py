@@ -1,0 +1,34 @@
+"""Autotuning: a small set of configurations on a GPU, a single one under the interpreter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import triton
+
+
+@triton.jit
+def _probe():
+    pass
+
+
+# ``@triton.jit`` returns an InterpretedFunction when TRITON_INTERPRET was set at decoration time.
+INTERPRET: bool = type(_probe).__name__ == "InterpretedFunction"
+
+
+def tuned(
+    gpu: Sequence[tuple[dict[str, Any], int]],
+    interpreter: dict[str, Any],
+    key: Sequence[str],
+) -> Callable:
+    """``triton.autotune`` over ``gpu`` (``(meta, num_warps)`` pairs), or ``interpreter`` alone.
+
+    The interpreter runs one program at a time in numpy, so its single configuration uses large
+    blocks (fewer programs); autotuning there would only multiply the run time.
+    """
+    if INTERPRET:
+        configs = [triton.Config(dict(interpreter), num_warps=1)]
+    else:
+        configs = [triton.Config(dict(meta), num_warps=warps) for meta, warps in gpu]
+    return triton.autotune(configs=configs, key=list(key))

@@ -1,0 +1,102 @@
+// CPU kernels of gramgan::patch_gram and its backward: threads over patch-rows.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "cpu_gram.h"
+
+namespace gramgan {
+namespace cpu {
+namespace {
+
+template <typename T, int K, int C>
+void patch_gram_kernel(const at::Tensor& x, at::Tensor& out) {
+  constexpr int P = pair_count<C>();
+  const int64_t B = x.size(0), H = x.size(2), W = x.size(3), Hp = H / K, Wp = W / K;
+  const T* xp = x.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / Hp, i = t % Hp;
+      const T* row = xp + (b * C * H + i * K) * W;
+      for (int64_t j = 0; j < Wp; ++j) {
+        T g[P];
+        patch_gram<T, K, C>(row + j * K, H * W, W, g, 1);
+        T* dst = op + (t * Wp + j) * C * C;
+        int q = 0;
+        for (int a = 0; a < C; ++a) {
+          for (int c = a; c < C; ++c, ++q) dst[a * C + c] = dst[c * C + a] = g[q];
+        }
+      }
+    }
+  });
+}
+
+// dx_u = (1/K^2) (dG + dG^T) x_u for every pixel u of every patch.
+template <typename T, int K, int C>
+void patch_gram_backward_kernel(const at::Tensor& grad, const at::Tensor& x, at::Tensor& dx) {
+  const int64_t B = x.size(0), H = x.size(2), W = x.size(3), Hp = H / K, Wp = W / K, HW = H * W;
+  const T* xp = x.data_ptr<T>();
+  const T* gp = grad.data_ptr<T>();
+  T* dp = dx.data_ptr<T>();
+  const T inv_area = T(1) / T(K * K);
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / Hp, i = t % Hp;
+      for (int64_t j = 0; j < Wp; ++j) {
+        const T* g = gp + (t * Wp + j) * C * C;
+        T S[C][C];
+        for (int a = 0; a < C; ++a) {
+          for (int c = 0; c < C; ++c) S[a][c] = (g[a * C + c] + g[c * C + a]) * inv_area;
+        }
+        const int64_t offset = (b * C * H + i * K) * W + j * K;
+        using V = typename RowVec<T, K>::type;
+        for (int r = 0; r < K; ++r) {
+          V v[C];
+          for (int c = 0; c < C; ++c) load_row<T, K>(v[c], xp + offset + c * HW + r * W);
+          for (int a = 0; a < C; ++a) {
+            V out = V{};
+            for (int c = 0; c < C; ++c) out += S[a][c] * v[c];
+            store_row<T, K>(dp + offset + a * HW + r * W, out);
+          }
+        }
+      }
+    }
+  });
+}
+
+at::Tensor patch_gram_cpu(const at::Tensor& x_in, int64_t k) {
+  check_image(x_in, "x", k);
+  const at::ScalarType compute = acc_scalar_type(x_in.scalar_type());
+  const at::Tensor x = x_in.to(compute).contiguous();
+  const int64_t C = x.size(1);
+  at::Tensor out = at::empty({x.size(0), x.size(2) / k, x.size(3) / k, C, C}, x.options());
+  dispatch_kernel(compute, k, C, [&](auto t, auto kc, auto cc) {
+    patch_gram_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(x, out);
+  });
+  return out;
+}
+
+at::Tensor patch_gram_backward_cpu(const at::Tensor& grad_in, const at::Tensor& x_in, int64_t k) {
+  check_image(x_in, "x", k);
+  const at::ScalarType compute = acc_scalar_type(x_in.scalar_type());
+  const at::Tensor x = x_in.to(compute).contiguous();
+  const int64_t C = x.size(1);
+  TORCH_CHECK(grad_in.dim() == 5 && grad_in.size(0) == x.size(0) && grad_in.size(1) == x.size(2) / k &&
+                  grad_in.size(2) == x.size(3) / k && grad_in.size(3) == C && grad_in.size(4) == C,
+              "gramgan: patch_gram_backward: grad has shape ", grad_in.sizes(), " for x ", x.sizes());
+  const at::Tensor grad = grad_in.to(compute).contiguous();
+  at::Tensor dx = at::empty_like(x);
+  dispatch_kernel(compute, k, C, [&](auto t, auto kc, auto cc) {
+    patch_gram_backward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(grad, x, dx);
+  });
+  return dx.to(x_in.scalar_type());
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace gramgan
+
+TORCH_LIBRARY_IMPL(gramgan, CPU, m) {
+  m.impl("patch_gram", &gramgan::cpu::patch_gram_cpu);
+  m.impl("patch_gram_backward", &gramgan::cpu::patch_gram_backward_cpu);
+}

@@ -1,0 +1,379 @@
+// CPU kernels of the Gram selection and the texture loss (SPEC §1), local and global scope.
+//
+// Local scope: one pass per patch-row computes the SR Grams, each candidate's Grams, the score, the
+// running argmin and the loss; nothing bigger than a few rows of the image is ever held. Global scope:
+// the candidate Gram bank (B, M, P) is computed first (small), then every patch-row scans it with a
+// running argmin, so no (N x M) score matrix exists. Backward recomputes from the saved index.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "cpu_gram.h"
+
+namespace gramgan {
+namespace cpu {
+namespace {
+
+// Folds one candidate's Grams gc into the running argmin of n patches (ge, gg, gc, g_best in pairs
+// layout with stride n): score = ||Ge - Gc||^2 (+ beta ||Gg - Gc||^2 when beta != 0, as the
+// reference), NaN never wins, ties keep the lower index.
+template <typename T, int C>
+void update_local_selection(const T* ge, const T* gg, const T* gc, int64_t n, T beta, int32_t candidate, T* score,
+                            T* best, int32_t* index, T* g_best) {
+  constexpr int P = pair_count<C>();
+  constexpr PairWeights<C> weights;
+  for (int64_t j = 0; j < n; ++j) score[j] = T(0);
+  for (int q = 0; q < P; ++q) {
+    const T w = T(weights.w[q]);
+    for (int64_t j = 0; j < n; ++j) {
+      const T d = ge[q * n + j] - gc[q * n + j];
+      score[j] += w * (d * d);
+    }
+  }
+  if (beta != T(0)) {
+    for (int64_t j = 0; j < n; ++j) {
+      T sum = T(0);
+      for (int q = 0; q < P; ++q) {
+        const T d = gg[q * n + j] - gc[q * n + j];
+        sum += T(weights.w[q]) * (d * d);
+      }
+      score[j] += beta * sum;
+    }
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const T key = selection_key(score[j]);
+    if (candidate == 0 || key < best[j]) {
+      best[j] = key;
+      index[j] = candidate;
+      for (int q = 0; q < P; ++q) g_best[q * n + j] = gc[q * n + j];
+    }
+  }
+}
+
+// Image rows per task of the local forward: each task streams a band of this many rows of every
+// candidate image in turn (long contiguous reads the hardware prefetcher follows), keeping the
+// running selection of the band's patches in cache.
+constexpr int64_t kBandRows = 32;
+
+// Local scope forward: index (always) and per-patch loss (when loss is given).
+template <typename T, int K, int C>
+void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double gt_weight, int target, int criterion,
+                          at::Tensor& index, at::Tensor* loss) {
+  constexpr int P = pair_count<C>();
+  constexpr int64_t band = kBandRows / K > 0 ? kBandRows / K : 1;  // patch-rows per task
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
+  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, bands = (Hp + band - 1) / band;
+  const T* sp = sr.data_ptr<T>();
+  const T* cp = cand.data_ptr<T>();
+  int64_t* ip = index.data_ptr<int64_t>();
+  T* lp = loss ? loss->data_ptr<T>() : nullptr;
+  const T beta = static_cast<T>(gt_weight);
+  at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
+    const int64_t most = band * Wp;
+    std::vector<T> ge(P * most), gg(P * most), gc(P * most), g_best(P * most), score(most), best(most);
+    std::vector<int32_t> idx(most);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / bands, i0 = (t % bands) * band, i1 = std::min(i0 + band, Hp), n_patches = (i1 - i0) * Wp;
+      const T* cand_b = cp + b * NC * CHW;
+      // Grams of the band's patches, pairs layout with stride n_patches.
+      auto band_grams = [&](const T* image, T* G) {
+        for (int64_t i = i0; i < i1; ++i) row_grams<T, K, C>(image, H, W, i, G + (i - i0) * Wp, n_patches, 1);
+      };
+      band_grams(sp + b * CHW, ge.data());
+      band_grams(cand_b, gg.data());
+      for (int64_t n = 0; n < NC; ++n) {
+        const T* g_n = gg.data();
+        if (n > 0) {
+          band_grams(cand_b + n * CHW, gc.data());
+          g_n = gc.data();
+        }
+        update_local_selection<T, C>(ge.data(), gg.data(), g_n, n_patches, beta, static_cast<int32_t>(n),
+                                     score.data(), best.data(), idx.data(), g_best.data());
+      }
+      int64_t* index_out = ip + (b * Hp + i0) * Wp;  // the band's patches are consecutive in the output
+      for (int64_t u = 0; u < n_patches; ++u) index_out[u] = idx[u];
+      if (lp == nullptr) continue;
+      T* out = lp + (b * Hp + i0) * Wp;
+      for (int64_t u = 0; u < n_patches; ++u) {
+        if (target == kTargetGram) {
+          out[u] = gram_loss<T, C>(ge.data() + u, n_patches, g_best.data() + u, n_patches, criterion);
+        } else {
+          const int64_t offset = (i0 + u / Wp) * K * W + (u % Wp) * K;
+          out[u] = pixel_loss<T, K, C>(sp + b * CHW + offset, H, W, cand_b + idx[u] * CHW + offset, H, W, criterion);
+        }
+      }
+    }
+  });
+}
+
+// Local scope backward: gradient of sum(grad * loss) with respect to sr, from the saved index.
+template <typename T, int K, int C>
+void local_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& cand,
+                           const at::Tensor& index, int target, int criterion, at::Tensor& dx) {
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
+  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W;
+  const T* sp = sr.data_ptr<T>();
+  const T* cp = cand.data_ptr<T>();
+  const int64_t* ip = index.data_ptr<int64_t>();
+  const T* gp = grad.data_ptr<T>();
+  T* dp = dx.data_ptr<T>();
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / Hp, i = t % Hp;
+      for (int64_t j = 0; j < Wp; ++j) {
+        const int64_t n = ip[t * Wp + j];
+        TORCH_CHECK(n >= 0 && n < NC, "gramgan: saved index ", n, " out of range [0, ", NC, ")");
+        const int64_t offset = b * CHW + i * K * W + j * K;
+        patch_grad<T, K, C>(sp + offset, H, W, cp + (b * NC + n) * CHW + i * K * W + j * K, H, W, gp[t * Wp + j],
+                            target, criterion, dp + offset);
+      }
+    }
+  });
+}
+
+// The Gram bank of every global candidate patch, (B, M, P).
+template <typename T, int K, int C>
+at::Tensor global_bank(const Levels& levels, int64_t B) {
+  constexpr int P = pair_count<C>();
+  at::Tensor bank = at::empty({B, levels.total, P}, levels.images[0].options());
+  T* bp = bank.data_ptr<T>();
+  std::vector<int64_t> row_start{0};  // one task per (image, level, patch-row)
+  for (size_t l = 0; l < levels.images.size(); ++l) row_start.push_back(row_start.back() + levels.height[l] / K);
+  const int64_t rows_per_image = row_start.back();
+  at::parallel_for(0, B * rows_per_image, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / rows_per_image, r = t % rows_per_image;
+      size_t l = 0;
+      while (row_start[l + 1] <= r) ++l;
+      const int64_t i = r - row_start[l], H = levels.height[l], W = levels.width[l];
+      const T* image = levels.images[l].data_ptr<T>() + b * C * H * W;
+      row_grams<T, K, C>(image, H, W, i, bp + (b * levels.total + levels.offset[l] + i * (W / K)) * P, 1, P);
+    }
+  });
+  return bank;
+}
+
+// Running argmin of the patches of one SR row (ge, gg: pairs layout, stride Wp) over the bank of one
+// image (M x P); the loop over the row's patches is the one that vectorises.
+template <typename T, int C>
+void global_search_row(const T* ge, const T* gg, const T* bank, int64_t M, int64_t Wp, T beta, T* best,
+                       int32_t* index) {
+  constexpr int P = pair_count<C>();
+  constexpr PairWeights<C> weights;
+  const bool with_gt = beta != T(0);
+  T w[P];
+  for (int q = 0; q < P; ++q) w[q] = T(weights.w[q]);
+  for (int64_t m = 0; m < M; ++m) {
+    T gc[P];
+    for (int q = 0; q < P; ++q) gc[q] = bank[m * P + q];
+    const int32_t mi = static_cast<int32_t>(m);
+    const bool first = m == 0;
+    for (int64_t j = 0; j < Wp; ++j) {
+      T s = T(0);
+      for (int q = 0; q < P; ++q) {
+        const T d = ge[q * Wp + j] - gc[q];
+        s += w[q] * (d * d);
+      }
+      if (with_gt) {
+        T u = T(0);
+        for (int q = 0; q < P; ++q) {
+          const T d = gg[q * Wp + j] - gc[q];
+          u += w[q] * (d * d);
+        }
+        s += beta * u;
+      }
+      const T key = selection_key(s);
+      const bool better = first || key < best[j];
+      best[j] = better ? key : best[j];
+      index[j] = better ? mi : index[j];
+    }
+  }
+}
+
+// Where global candidate m lies: its level image (of batch element b) and top-left pixel offset.
+template <typename T, int K, int C>
+const T* global_patch(const Levels& levels, int64_t b, int64_t m, int64_t* H, int64_t* W) {
+  const size_t l = levels.level_of(m);
+  *H = levels.height[l];
+  *W = levels.width[l];
+  const int64_t q = m - levels.offset[l], Wp = *W / K;
+  return levels.images[l].data_ptr<T>() + b * C * *H * *W + (q / Wp) * K * *W + (q % Wp) * K;
+}
+
+// Global scope forward: index (always) and per-patch loss (when loss is given).
+template <typename T, int K, int C>
+void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt_weight, int target, int criterion,
+                           at::Tensor& index, at::Tensor* loss) {
+  constexpr int P = pair_count<C>();
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3);
+  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, M = levels.total;
+  const at::Tensor bank = global_bank<T, K, C>(levels, B);
+  const T* bp = bank.data_ptr<T>();
+  const T* sp = sr.data_ptr<T>();
+  int64_t* ip = index.data_ptr<int64_t>();
+  T* lp = loss ? loss->data_ptr<T>() : nullptr;
+  const T beta = static_cast<T>(gt_weight);
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> ge(P * Wp), gg(P * Wp), best(Wp);
+    std::vector<int32_t> idx(Wp);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / Hp, i = t % Hp;
+      const T* bank_b = bp + b * M * P;
+      row_grams<T, K, C>(sp + b * CHW, H, W, i, ge.data(), Wp, 1);
+      for (int64_t j = 0; j < Wp; ++j) {  // level 0 is the ground truth, aligned with SR
+        for (int q = 0; q < P; ++q) gg[q * Wp + j] = bank_b[(i * Wp + j) * P + q];
+      }
+      global_search_row<T, C>(ge.data(), gg.data(), bank_b, M, Wp, beta, best.data(), idx.data());
+      for (int64_t j = 0; j < Wp; ++j) ip[t * Wp + j] = idx[j];
+      if (lp == nullptr) continue;
+      for (int64_t j = 0; j < Wp; ++j) {
+        if (target == kTargetGram) {
+          lp[t * Wp + j] = gram_loss<T, C>(ge.data() + j, Wp, bank_b + int64_t{idx[j]} * P, 1, criterion);
+        } else {
+          int64_t cH = 0, cW = 0;
+          const T* c = global_patch<T, K, C>(levels, b, idx[j], &cH, &cW);
+          lp[t * Wp + j] = pixel_loss<T, K, C>(sp + b * CHW + i * K * W + j * K, H, W, c, cH, cW, criterion);
+        }
+      }
+    }
+  });
+}
+
+template <typename T, int K, int C>
+void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const Levels& levels,
+                            const at::Tensor& index, int target, int criterion, at::Tensor& dx) {
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3);
+  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, M = levels.total;
+  const T* sp = sr.data_ptr<T>();
+  const int64_t* ip = index.data_ptr<int64_t>();
+  const T* gp = grad.data_ptr<T>();
+  T* dp = dx.data_ptr<T>();
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / Hp, i = t % Hp;
+      for (int64_t j = 0; j < Wp; ++j) {
+        const int64_t m = ip[t * Wp + j];
+        TORCH_CHECK(m >= 0 && m < M, "gramgan: saved index ", m, " out of range [0, ", M, ")");
+        int64_t cH = 0, cW = 0;
+        const T* c = global_patch<T, K, C>(levels, b, m, &cH, &cW);
+        const int64_t offset = b * CHW + i * K * W + j * K;
+        patch_grad<T, K, C>(sp + offset, H, W, c, cH, cW, gp[t * Wp + j], target, criterion, dp + offset);
+      }
+    }
+  });
+}
+
+// ---- entry points -------------------------------------------------------------------------------
+// float16 / bfloat16 inputs are converted to float32 once here; the kernels read T = float or double.
+
+std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in, int64_t k,
+                                                 double gt_weight, int target, int criterion, bool with_loss) {
+  check_local(sr_in, cand_in, k);
+  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
+  const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
+  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
+  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
+  at::Tensor loss;
+  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
+  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
+    local_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(
+        sr, cand, gt_weight, target, criterion, index, with_loss ? &loss : nullptr);
+  });
+  return {loss, index};
+}
+
+std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::TensorList candidates, int64_t k,
+                                                  double gt_weight, int target, int criterion, bool with_loss) {
+  check_image(sr_in, "sr", k);
+  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
+  const Levels levels(sr_in, candidates, k, compute);
+  const at::Tensor sr = sr_in.to(compute).contiguous();
+  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
+  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
+  at::Tensor loss;
+  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
+  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
+    global_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(
+        sr, levels, gt_weight, target, criterion, index, with_loss ? &loss : nullptr);
+  });
+  return {loss, index};
+}
+
+void check_backward_args(const at::Tensor& grad, const at::Tensor& index, const at::Tensor& sr, int64_t k) {
+  const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k};
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape), "gramgan: grad has shape ", grad.sizes(), ", expected ",
+              at::IntArrayRef(shape));
+  TORCH_CHECK(index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong,
+              "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), ", got ", index.sizes());
+}
+
+at::Tensor gram_select_local_cpu(const at::Tensor& sr, const at::Tensor& candidates, int64_t k, double gt_weight) {
+  return std::get<1>(local_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+}
+
+at::Tensor gram_select_global_cpu(const at::Tensor& sr, at::TensorList candidates, int64_t k, double gt_weight) {
+  return std::get<1>(global_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+}
+
+std::tuple<at::Tensor, at::Tensor> texture_loss_local_cpu(const at::Tensor& sr, const at::Tensor& candidates,
+                                                          int64_t k, double gt_weight, c10::string_view target,
+                                                          c10::string_view criterion) {
+  return local_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+}
+
+std::tuple<at::Tensor, at::Tensor> texture_loss_global_cpu(const at::Tensor& sr, at::TensorList candidates,
+                                                           int64_t k, double gt_weight, c10::string_view target,
+                                                           c10::string_view criterion) {
+  return global_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+}
+
+at::Tensor texture_loss_local_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
+                                           const at::Tensor& cand_in, const at::Tensor& index_in, int64_t k,
+                                           c10::string_view target, c10::string_view criterion) {
+  check_local(sr_in, cand_in, k);
+  check_backward_args(grad_in, index_in, sr_in, k);
+  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
+  const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
+  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
+  const int t = parse_target(target), c = parse_criterion(criterion);
+  at::Tensor dx = at::empty_like(sr);
+  dispatch_kernel(compute, k, sr.size(1), [&](auto tt, auto kc, auto cc) {
+    local_backward_kernel<decltype(tt), decltype(kc)::value, decltype(cc)::value>(grad, sr, cand, index, t, c, dx);
+  });
+  return dx.to(sr_in.scalar_type());
+}
+
+at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
+                                            at::TensorList candidates, const at::Tensor& index_in, int64_t k,
+                                            c10::string_view target, c10::string_view criterion) {
+  check_image(sr_in, "sr", k);
+  check_backward_args(grad_in, index_in, sr_in, k);
+  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
+  const Levels levels(sr_in, candidates, k, compute);
+  const at::Tensor sr = sr_in.to(compute).contiguous();
+  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
+  const int t = parse_target(target), c = parse_criterion(criterion);
+  at::Tensor dx = at::empty_like(sr);
+  dispatch_kernel(compute, k, sr.size(1), [&](auto tt, auto kc, auto cc) {
+    global_backward_kernel<decltype(tt), decltype(kc)::value, decltype(cc)::value>(grad, sr, levels, index, t, c,
+                                                                                   dx);
+  });
+  return dx.to(sr_in.scalar_type());
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace gramgan
+
+TORCH_LIBRARY_IMPL(gramgan, CPU, m) {
+  m.impl("gram_select_local", &gramgan::cpu::gram_select_local_cpu);
+  m.impl("gram_select_global", &gramgan::cpu::gram_select_global_cpu);
+  m.impl("texture_loss_local", &gramgan::cpu::texture_loss_local_cpu);
+  m.impl("texture_loss_global", &gramgan::cpu::texture_loss_global_cpu);
+  m.impl("texture_loss_local_backward", &gramgan::cpu::texture_loss_local_backward_cpu);
+  m.impl("texture_loss_global_backward", &gramgan::cpu::texture_loss_global_backward_cpu);
+}

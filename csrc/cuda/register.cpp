@@ -1,0 +1,18 @@
+// Registers the CUDA kernels of csrc/cuda/*.cu for the CUDA dispatch key of the gramgan ops.
+#include <torch/library.h>
+
+#include "cuda_ops.h"
+
+TORCH_LIBRARY_IMPL(gramgan, CUDA, m) {
+  using namespace gramgan::cuda;
+  m.impl("patch_gram", &patch_gram_cuda);
+  m.impl("patch_gram_backward", &patch_gram_backward_cuda);
+  m.impl("gram_select_local", &gram_select_local_cuda);
+  m.impl("gram_select_global", &gram_select_global_cuda);
+  m.impl("texture_loss_local", &texture_loss_local_cuda);
+  m.impl("texture_loss_global", &texture_loss_global_cuda);
+  m.impl("texture_loss_local_backward", &texture_loss_local_backward_cuda);
+  m.impl("texture_loss_global_backward", &texture_loss_global_backward_cuda);
+  m.impl("texture_mask", &texture_mask_cuda);
+  m.impl("mask_pair", &mask_pair_cuda);
+}

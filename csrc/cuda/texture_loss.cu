@@ -1,0 +1,322 @@
+// CUDA kernels of the Gram selection and the texture loss (SPEC §1), local and global scope.
+//
+// Local scope: one launch forward (one thread per SR patch: its Gram, each co-located candidate's Gram,
+// the score, the running argmin, the loss) and one launch backward (recomputed from the saved index).
+// Global scope: the candidate Gram bank (B, M, kMaxPairs) is computed per level, then one launch keeps
+// a running argmin over shared-memory tiles of the bank (no N x M score matrix); the pixel-target loss
+// and the backward run once per level over the SR patches whose choice lies in that level.
+// Every output element is written by exactly one thread: results are deterministic.
+#include <tuple>
+#include <vector>
+
+#include "cuda_common.cuh"
+#include "cuda_ops.h"
+
+namespace gramgan {
+namespace cuda {
+namespace {
+
+constexpr int kTile = 128;  // bank entries per shared-memory tile of the global search
+
+template <typename scalar_t>
+__global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scalar_t* __restrict__ cand, int64_t B,
+                                     int C, int K, int64_t H, int64_t W, int64_t NC, acc_type_t<scalar_t> beta,
+                                     int target, int criterion, int64_t* __restrict__ index,
+                                     acc_type_t<scalar_t>* __restrict__ loss) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
+  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
+    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
+    const scalar_t* cand_b = cand + b * NC * CHW;
+    acc_t ge[kMaxPairs], gg[kMaxPairs], gc[kMaxPairs], g_best[kMaxPairs];
+    patch_gram<scalar_t, acc_t>(sr + b * CHW, H, W, y0, x0, C, K, ge);
+    patch_gram<scalar_t, acc_t>(cand_b, H, W, y0, x0, C, K, gg);
+    acc_t best = selection_key(selection_score(ge, gg, gg, beta));
+    int64_t chosen = 0;
+#pragma unroll
+    for (int q = 0; q < kMaxPairs; ++q) g_best[q] = gg[q];
+    for (int64_t c = 1; c < NC; ++c) {
+      patch_gram<scalar_t, acc_t>(cand_b + c * CHW, H, W, y0, x0, C, K, gc);
+      const acc_t key = selection_key(selection_score(ge, gg, gc, beta));
+      if (key < best) {
+        best = key;
+        chosen = c;
+#pragma unroll
+        for (int q = 0; q < kMaxPairs; ++q) g_best[q] = gc[q];
+      }
+    }
+    index[n] = chosen;
+    if (loss == nullptr) continue;
+    if (target == kTargetGram) {
+      loss[n] = gram_target_loss(ge, g_best, C, criterion);
+    } else {
+      loss[n] = pixel_target_loss<scalar_t, acc_t>(sr + b * CHW, H, W, y0, x0, cand_b + chosen * CHW, H, W, y0,
+                                                      x0, C, K, criterion);
+    }
+  }
+}
+
+template <typename scalar_t>
+__global__ void local_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
+                                      const scalar_t* __restrict__ cand, const int64_t* __restrict__ index, int64_t B,
+                                      int C, int K, int64_t H, int64_t W, int64_t NC, int target, int criterion,
+                                      scalar_t* __restrict__ dx) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
+  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
+    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
+    int64_t chosen = index[n];
+    chosen = chosen < 0 ? 0 : (chosen >= NC ? NC - 1 : chosen);  // never read out of bounds
+    patch_grad<scalar_t, acc_t>(sr + b * CHW, dx + b * CHW, H, W, y0, x0, cand + (b * NC + chosen) * CHW, H, W,
+                                   y0, x0, C, K, target, criterion, grad[n]);
+  }
+}
+
+// Gram bank entries of one level: bank[(b * M + offset + q) * kMaxPairs + p] for patch q of level l.
+template <typename scalar_t>
+__global__ void bank_kernel(const scalar_t* __restrict__ image, int64_t B, int C, int K, int64_t H, int64_t W, int64_t M,
+                            int64_t offset, acc_type_t<scalar_t>* __restrict__ bank) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp;
+  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
+    const int64_t b = n / (Hp * Wp), q = n % (Hp * Wp);
+    acc_t G[kMaxPairs];
+    patch_gram<scalar_t, acc_t>(image + b * C * H * W, H, W, (q / Wp) * K, (q % Wp) * K, C, K, G);
+    acc_t* dst = bank + (b * M + offset + q) * kMaxPairs;
+#pragma unroll
+    for (int p = 0; p < kMaxPairs; ++p) dst[p] = G[p];
+  }
+}
+
+// Running argmin over the bank for every SR patch: blockIdx.x covers the patches of one image,
+// blockIdx.y (with a stride) the images. With loss != nullptr the Gram-target loss is written too.
+template <typename scalar_t>
+__global__ void global_search_kernel(const scalar_t* __restrict__ sr, const acc_type_t<scalar_t>* __restrict__ bank,
+                                     int64_t B, int C, int K, int64_t H, int64_t W, int64_t M,
+                                     acc_type_t<scalar_t> beta, int criterion, int64_t* __restrict__ index,
+                                     acc_type_t<scalar_t>* __restrict__ loss) {
+  using acc_t = acc_type_t<scalar_t>;
+  __shared__ acc_t tile[kTile * kMaxPairs];
+  const int64_t Hp = H / K, Wp = W / K, N = Hp * Wp;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = n < N;
+  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    const acc_t* bank_b = bank + b * M * kMaxPairs;
+    acc_t ge[kMaxPairs], gg[kMaxPairs];
+    if (active) {
+      patch_gram<scalar_t, acc_t>(sr + b * C * H * W, H, W, (n / Wp) * K, (n % Wp) * K, C, K, ge);
+#pragma unroll
+      for (int p = 0; p < kMaxPairs; ++p) gg[p] = bank_b[n * kMaxPairs + p];  // level 0: the aligned GT
+    }
+    acc_t best = acc_t(0);
+    int64_t chosen = 0;
+    for (int64_t start = 0; start < M; start += kTile) {
+      const int count = static_cast<int>(M - start < kTile ? M - start : kTile);
+      __syncthreads();  // the previous tile is no longer read
+      for (int e = threadIdx.x; e < count * kMaxPairs; e += blockDim.x) tile[e] = bank_b[start * kMaxPairs + e];
+      __syncthreads();
+      if (active) {
+        for (int t = 0; t < count; ++t) {
+          const acc_t key = selection_key(selection_score(ge, gg, tile + t * kMaxPairs, beta));
+          const int64_t m = start + t;
+          if (m == 0 || key < best) {
+            best = key;
+            chosen = m;
+          }
+        }
+      }
+    }
+    if (active) {
+      index[b * N + n] = chosen;
+      if (loss != nullptr) loss[b * N + n] = gram_target_loss(ge, bank_b + chosen * kMaxPairs, C, criterion);
+    }
+  }
+}
+
+// Pixel-target loss of the SR patches whose chosen candidate lies in level l (the others are skipped).
+template <typename scalar_t>
+__global__ void global_pixel_loss_kernel(const scalar_t* __restrict__ sr, const scalar_t* __restrict__ level,
+                                         const int64_t* __restrict__ index, int64_t B, int C, int K, int64_t H, int64_t W,
+                                         int64_t lH, int64_t lW, int64_t offset, int criterion,
+                                         acc_type_t<scalar_t>* __restrict__ loss) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, lWp = lW / K, count = (lH / K) * lWp;
+  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
+    const int64_t q = index[n] - offset;
+    if (q < 0 || q >= count) continue;
+    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
+    loss[n] = pixel_target_loss<scalar_t, acc_t>(sr + b * C * H * W, H, W, y0, x0, level + b * C * lH * lW, lH,
+                                                    lW, (q / lWp) * K, (q % lWp) * K, C, K, criterion);
+  }
+}
+
+// Backward of the SR patches whose chosen candidate lies in level l.
+template <typename scalar_t>
+__global__ void global_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
+                                       const scalar_t* __restrict__ level, const int64_t* __restrict__ index,
+                                       int64_t B, int C, int K, int64_t H, int64_t W, int64_t lH, int64_t lW, int64_t offset,
+                                       int target, int criterion, scalar_t* __restrict__ dx) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, lWp = lW / K, count = (lH / K) * lWp;
+  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
+    const int64_t q = index[n] - offset;
+    if (q < 0 || q >= count) continue;
+    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
+    patch_grad<scalar_t, acc_t>(sr + b * C * H * W, dx + b * C * H * W, H, W, y0, x0, level + b * C * lH * lW, lH,
+                                   lW, (q / lWp) * K, (q % lWp) * K, C, K, target, criterion, grad[n]);
+  }
+}
+
+// ---- entry points -------------------------------------------------------------------------------
+
+std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in, int64_t k,
+                                                 double gt_weight, int target, int criterion, bool with_loss) {
+  check_local(sr_in, cand_in, k);
+  const c10::cuda::CUDAGuard guard(sr_in.device());
+  const at::Tensor sr = sr_in.contiguous(), cand = cand_in.contiguous();
+  const int64_t B = sr.size(0), C = sr.size(1), H = sr.size(2), W = sr.size(3);
+  at::Tensor index = at::empty({B, H / k, W / k}, sr.options().dtype(at::kLong));
+  at::Tensor loss;
+  if (with_loss) loss = at::empty({B, H / k, W / k}, sr.options().dtype(acc_scalar_type(sr.scalar_type())));
+  const int64_t N = index.numel();
+  if (N == 0) return {loss, index};
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_local_forward_cuda", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    local_forward_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+        sr.data_ptr<scalar_t>(), cand.data_ptr<scalar_t>(), B, static_cast<int>(C), static_cast<int>(k), H, W,
+        cand.size(1), static_cast<acc_t>(gt_weight), target, criterion, index.data_ptr<int64_t>(),
+        with_loss ? loss.data_ptr<acc_t>() : nullptr);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {loss, index};
+}
+
+std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::TensorList candidates, int64_t k,
+                                                  double gt_weight, int target, int criterion, bool with_loss) {
+  check_image(sr_in, "sr", k);
+  const c10::cuda::CUDAGuard guard(sr_in.device());
+  const at::Tensor sr = sr_in.contiguous();
+  const Levels levels(sr, candidates, k);
+  const int64_t B = sr.size(0), C = sr.size(1), H = sr.size(2), W = sr.size(3), M = levels.total;
+  at::Tensor index = at::empty({B, H / k, W / k}, sr.options().dtype(at::kLong));
+  at::Tensor loss;
+  if (with_loss) loss = at::empty({B, H / k, W / k}, sr.options().dtype(acc_scalar_type(sr.scalar_type())));
+  const int64_t N = (H / k) * (W / k);  // SR patches per image
+  if (B * N == 0) return {loss, index};
+  const int64_t blocks = (N + kThreads - 1) / kThreads;
+  TORCH_CHECK(blocks < (int64_t{1} << 31), "gramgan: too many patches per image: ", N);
+  const dim3 search_grid(static_cast<unsigned int>(blocks), static_cast<unsigned int>(std::min<int64_t>(B, 65535)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  at::Tensor bank = at::empty({B, M, kMaxPairs}, sr.options().dtype(acc_scalar_type(sr.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_global_forward_cuda", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    for (size_t l = 0; l < levels.images.size(); ++l) {
+      const int64_t count = B * (levels.height[l] / k) * (levels.width[l] / k);
+      if (count == 0) continue;
+      bank_kernel<scalar_t><<<grid_for(count), kThreads, 0, stream>>>(
+          levels.images[l].data_ptr<scalar_t>(), B, static_cast<int>(C), static_cast<int>(k), levels.height[l],
+          levels.width[l], M, levels.offset[l], bank.data_ptr<acc_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    acc_t* gram_loss = with_loss && target == kTargetGram ? loss.data_ptr<acc_t>() : nullptr;
+    global_search_kernel<scalar_t><<<search_grid, kThreads, 0, stream>>>(
+        sr.data_ptr<scalar_t>(), bank.data_ptr<acc_t>(), B, static_cast<int>(C), static_cast<int>(k), H, W, M,
+        static_cast<acc_t>(gt_weight), criterion, index.data_ptr<int64_t>(), gram_loss);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (!with_loss || target == kTargetGram) return;
+    for (size_t l = 0; l < levels.images.size(); ++l) {
+      global_pixel_loss_kernel<scalar_t><<<grid_for(B * N), kThreads, 0, stream>>>(
+          sr.data_ptr<scalar_t>(), levels.images[l].data_ptr<scalar_t>(), index.data_ptr<int64_t>(), B,
+          static_cast<int>(C), static_cast<int>(k), H, W, levels.height[l], levels.width[l], levels.offset[l],
+          criterion, loss.data_ptr<acc_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  });
+  return {loss, index};
+}
+
+void check_backward_args(const at::Tensor& grad, const at::Tensor& index, const at::Tensor& sr, int64_t k) {
+  const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k};
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape) && grad.device() == sr.device(), "gramgan: grad has shape ",
+              grad.sizes(), " on ", grad.device(), ", expected ", at::IntArrayRef(shape), " on ", sr.device());
+  TORCH_CHECK(index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong &&
+                  index.device() == sr.device(),
+              "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), " on ", sr.device());
+}
+
+}  // namespace
+
+at::Tensor gram_select_local_cuda(const at::Tensor& sr, const at::Tensor& candidates, int64_t k, double gt_weight) {
+  return std::get<1>(local_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+}
+
+at::Tensor gram_select_global_cuda(const at::Tensor& sr, at::TensorList candidates, int64_t k, double gt_weight) {
+  return std::get<1>(global_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+}
+
+std::tuple<at::Tensor, at::Tensor> texture_loss_local_cuda(const at::Tensor& sr, const at::Tensor& candidates,
+                                                           int64_t k, double gt_weight, c10::string_view target,
+                                                           c10::string_view criterion) {
+  return local_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+}
+
+std::tuple<at::Tensor, at::Tensor> texture_loss_global_cuda(const at::Tensor& sr, at::TensorList candidates,
+                                                            int64_t k, double gt_weight, c10::string_view target,
+                                                            c10::string_view criterion) {
+  return global_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+}
+
+at::Tensor texture_loss_local_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sr_in,
+                                            const at::Tensor& cand_in, const at::Tensor& index_in, int64_t k,
+                                            c10::string_view target, c10::string_view criterion) {
+  check_local(sr_in, cand_in, k);
+  check_backward_args(grad_in, index_in, sr_in, k);
+  const c10::cuda::CUDAGuard guard(sr_in.device());
+  const at::Tensor sr = sr_in.contiguous(), cand = cand_in.contiguous(), index = index_in.contiguous();
+  const at::Tensor grad = grad_in.to(acc_scalar_type(sr.scalar_type())).contiguous();
+  const int t = parse_target(target), c = parse_criterion(criterion);
+  at::Tensor dx = at::empty_like(sr);
+  const int64_t N = index.numel();
+  if (N == 0) return dx;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_local_backward_cuda", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    local_backward_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+        grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), cand.data_ptr<scalar_t>(), index.data_ptr<int64_t>(),
+        sr.size(0), static_cast<int>(sr.size(1)), static_cast<int>(k), sr.size(2), sr.size(3), cand.size(1), t, c,
+        dx.data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return dx;
+}
+
+at::Tensor texture_loss_global_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sr_in,
+                                             at::TensorList candidates, const at::Tensor& index_in, int64_t k,
+                                             c10::string_view target, c10::string_view criterion) {
+  check_image(sr_in, "sr", k);
+  check_backward_args(grad_in, index_in, sr_in, k);
+  const c10::cuda::CUDAGuard guard(sr_in.device());
+  const at::Tensor sr = sr_in.contiguous(), index = index_in.contiguous();
+  const Levels levels(sr, candidates, k);
+  const at::Tensor grad = grad_in.to(acc_scalar_type(sr.scalar_type())).contiguous();
+  const int t = parse_target(target), c = parse_criterion(criterion);
+  at::Tensor dx = at::zeros_like(sr);  // every patch is written by the launch of its level
+  const int64_t N = index.numel();
+  if (N == 0) return dx;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_global_backward_cuda", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    for (size_t l = 0; l < levels.images.size(); ++l) {
+      global_backward_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+          grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), levels.images[l].data_ptr<scalar_t>(),
+          index.data_ptr<int64_t>(), sr.size(0), static_cast<int>(sr.size(1)), static_cast<int>(k), sr.size(2),
+          sr.size(3), levels.height[l], levels.width[l], levels.offset[l], t, c, dx.data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  });
+  return dx;
+}
+
+}  // namespace cuda
+}  // namespace gramgan

@@ -1,0 +1,155 @@
+"""Builds gramgan and its extension ``gramgan._C`` (the fused ops of SPEC §1).
+
+    pip install -e . --no-build-isolation
+
+The CPU kernels (csrc/gramgan.cpp, csrc/cpu/*.cpp) are always built. The CUDA kernels (csrc/cuda/*.cu,
+csrc/cuda/*.cpp) are added when torch is a CUDA build and nvcc is found, or when ``FORCE_CUDA=1``;
+``FORCE_CUDA=0`` leaves them out. Compiling needs no GPU: without one, ``TORCH_CUDA_ARCH_LIST`` defaults
+to ``DEFAULT_ARCH_LIST`` (with one, to its architecture). ``CUDA_HOME`` is found from nvcc when unset
+(see ``resolve_cuda_home``); ``MAX_JOBS`` bounds the parallel compile jobs (ninja is used).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _is_cuda_root(path: str) -> bool:
+    """A CUDA toolkit root has bin/nvcc and include/cuda_runtime.h."""
+    return os.path.isfile(os.path.join(path, "bin", "nvcc")) and os.path.isfile(
+        os.path.join(path, "include", "cuda_runtime.h")
+    )
+
+
+def _roots_from_nvcc(nvcc: str) -> list[str]:
+    """Toolkit roots an nvcc on PATH points at: its real path, or the target of a wrapper script."""
+    roots = [os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))]
+    try:
+        with open(nvcc, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return roots
+    if head.startswith(b"#!"):  # a shell wrapper such as `exec /usr/local/cuda-13.0/bin/nvcc "$@"`
+        for match in re.finditer(rb"(/[^\s\"']+)/bin/nvcc\b", head):
+            roots.insert(0, match.group(1).decode(errors="replace"))
+    return roots
+
+
+def resolve_cuda_home() -> str | None:
+    """Sets ``CUDA_HOME`` (when unset) to the toolkit that nvcc belongs to, before torch reads it.
+
+    torch.utils.cpp_extension guesses the toolkit as the parent of nvcc's folder, which is wrong for a
+    wrapper script such as /usr/local/bin/nvcc; here the wrapper's target, nvcc's real path and
+    /usr/local/cuda are tried in turn.
+    """
+    for variable in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(variable):
+            print(f"gramgan setup: using {variable}={os.environ[variable]}")
+            return os.environ[variable]
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates += _roots_from_nvcc(nvcc)
+    candidates.append("/usr/local/cuda")
+    for root in candidates:
+        if _is_cuda_root(root):
+            os.environ["CUDA_HOME"] = root
+            print(f"gramgan setup: CUDA_HOME unset, using {root} (nvcc on PATH: {nvcc})")
+            return root
+    print("gramgan setup: no CUDA toolkit found (CUDA_HOME unset, no usable nvcc)")
+    return None
+
+
+CUDA_ROOT = resolve_cuda_home()
+
+# Imported only now: torch.utils.cpp_extension reads CUDA_HOME when it is imported.
+import torch  # noqa: E402
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+
+def want_cuda() -> bool:
+    """FORCE_CUDA=1 forces the CUDA kernels, FORCE_CUDA=0 drops them, else: CUDA torch and nvcc found."""
+    force = os.environ.get("FORCE_CUDA", "").strip()
+    if force == "1":
+        return True
+    if force == "0":
+        return False
+    return torch.version.cuda is not None and CUDA_ROOT is not None
+
+
+# Architectures built when no GPU is visible and TORCH_CUDA_ARCH_LIST is unset (torch itself would fail):
+# A100 and H100/H200, plus PTX that newer GPUs compile at load time.
+DEFAULT_ARCH_LIST = "8.0;9.0+PTX"
+
+
+def cuda_arch_list() -> str:
+    """TORCH_CUDA_ARCH_LIST, defaulting to DEFAULT_ARCH_LIST on a machine without a visible GPU."""
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
+    return os.environ.get("TORCH_CUDA_ARCH_LIST", "(torch's default: the visible GPUs')")
+
+
+def version() -> str:
+    with open(os.path.join(ROOT, "gramgan", "__init__.py"), encoding="utf-8") as handle:
+        return re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M).group(1)
+
+
+def requirements() -> list[str]:
+    """Runtime dependencies by name (the pinned versions live in requirements.txt)."""
+    names = []
+    with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as handle:
+        for line in handle:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.append(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0])
+    return names
+
+
+def extension():
+    """gramgan._C: CPU sources always, CUDA sources when wanted."""
+    sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
+    include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc", "cpu")]
+    # Python's CFLAGS add -g (slow to build) and -fwrapv (which makes the patch loops 2-3x slower).
+    cxx_flags = ["-O3", "-g0", "-fno-wrapv", "-fopenmp"]
+    # OpenMP for at::parallel_for; an rpath to torch's libraries so that `import gramgan._C` works on its own.
+    link_flags = ["-fopenmp", f"-Wl,-rpath,{os.path.join(os.path.dirname(torch.__file__), 'lib')}"]
+    if want_cuda():
+        print(f"gramgan setup: building the CUDA kernels, TORCH_CUDA_ARCH_LIST={cuda_arch_list()}")
+        return CUDAExtension(
+            "gramgan._C",
+            sources + sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp")),
+            include_dirs=include_dirs + [os.path.join(ROOT, "csrc", "cuda")],
+            define_macros=[("GRAMGAN_WITH_CUDA", None)],
+            # No --use_fast_math: NaN must propagate (SPEC §1, "NaN in, NaN out").
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
+            extra_link_args=link_flags,
+        )
+    print("gramgan setup: building the CPU kernels only")
+    return CppExtension(
+        "gramgan._C",
+        sources,
+        include_dirs=include_dirs,
+        extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=link_flags,
+    )
+
+
+os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))
+setup(
+    name="gramgan",
+    version=version(),
+    description="Gram-GAN super-resolution with fused Gram-matrix kernels",
+    packages=find_packages(include=["gramgan", "gramgan.*", "kernels"]),
+    python_requires=">=3.10",
+    install_requires=requirements(),
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    zip_safe=False,
+)

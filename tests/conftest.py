@@ -1,7 +1,8 @@
 """Test-session set-up shared by every test folder.
 
-Tests run offline (``GRAMGAN_OFFLINE=1``). Without a GPU the Triton kernels run under Triton's CPU interpreter, so the one test command also
-exercises them (the variable must be set before any kernel is defined, hence here).
+Tests run offline (``GRAMGAN_OFFLINE=1``). Without a GPU the Triton kernels run under Triton's CPU
+interpreter, so the one test command also exercises them (the variable must be set before any kernel
+is defined, hence here).
 """
 
 from __future__ import annotations

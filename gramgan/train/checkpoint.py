@@ -106,39 +106,14 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 def load_generator_state(path: str | os.PathLike[str], prefer_ema: bool = True) -> dict[str, Tensor]:
     """Generator weights from any supported file, as a state dict with BasicSR names.
 
-    Accepts our checkpoints (``generator_ema`` or ``generator``), BasicSR / Real-ESRGAN files
-    (``params_ema`` or ``params``), plain state dicts and original ESRGAN files (legacy names
-    renamed). ``prefer_ema`` picks the EMA weights when both are present. Safetensors files
-    (``.safetensors``) are read with the safetensors library.
+    One loader serves training, evaluation and inference: this delegates to
+    :func:`gramgan.inference.loading.read_generator_weights` (our checkpoints, BasicSR / Real-ESRGAN
+    ``params_ema``/``params``, plain and original-ESRGAN state dicts, safetensors; ``prefer_ema``
+    picks the EMA weights when both are present).
     """
-    from gramgan.models.rrdbnet import infer_rrdb_arch, normalize_rrdb_state_dict
+    from gramgan.inference.loading import read_generator_weights
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"generator checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state: Any = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise RuntimeError(f"cannot load generator checkpoint {path}: {err}") from err
-    if isinstance(state, dict):
-        order = ("generator_ema", "generator", "params_ema", "params")
-        if not prefer_ema:
-            order = ("generator", "generator_ema", "params", "params_ema")
-        for key in order:
-            if isinstance(state.get(key), Mapping):
-                state = state[key]
-                break
-    try:
-        state = normalize_rrdb_state_dict(state)
-        infer_rrdb_arch(state)  # raises unless this is an RRDBNet
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {err}") from err
-    return state
+    return read_generator_weights(path, prefer_ema=prefer_ema).state_dict
 
 
 # --------------------------------------------------------------------------- RNG state

@@ -85,3 +85,71 @@ def kernel_unsupported_reason(k: int, channels: int) -> str | None:
     if channels not in KERNEL_CHANNELS:
         return f"C={channels} channels is not one of the kernel channel counts {KERNEL_CHANNELS}"
     return None
+
+
+class LibraryBackend:
+    """A backend whose ops are registered as ``torch.ops.<namespace>.*`` with the shared op schemas.
+
+    The C++/CUDA extension (``gramgan``) and the Triton kernels (``gramgan_triton``) register the same
+    op names and signatures, so both are this one class; a subclass only says when it can run.
+    Candidates and the mask's source image are constants of the autograd graph, hence detached.
+    """
+
+    name: str
+    namespace: str
+
+    def unavailable_reason(self, device: torch.device) -> str | None:
+        raise NotImplementedError
+
+    def unsupported_reason(self, k: int, channels: int) -> str | None:
+        return kernel_unsupported_reason(k, channels)
+
+    @property
+    def _ops(self):
+        return getattr(torch.ops, self.namespace)
+
+    def patch_gram(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        return self._ops.patch_gram(x, k)
+
+    def gram_select(
+        self, sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float
+    ) -> torch.Tensor:
+        if scope == "local":
+            return self._ops.gram_select_local(sr.detach(), candidates.detach(), k, gt_weight)
+        images = [image.detach() for image in candidates]
+        return self._ops.gram_select_global(sr.detach(), images, k, gt_weight)
+
+    def texture_loss(
+        self,
+        sr: torch.Tensor,
+        candidates: Candidates,
+        k: int,
+        scope: str,
+        gt_weight: float,
+        target: str,
+        criterion: str,
+    ) -> torch.Tensor:
+        if scope == "local":
+            op, cands = self._ops.texture_loss_local, candidates.detach()
+        else:
+            op, cands = self._ops.texture_loss_global, [image.detach() for image in candidates]
+        loss, _ = op(sr, cands, k, gt_weight, target, criterion)
+        return loss
+
+    def texture_mask(
+        self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
+    ) -> torch.Tensor:
+        return self._ops.texture_mask(x.detach(), k, threshold, offset[0], offset[1], mode, window)
+
+    def mask_pair(
+        self,
+        sr: torch.Tensor,
+        hr: torch.Tensor,
+        k: int,
+        threshold: float,
+        offset: tuple[int, int],
+        mode: str,
+        window: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self._ops.mask_pair(sr, hr.detach(), k, threshold, offset[0], offset[1], mode, window)
+        return outputs[0], outputs[1]  # the extension also returns the mask itself, for its backward

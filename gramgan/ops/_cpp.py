@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from gramgan.ops._backend import Candidates, kernel_unsupported_reason
+from gramgan.ops._backend import LibraryBackend
 
 try:
     from gramgan import _C
@@ -143,11 +143,12 @@ if _C is not None:
     _register_autograd()
 
 
-class ExtensionBackend:
+class ExtensionBackend(LibraryBackend):
     """A ``Backend`` (see ``_backend.py``) running the extension's kernels on one device type."""
 
     def __init__(self, name: str, device_type: str) -> None:
         self.name = name
+        self.namespace = "gramgan"
         self.device_type = device_type
 
     def unavailable_reason(self, device: torch.device) -> str | None:
@@ -159,53 +160,6 @@ class ExtensionBackend:
         if device.type != self.device_type:
             return f"tensor is on {device.type}, backend {self.name!r} needs a {self.device_type.upper()} tensor"
         return None
-
-    def unsupported_reason(self, k: int, channels: int) -> str | None:
-        return kernel_unsupported_reason(k, channels)
-
-    def patch_gram(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        return torch.ops.gramgan.patch_gram(x, k)
-
-    def gram_select(
-        self, sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float
-    ) -> torch.Tensor:
-        if scope == "local":
-            return torch.ops.gramgan.gram_select_local(sr, candidates, k, gt_weight)
-        return torch.ops.gramgan.gram_select_global(sr, list(candidates), k, gt_weight)
-
-    def texture_loss(
-        self,
-        sr: torch.Tensor,
-        candidates: Candidates,
-        k: int,
-        scope: str,
-        gt_weight: float,
-        target: str,
-        criterion: str,
-    ) -> torch.Tensor:
-        if scope == "local":
-            loss, _ = torch.ops.gramgan.texture_loss_local(sr, candidates, k, gt_weight, target, criterion)
-        else:
-            loss, _ = torch.ops.gramgan.texture_loss_global(sr, list(candidates), k, gt_weight, target, criterion)
-        return loss
-
-    def texture_mask(
-        self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
-    ) -> torch.Tensor:
-        return torch.ops.gramgan.texture_mask(x, k, threshold, offset[0], offset[1], mode, window)
-
-    def mask_pair(
-        self,
-        sr: torch.Tensor,
-        hr: torch.Tensor,
-        k: int,
-        threshold: float,
-        offset: tuple[int, int],
-        mode: str,
-        window: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        sr_masked, hr_masked, _ = torch.ops.gramgan.mask_pair(sr, hr, k, threshold, offset[0], offset[1], mode, window)
-        return sr_masked, hr_masked
 
 
 CPU_BACKEND = ExtensionBackend("cpu", "cpu")

@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from gramgan.ops._backend import Candidates, kernel_unsupported_reason
+from gramgan.ops._backend import LibraryBackend
 
 NAMESPACE = "gramgan_triton"
 
@@ -422,10 +422,11 @@ if _IMPORT_ERROR is None:
 # ----------------------------------------------------------------------------------------------- backend
 
 
-class TritonBackend:
+class TritonBackend(LibraryBackend):
     """The ``triton`` table entry of ``gramgan.ops`` (the ``Backend`` protocol of ``_backend.py``)."""
 
     name = "triton"
+    namespace = NAMESPACE
 
     def unavailable_reason(self, device: torch.device) -> str | None:
         if _IMPORT_ERROR is not None:
@@ -441,56 +442,6 @@ class TritonBackend:
                     "starts to run them on the CPU interpreter"
                 )
         return f"backend 'triton' needs a CUDA tensor (or TRITON_INTERPRET=1 for the CPU interpreter), got {device}"
-
-    def unsupported_reason(self, k: int, channels: int) -> str | None:
-        return kernel_unsupported_reason(k, channels)
-
-    def patch_gram(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        return torch.ops.gramgan_triton.patch_gram(x, k)
-
-    def gram_select(
-        self, sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float
-    ) -> torch.Tensor:
-        if scope == "local":
-            return torch.ops.gramgan_triton.gram_select_local(sr.detach(), candidates.detach(), k, gt_weight)
-        images = [image.detach() for image in candidates]
-        return torch.ops.gramgan_triton.gram_select_global(sr.detach(), images, k, gt_weight)
-
-    def texture_loss(
-        self,
-        sr: torch.Tensor,
-        candidates: Candidates,
-        k: int,
-        scope: str,
-        gt_weight: float,
-        target: str,
-        criterion: str,
-    ) -> torch.Tensor:
-        if scope == "local":
-            op, cands = torch.ops.gramgan_triton.texture_loss_local, candidates.detach()
-        else:
-            op, cands = torch.ops.gramgan_triton.texture_loss_global, [image.detach() for image in candidates]
-        loss, _ = op(sr, cands, k, gt_weight, target, criterion)
-        return loss
-
-    def texture_mask(
-        self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
-    ) -> torch.Tensor:
-        return torch.ops.gramgan_triton.texture_mask(x.detach(), k, threshold, offset[0], offset[1], mode, window)
-
-    def mask_pair(
-        self,
-        sr: torch.Tensor,
-        hr: torch.Tensor,
-        k: int,
-        threshold: float,
-        offset: tuple[int, int],
-        mode: str,
-        window: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        oy, ox = offset
-        sr_m, hr_m = torch.ops.gramgan_triton.mask_pair(sr, hr.detach(), k, threshold, oy, ox, mode, window)
-        return sr_m, hr_m
 
 
 TRITON_BACKEND = TritonBackend()

@@ -1,0 +1,390 @@
+"""Benchmark of the texture loss and the candidate selection on every backend this machine has.
+
+    python benchmarks/gram_select.py [--device cpu|cuda] [--quick] [--out DIR]
+
+Times ``gram_texture_loss`` forward, forward+backward and ``gram_select`` for the local scope (K = 6:
+HR, HR down x2 re-tiled, 4 warps; SPEC §2) and the global scope (HR, HR down x2, HR down x4 and 4 warps,
+gt_weight = 1), at the paper's size (B = 8, 192 x 192, C = 3) and over a sweep of B x H x W and of K.
+Inputs are random images of the right sizes (the timings do not depend on the values). Backends: the
+eager ``reference``, ``compile`` (``torch.compile`` of the reference), ``cpu``, ``triton``, ``cuda``;
+those that cannot run here are listed with the reason. Writes ``gram_select.{txt,json,png}`` under
+``benchmarks/results/<device>-<date>/`` (or ``--out``) and prints the table and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common as C  # noqa: E402  (benchmarks/common.py; also puts the repo root on sys.path)
+import torch  # noqa: E402
+
+import gramgan.ops as ops  # noqa: E402
+from gramgan.ops import reference as R  # noqa: E402
+
+PATCH = 4  # k
+CHANNELS = 3
+LOCAL_K = 6  # K = 2 + J candidates (SPEC §2)
+WARPS = 4  # J
+GLOBAL_GT_WEIGHT = 1.0  # SPEC §2: the global scope uses Beby-GAN's gt_weight = 1
+PAPER = (8, 192)  # (B, H = W)
+OPS = ("loss_fwd", "loss_fwd_bwd", "select")
+OP_LABELS = {"loss_fwd": "loss fwd", "loss_fwd_bwd": "loss fwd+bwd", "select": "gram_select"}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+COMPILE_NOTE = "torch.compile is timed at the paper and roofline sizes only (each shape is a 10-60 s compile)"
+COMPILE_GLOBAL_NOTE = (
+    "torch.compile of the global reference unrolls its per-image, per-chunk Python loop (minutes to "
+    "compile); pass --compile-global to time it"
+)
+
+# Sweeps of (B, H) for the local loss forward+backward, and of K at the paper's size.
+SWEEPS = {
+    ("cuda", False): {"pixels": [(1, 96), (1, 192), (8, 96), (8, 384), (32, 384)], "K": [1, 2, 4, 8, 12, 16]},
+    ("cuda", True): {"pixels": [(1, 192), (8, 384)], "K": [2, 12]},
+    ("cpu", False): {"pixels": [(1, 96), (2, 192), (4, 384)], "K": [1, 2, 4, 12]},
+    ("cpu", True): {"pixels": [(1, 96)], "K": [2, 12]},
+}
+ROOFLINE = (64, 384)  # the size of the bandwidth target (GPU only)
+QUICK_CPU_GLOBAL = (2, 96)  # on the CPU, --quick times the global scope here instead of the paper size
+
+
+# ----------------------------------------------------------------------------------------------------
+# What is timed
+# ----------------------------------------------------------------------------------------------------
+
+
+def _reference_loss(sr: torch.Tensor, candidates: Any, scope: str, gt_weight: float) -> torch.Tensor:
+    """The eager reference's mean texture loss; module level so torch.compile caches one wrapper."""
+    return R.texture_loss(sr, candidates, PATCH, scope, gt_weight, "gram", "mse").mean()
+
+
+def _reference_select(sr: torch.Tensor, candidates: Any, scope: str, gt_weight: float) -> torch.Tensor:
+    return R.gram_select(sr, candidates, PATCH, scope, gt_weight)
+
+
+def global_sizes(h: int) -> list[int]:
+    """Side lengths of the global candidate list: HR, HR/2, HR/4, then the warps at HR size."""
+    return [h, h // 2, h // 4] + [h] * WARPS
+
+
+def make_inputs(
+    scope: str, b: int, h: int, kk: int, device: torch.device, dtype: torch.dtype, seed: int = 0
+) -> tuple[torch.Tensor, Any]:
+    """Random SR (requires grad) and candidates: a (B, K, C, H, H) stack or the global list."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen, device=device).to(dtype)
+
+    sr = rand(b, CHANNELS, h, h).requires_grad_(True)
+    if scope == "local":
+        return sr, rand(b, kk, CHANNELS, h, h)
+    return sr, [rand(b, CHANNELS, s, s) for s in global_sizes(h)]
+
+
+def candidate_count(scope: str, h: int, kk: int) -> int:
+    """K for the local scope; M (candidate patches per image) for the global scope."""
+    if scope == "local":
+        return kk
+    return sum((s // PATCH) ** 2 for s in global_sizes(h))
+
+
+def bytes_moved(op: str, scope: str, b: int, h: int, kk: int, element_size: int) -> int:
+    """Least traffic: every image read once, plus the gradient written (fwd+bwd) or the index (select)."""
+    image = b * CHANNELS * h * h * element_size
+    if scope == "local":
+        read = image * (1 + kk)
+    else:
+        read = image + sum(b * CHANNELS * s * s * element_size for s in global_sizes(h))
+    if op == "loss_fwd_bwd":
+        return read + image
+    if op == "select":
+        return read + b * (h // PATCH) ** 2 * 8
+    return read
+
+
+def make_case(
+    group: str,
+    op: str,
+    scope: str,
+    b: int,
+    h: int,
+    kk: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    compile_here: bool,
+    compile_note: str = COMPILE_NOTE,
+) -> C.Case:
+    """One (op, scope, size) to time on every backend."""
+    gt_weight = GLOBAL_GT_WEIGHT if scope == "global" else 0.0
+    params = {
+        "op": op,
+        "scope": scope,
+        "batch": b,
+        "height": h,
+        "width": h,
+        "channels": CHANNELS,
+        "shape": f"{b}x{h}x{h}",
+        "candidates": candidate_count(scope, h, kk),
+        "dtype": str(dtype).replace("torch.", ""),
+    }
+    case = C.Case(
+        group=group,
+        label=f"{OP_LABELS[op]} {scope}",
+        params=params,
+        bytes_moved=bytes_moved(op, scope, b, h, kk, torch.empty((), dtype=dtype).element_size()),
+        build=lambda backend: _build(case, backend),
+        backends=None if compile_here else [name for name in C.ALL_BACKENDS if name != "compile"],
+        note=compile_note,
+    )
+    case.extra["spec"] = (op, scope, b, h, kk, device, dtype, gt_weight)
+    return case
+
+
+def _build(case: C.Case, backend: str) -> Callable[[], Any]:
+    op, scope, b, h, kk, device, dtype, gt_weight = case.extra["spec"]
+    if "inputs" not in case.extra:
+        case.extra["inputs"] = make_inputs(scope, b, h, kk, device, dtype)
+    sr, candidates = case.extra["inputs"]
+    if op == "select":
+        if backend == "compile":
+            select = C.compiled(_reference_select)
+            return lambda: select(sr.detach(), candidates, scope, gt_weight)
+        return lambda: ops.gram_select(sr.detach(), candidates, PATCH, scope, gt_weight, backend=backend)
+
+    if backend == "compile":
+        compiled_loss = C.compiled(_reference_loss)
+
+        def loss() -> torch.Tensor:
+            return compiled_loss(sr, candidates, scope, gt_weight)
+    else:
+
+        def loss() -> torch.Tensor:
+            return ops.gram_texture_loss(sr, candidates, PATCH, scope, gt_weight, backend=backend)
+
+    if op == "loss_fwd":
+        return loss
+
+    def forward_backward() -> torch.Tensor:
+        sr.grad = None
+        loss().backward()
+        return sr.grad
+
+    return forward_backward
+
+
+def plan(
+    device: torch.device,
+    dtype: torch.dtype,
+    quick: bool,
+    paper: tuple[int, int],
+    sweep: bool,
+    compile_global: bool,
+) -> list[C.Case]:
+    """The cases of one run, in table order."""
+    gpu = device.type == "cuda"
+    b, h = paper
+    cases: list[C.Case] = []
+    for op in OPS:
+        cases.append(make_case("paper", op, "local", b, h, LOCAL_K, device, dtype, True))
+    gb, gh = (b, h) if gpu or not quick else QUICK_CPU_GLOBAL
+    group = "paper" if (gb, gh) == (b, h) else "global-small"
+    for op in OPS:
+        cases.append(
+            make_case(group, op, "global", gb, gh, LOCAL_K, device, dtype, compile_global, COMPILE_GLOBAL_NOTE)
+        )
+    if not sweep:
+        return cases
+    sizes = SWEEPS[(device.type, quick)]
+    for sb, sh in sizes["pixels"]:
+        cases.append(make_case("sweep-BHW", "loss_fwd_bwd", "local", sb, sh, LOCAL_K, device, dtype, False))
+    if gpu:
+        rb, rh = ROOFLINE
+        cases.append(make_case("roofline", "loss_fwd_bwd", "local", rb, rh, LOCAL_K, device, dtype, True))
+    for kk in sizes["K"]:
+        cases.append(make_case("sweep-K", "loss_fwd_bwd", "local", b, h, kk, device, dtype, False))
+    return cases
+
+
+# ----------------------------------------------------------------------------------------------------
+# Targets and chart
+# ----------------------------------------------------------------------------------------------------
+
+
+def targets(rows: Sequence[dict[str, Any]], device: torch.device) -> list[C.Target]:
+    """The goals of benchmarks/README.md that this run measures."""
+    found: list[C.Target] = []
+    paper = {"group": "paper", "op": "loss_fwd_bwd", "scope": "local"}
+    if device.type == "cuda":
+        for name in ("cuda", "triton"):
+            row = C.find_row(rows, backend=name, **paper) or {}
+            found.append(C.Target(f"{name} loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 30))
+            found.append(C.Target(f"{name} loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 3))
+            roof = C.find_row(rows, backend=name, group="roofline") or {}
+            fraction = roof.get("fraction_of_copy")
+            value = None if fraction is None else 100 * fraction
+            found.append(C.Target(f"{name} loss fwd+bwd B=64 384x384 of copy bandwidth", value, 75, "%"))
+    else:
+        row = C.find_row(rows, backend="cpu", **paper) or {}
+        found.append(C.Target("cpu loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 5))
+        found.append(C.Target("cpu loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 1.5))
+    return found
+
+
+def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, path: Path) -> None:
+    """Three panels: paper-size speedups, bandwidth over B*H*W, time over K."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = [name for name in C.ALL_BACKENDS if any(r["backend"] == name and r["status"] == "ok" for r in rows)]
+    colors = {name: f"C{i}" for i, name in enumerate(C.ALL_BACKENDS)}
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+
+    ax = axes[0]
+    groups = ("paper", "global-small")
+    cases = list(dict.fromkeys((r["group"], r["label"], r["shape"]) for r in rows if r["group"] in groups))
+    width = 0.8 / max(1, len(backends))
+    for i, name in enumerate(backends):
+        values = []
+        for group, label, _ in cases:
+            row = C.find_row(rows, group=group, label=label, backend=name) or {}
+            values.append(row.get("speedup_vs_reference") or 0)
+        ax.bar([x + i * width for x in range(len(cases))], values, width, label=name, color=colors[name])
+    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(cases))])
+    ticks = [label if group == "paper" else f"{label} ({shape})" for group, label, shape in cases]
+    ax.set_xticklabels(ticks, rotation=25, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.axhline(1, color="gray", lw=0.8)
+    ax.set_ylabel("speedup over eager reference (x)")
+    paper_shape = next((shape for group, _, shape in cases if group == "paper"), "?")
+    ax.set_title(f"paper size ({paper_shape}, C=3)", fontsize=10)
+    ax.legend(fontsize=8)
+
+    ax = axes[1]
+    for name in backends:
+        pts = sorted(
+            (r["batch"] * r["height"] * r["width"], r["bytes_per_s"] / 1e9)
+            for r in rows
+            if r["backend"] == name
+            and r["status"] == "ok"
+            and r["op"] == "loss_fwd_bwd"
+            and r["scope"] == "local"
+            and r["candidates"] == LOCAL_K
+        )
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=name, color=colors[name])
+    ax.axhline(copy_bytes_per_s / 1e9, color="black", ls="--", lw=1, label="copy bandwidth")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("B*H*W pixels")
+    ax.set_ylabel("achieved GB/s (least traffic / time)")
+    ax.set_title(f"local loss fwd+bwd, K={LOCAL_K}", fontsize=10)
+    ax.legend(fontsize=8)
+
+    ax = axes[2]
+    for name in backends:
+        pts = sorted(
+            (r["candidates"], r["median_ms"])
+            for r in rows
+            if r["backend"] == name
+            and r["status"] == "ok"
+            and r["op"] == "loss_fwd_bwd"
+            and r["scope"] == "local"
+            and r["group"] in ("paper", "sweep-K")
+        )
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=name, color=colors[name])
+    ax.set_yscale("log")
+    ax.set_xlabel("K candidates")
+    ax.set_ylabel("median ms")
+    ax.set_title("local loss fwd+bwd at the paper size, over K", fontsize=10)
+    ax.legend(fontsize=8)
+
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    C.save_figure(fig, path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------------
+
+SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW"), ("candidates", "K / M")]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = C.base_parser(__doc__)
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
+    parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
+    parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the reference")
+    parser.add_argument("--compile-global", action="store_true", help=COMPILE_GLOBAL_NOTE.split(";")[0])
+    args = parser.parse_args(argv)
+    if args.size % (4 * PATCH) or args.size <= 0 or args.batch <= 0:
+        parser.error(f"--size must be a positive multiple of {4 * PATCH} (HR/4 must hold whole patches)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Runs the benchmark; returns what it wrote to JSON."""
+    args = parse_args(argv)
+    C.apply_threads(args.threads)
+    device = C.pick_device(args.device)
+    dtype = DTYPES[args.dtype]
+    min_time = args.min_time if args.min_time is not None else (0.1 if device.type == "cuda" or args.quick else 0.3)
+    reasons = C.backend_reasons(device, C.parse_backends(args.backends), compile_ok=not args.no_compile)
+    out_dir = C.results_dir(args.out, device)
+    env = C.environment(device)
+
+    copy_bw = C.copy_bandwidth(device, (1 << 30) if device.type == "cuda" else (128 << 20), min_time)
+    cases = plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep, args.compile_global)
+    title = f"gram_texture_loss / gram_select on {env['device']}, {args.dtype}, {env['date_utc'][:10]}"
+    meta = {"benchmark": "gram_select", "environment": env, "args": vars(args), "backends": reasons}
+    save_partial = C.partial_saver(out_dir, "gram_select", title, SHAPE_COLUMNS, copy_bw, meta)
+    config = C.RunConfig(min_time, not args.no_memory, not args.quiet)
+    rows = C.run_cases(cases, reasons, device, config, on_case_done=save_partial)
+    C.add_roofline(rows, copy_bw)
+    goals = targets(rows, device)
+
+    lines = [
+        title,
+        f"copy bandwidth (read + write) measured in this run: {copy_bw / 1e9:.1f} GB/s",
+        "x ref / x compile: speedup over the eager reference / torch.compile of it (same run); "
+        "GB/s: least traffic / median; diff: max rel. error vs the reference (selection: fraction differing)",
+        "",
+        C.format_table(rows, SHAPE_COLUMNS),
+        "",
+        *[goal.line() for goal in goals],
+    ]
+    text = "\n".join(lines)
+    print(text)
+    result = {
+        "benchmark": "gram_select",
+        "partial": False,
+        "environment": env,
+        "args": vars(args),
+        "dtype": args.dtype,
+        "copy_bytes_per_s": copy_bw,
+        "backends": reasons,
+        "targets": [goal.as_dict() for goal in goals],
+        "rows": rows,
+    }
+    C.write_text(out_dir / "gram_select.txt", text + "\n")
+    C.write_json(out_dir / "gram_select.json", result)
+    if not args.no_plot:
+        plot(rows, copy_bw, title, out_dir / "gram_select.png")
+    print(f"\nwrote {out_dir}/gram_select.{{txt,json{'' if args.no_plot else ',png'}}}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

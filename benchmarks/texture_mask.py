@@ -1,0 +1,252 @@
+"""Benchmark of the texture mask (grid and sliding) and of mask_pair on every backend this machine has.
+
+    python benchmarks/texture_mask.py [--device cpu|cuda] [--quick] [--out DIR]
+
+Times ``texture_mask`` in ``grid`` mode (k = 4, offset (1, 2): the clipped border cells are exercised)
+and ``sliding`` mode (window 11, Beby-GAN's), and ``mask_pair`` forward+backward (the call the
+training step makes), at the paper's size (B = 8, 192 x 192, C = 3) and over a sweep of B x H x W.
+Backends as in gram_select.py. Writes ``texture_mask.{txt,json,png}`` under
+``benchmarks/results/<device>-<date>/`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common as C  # noqa: E402  (benchmarks/common.py; also puts the repo root on sys.path)
+import torch  # noqa: E402
+
+import gramgan.ops as ops  # noqa: E402
+from gramgan.ops import reference as R  # noqa: E402
+
+PATCH = 4
+CHANNELS = 3
+THRESHOLD = 0.005  # SPEC §1 ε; the timings do not depend on it
+OFFSET = (1, 2)
+WINDOW = 11
+PAPER = (8, 192)
+OPS = {
+    "mask_grid": "texture_mask grid",
+    "mask_sliding": "texture_mask sliding",
+    "pair_fwd_bwd": "mask_pair grid fwd+bwd",
+}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+SWEEPS = {
+    ("cuda", False): [(1, 192), (8, 384), (32, 384), (64, 384)],
+    ("cuda", True): [(64, 384)],
+    ("cpu", False): [(1, 96), (2, 192), (4, 384)],
+    ("cpu", True): [(1, 96)],
+}
+COMPILE_NOTE = "torch.compile is timed at the paper size only (each shape is a separate compile)"
+
+
+def _reference_mask(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """The eager reference mask; module level so torch.compile caches one wrapper."""
+    return R.texture_mask(x, PATCH, THRESHOLD, OFFSET, mode, WINDOW)
+
+
+def _reference_pair(sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return R.mask_pair(sr, hr, PATCH, THRESHOLD, OFFSET, "grid", WINDOW)
+
+
+def bytes_moved(op: str, b: int, h: int, element_size: int) -> int:
+    """Least traffic: the mask reads the image and writes a one-channel mask; mask_pair forward reads
+    SR and HR and writes both products, backward reads the output gradient and writes SR's."""
+    image = b * CHANNELS * h * h * element_size
+    if op == "pair_fwd_bwd":
+        return 6 * image
+    return image + b * h * h * element_size
+
+
+def make_case(group: str, op: str, b: int, h: int, device: torch.device, dtype: torch.dtype, compile_here: bool):
+    params = {
+        "op": op,
+        "batch": b,
+        "height": h,
+        "width": h,
+        "channels": CHANNELS,
+        "shape": f"{b}x{h}x{h}",
+        "dtype": str(dtype).replace("torch.", ""),
+    }
+    case = C.Case(
+        group=group,
+        label=OPS[op],
+        params=params,
+        bytes_moved=bytes_moved(op, b, h, torch.empty((), dtype=dtype).element_size()),
+        build=lambda backend: _build(case, backend),
+        backends=None if compile_here else [name for name in C.ALL_BACKENDS if name != "compile"],
+        note=COMPILE_NOTE,
+        compare=C.fraction_differing if op != "pair_fwd_bwd" else None,
+    )
+    case.extra["spec"] = (op, b, h, device, dtype)
+    return case
+
+
+def _build(case: C.Case, backend: str) -> Callable[[], Any]:
+    op, b, h, device, dtype = case.extra["spec"]
+    if "inputs" not in case.extra:
+        gen = torch.Generator(device=device).manual_seed(0)
+        shape = (b, CHANNELS, h, h)
+        # Noise amplitude rising over the batch from 0.001 (flat: std under the threshold) to 1 (textured).
+        amplitude = torch.linspace(0.001, 1, b, device=device).view(-1, 1, 1, 1)
+        hr = torch.rand(shape, generator=gen, device=device) * amplitude
+        sr = torch.rand(shape, generator=gen, device=device)
+        grad = torch.rand(shape, generator=gen, device=device)
+        case.extra["inputs"] = (sr.to(dtype).requires_grad_(True), hr.to(dtype), grad.to(dtype))
+    sr, hr, grad = case.extra["inputs"]
+    if op in ("mask_grid", "mask_sliding"):
+        mode = "grid" if op == "mask_grid" else "sliding"
+        if backend == "compile":
+            mask = C.compiled(_reference_mask)
+            return lambda: mask(hr, mode)
+        return lambda: ops.texture_mask(hr, PATCH, THRESHOLD, OFFSET, mode, WINDOW, backend=backend)
+
+    if backend == "compile":
+        compiled_pair = C.compiled(_reference_pair)
+
+        def pair() -> tuple[torch.Tensor, torch.Tensor]:
+            return compiled_pair(sr, hr)
+    else:
+
+        def pair() -> tuple[torch.Tensor, torch.Tensor]:
+            return ops.mask_pair(sr, hr, PATCH, THRESHOLD, OFFSET, "grid", WINDOW, backend=backend)
+
+    def forward_backward() -> torch.Tensor:
+        sr.grad = None
+        masked_sr, _ = pair()
+        masked_sr.backward(grad)
+        return sr.grad
+
+    return forward_backward
+
+
+def plan(device: torch.device, dtype: torch.dtype, quick: bool, paper: tuple[int, int], sweep: bool) -> list[C.Case]:
+    b, h = paper
+    cases = [make_case("paper", op, b, h, device, dtype, True) for op in OPS]
+    if sweep:
+        for sb, sh in SWEEPS[(device.type, quick)]:
+            for op in ("mask_grid", "mask_sliding"):
+                cases.append(make_case("sweep-BHW", op, sb, sh, device, dtype, False))
+    return cases
+
+
+def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, path: Path) -> None:
+    """Two panels: paper-size speedups over the reference; achieved bandwidth over B*H*W."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = [name for name in C.ALL_BACKENDS if any(r["backend"] == name and r["status"] == "ok" for r in rows)]
+    colors = {name: f"C{i}" for i, name in enumerate(C.ALL_BACKENDS)}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    ax = axes[0]
+    labels = list(OPS.values())
+    width = 0.8 / max(1, len(backends))
+    for i, name in enumerate(backends):
+        values = []
+        for label in labels:
+            row = C.find_row(rows, group="paper", label=label, backend=name) or {}
+            values.append(row.get("speedup_vs_reference") or 0)
+        ax.bar([x + i * width for x in range(len(labels))], values, width, label=name, color=colors[name])
+    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(labels))])
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_yscale("log")
+    ax.axhline(1, color="gray", lw=0.8)
+    ax.set_ylabel("speedup over eager reference (x)")
+    ax.set_title("paper size (B=8, 192x192)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for name in backends:
+        for op, style in (("mask_grid", "-"), ("mask_sliding", ":")):
+            pts = sorted(
+                (r["batch"] * r["height"] * r["width"], r["bytes_per_s"] / 1e9)
+                for r in rows
+                if r["backend"] == name and r["status"] == "ok" and r["op"] == op
+            )
+            if pts:
+                ax.plot(*zip(*pts), style, marker="o", color=colors[name], label=f"{name} {op[5:]}")
+    ax.axhline(copy_bytes_per_s / 1e9, color="black", ls="--", lw=1, label="copy bandwidth")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("B*H*W pixels")
+    ax.set_ylabel("achieved GB/s (least traffic / time)")
+    ax.set_title("texture_mask", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    C.save_figure(fig, path)
+    plt.close(fig)
+
+
+SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW")]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = C.base_parser(__doc__)
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
+    parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
+    parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the reference")
+    args = parser.parse_args(argv)
+    if args.size <= 0 or args.batch <= 0 or args.size <= WINDOW // 2:
+        parser.error(f"--batch must be positive and --size larger than {WINDOW // 2} (reflect padding)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Runs the benchmark; returns what it wrote to JSON."""
+    args = parse_args(argv)
+    C.apply_threads(args.threads)
+    device = C.pick_device(args.device)
+    dtype = DTYPES[args.dtype]
+    min_time = args.min_time if args.min_time is not None else (0.1 if device.type == "cuda" or args.quick else 0.3)
+    reasons = C.backend_reasons(device, C.parse_backends(args.backends), compile_ok=not args.no_compile)
+    out_dir = C.results_dir(args.out, device)
+    env = C.environment(device)
+
+    copy_bw = C.copy_bandwidth(device, (1 << 30) if device.type == "cuda" else (128 << 20), min_time)
+    cases = plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep)
+    title = f"texture_mask / mask_pair on {env['device']}, {args.dtype}, {env['date_utc'][:10]}"
+    meta = {"benchmark": "texture_mask", "environment": env, "args": vars(args), "backends": reasons}
+    save_partial = C.partial_saver(out_dir, "texture_mask", title, SHAPE_COLUMNS, copy_bw, meta)
+    config = C.RunConfig(min_time, not args.no_memory, not args.quiet)
+    rows = C.run_cases(cases, reasons, device, config, on_case_done=save_partial)
+    C.add_roofline(rows, copy_bw)
+
+    text = "\n".join(
+        [
+            title,
+            f"copy bandwidth (read + write) measured in this run: {copy_bw / 1e9:.1f} GB/s",
+            f"grid: k={PATCH}, offset={OFFSET}; sliding: window={WINDOW}; threshold={THRESHOLD}",
+            "",
+            C.format_table(rows, SHAPE_COLUMNS),
+        ]
+    )
+    print(text)
+    result = {
+        "benchmark": "texture_mask",
+        "partial": False,
+        "environment": env,
+        "args": vars(args),
+        "copy_bytes_per_s": copy_bw,
+        "backends": reasons,
+        "rows": rows,
+    }
+    C.write_text(out_dir / "texture_mask.txt", text + "\n")
+    C.write_json(out_dir / "texture_mask.json", result)
+    if not args.no_plot:
+        plot(rows, copy_bw, title, out_dir / "texture_mask.png")
+    print(f"\nwrote {out_dir}/texture_mask.{{txt,json{'' if args.no_plot else ',png'}}}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

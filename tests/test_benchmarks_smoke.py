@@ -1,0 +1,256 @@
+"""Smoke runs of the benchmark scripts at tiny sizes (so they cannot rot), and checks of their helpers.
+
+Each script runs in-process through its ``main(argv)`` on the CPU with one thread, the reference and
+(when built) the cpu backend, and minimal timing; the tests check the numbers they write, not only
+that they ran: the least-traffic byte counts, ratios, the agreement of the cpu backend with the
+reference, the shares of the training-step benchmark, the JSON / PNG / table files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def load(name: str):
+    """Imports benchmarks/<name>.py as a module (the scripts put benchmarks/ on sys.path for `common`)."""
+    if name == "common":
+        if str(BENCH) not in sys.path:
+            sys.path.insert(0, str(BENCH))
+        return importlib.import_module("common")  # the same module the scripts import
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def common():
+    return load("common")
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def rows_of(result: dict, **match) -> list[dict]:
+    return [row for row in result["rows"] if all(row.get(k) == v for k, v in match.items())]
+
+
+def cpu_backend_runs(common) -> bool:
+    return common.backend_reasons(torch.device("cpu"), ["cpu"])["cpu"] is None
+
+
+TINY = ["--device", "cpu", "--backends", "reference,cpu", "--min-time", "0.001", "--threads", "1", "--quiet"]
+
+
+def test_gram_select_smoke(tmp_path, common, capsys):
+    gram_select = load("gram_select")
+    result = gram_select.main([*TINY, "--batch", "1", "--size", "32", "--no-sweep", "--out", str(tmp_path)])
+    stdout = capsys.readouterr().out
+
+    saved = json.loads((tmp_path / "gram_select.json").read_text())
+    assert saved["partial"] is False and len(saved["rows"]) == len(result["rows"])
+    assert (tmp_path / "gram_select.png").read_bytes()[:8] == PNG_MAGIC
+    assert "TARGET cpu loss fwd+bwd paper vs reference" in stdout
+    assert (tmp_path / "gram_select.txt").read_text().startswith("gram_texture_loss / gram_select on ")
+
+    # 3 ops x 2 scopes, each on reference and cpu.
+    assert len(result["rows"]) == 12
+    refs = rows_of(result, backend="reference")
+    assert len(refs) == 6 and all(r["status"] == "ok" and r["median_ms"] > 0 for r in refs)
+    assert all(r["speedup_vs_reference"] == pytest.approx(1.0) for r in refs)
+    for r in refs:  # the roofline: least bytes / median, over the copy bandwidth of the same run
+        assert r["bytes_per_s"] == pytest.approx(r["bytes_moved"] / (r["median_ms"] / 1e3))
+        assert r["fraction_of_copy"] == pytest.approx(r["bytes_per_s"] / result["copy_bytes_per_s"])
+    # Least traffic, float32: local reads SR + 6 candidates (3 x 32 x 32 each); fwd+bwd adds the
+    # gradient; select adds the int64 index of 8 x 8 patches. Global: SR + HR, HR/2, HR/4, 4 warps.
+    image = 3 * 32 * 32 * 4
+    expected = {
+        ("loss_fwd", "local"): 7 * image,
+        ("loss_fwd_bwd", "local"): 8 * image,
+        ("select", "local"): 7 * image + 64 * 8,
+        ("loss_fwd", "global"): 6 * image + image // 4 + image // 16,
+        ("select", "global"): 6 * image + image // 4 + image // 16 + 64 * 8,
+    }
+    for (op, scope), nbytes in expected.items():
+        assert rows_of(result, op=op, scope=scope, backend="reference")[0]["bytes_moved"] == nbytes
+    assert rows_of(result, scope="global", backend="reference")[0]["candidates"] == 64 + 16 + 4 + 4 * 64
+
+    cpu = rows_of(result, backend="cpu")
+    if cpu_backend_runs(common):
+        assert all(r["status"] == "ok" for r in cpu)
+        for row in cpu:
+            ref_ms = rows_of(result, label=row["label"], backend="reference")[0]["median_ms"]
+            assert row["speedup_vs_reference"] == pytest.approx(ref_ms / row["median_ms"])
+            assert row["diff_vs_reference"] is not None and row["diff_vs_reference"] < 1e-4
+    else:
+        assert all(r["status"] == "skipped" and r["reason"] for r in cpu)
+
+
+def test_texture_mask_smoke(tmp_path, common):
+    texture_mask = load("texture_mask")
+    argv = [*TINY, "--batch", "2", "--size", "16", "--no-sweep", "--no-plot", "--out", str(tmp_path)]
+    result = texture_mask.main(argv)
+    assert not (tmp_path / "texture_mask.png").exists()
+    assert json.loads((tmp_path / "texture_mask.json").read_text())["partial"] is False
+    image = 2 * 3 * 16 * 16 * 4
+    ref = {row["op"]: row for row in rows_of(result, backend="reference")}
+    assert ref["mask_grid"]["bytes_moved"] == image + image // 3
+    assert ref["mask_sliding"]["bytes_moved"] == image + image // 3
+    assert ref["pair_fwd_bwd"]["bytes_moved"] == 6 * image
+    assert all(row["status"] == "ok" for row in ref.values())
+    if cpu_backend_runs(common):
+        for row in rows_of(result, backend="cpu"):
+            assert row["status"] == "ok"
+            assert row["diff_vs_reference"] == 0.0  # masks are 0/1: no entry may differ
+
+
+def test_train_step_smoke(tmp_path, common):
+    train_step = load("train_step")
+    argv = [
+        *TINY,
+        "--quick",
+        "--short",
+        "--no-perceptual",
+        "--repeats", "1",
+        "--blocks", "1", "--features", "8", "--disc-features", "8", "--batch", "2", "--lr-size", "16",
+        "--no-plot",
+        "--out", str(tmp_path),
+    ]  # fmt: skip
+    result = train_step.main(argv)
+    assert result["size"] == {
+        "blocks": 1, "features": 8, "batch": 2, "lr_size": 16, "disc_features": 8, "hr_size": 64
+    }  # fmt: skip
+    rows = {row["variant"]: row for row in result["rows"]}
+    best = result["best_backend"]
+    assert best == ("cpu" if cpu_backend_runs(common) else "reference")
+    base, full = rows["esrgan (no Gram-GAN terms)"], rows[f"gramgan[{best}] (best here)"]
+    assert base["status"] == "ok" and full["status"] == "ok", result["rows"]
+    share = result["shares"]["all Gram-GAN terms"]
+    assert share == pytest.approx((full["median_ms"] - base["median_ms"]) / full["median_ms"])
+    target = result["targets"][0]
+    assert target["value"] == pytest.approx(100 * share)
+    assert target["verdict"] == ("met" if 100 * share < 5 else "missed")
+    assert json.loads((tmp_path / "train_step.json").read_text())["shares"] == result["shares"]
+
+
+def test_gpu_check_out_of_time_packs_a_summary(tmp_path):
+    """With no budget every step is 'not run', the exit status is 1, and the summary and archive exist."""
+    env = {**os.environ, "GPU_CHECK_BUDGET_S": "0", "GPU_CHECK_DEVICE": "cpu", "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", str(BENCH / "gpu_check.sh"), str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    for step in ("env", "build", "extension", "pytest-cuda", "pytest-ops", "gram_select", "train_step"):
+        assert f"{step} " in summary
+    assert summary.count("NOT RUN: out of time") == 8
+    assert "RESULT: some steps FAILED" in summary
+    assert (tmp_path / "gpu_check.tar.gz").stat().st_size > 0
+
+
+def test_gpu_check_needs_an_outdir():
+    done = subprocess.run(["bash", str(BENCH / "gpu_check.sh")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_cpu_peak_memory_counts_one_call(common):
+    keep = []
+
+    def allocate() -> int:
+        keep.append(torch.empty(1_000_000))  # 4 MB that outlives the call
+        scratch = torch.empty(500_000)  # 2 MB freed inside it
+        del scratch
+        return 1
+
+    for _ in range(2):  # the second call must not count the first call's 4 MB again
+        out, seconds, peak = common.probe_call(allocate, torch.device("cpu"), track_memory=True)
+        assert out == 1 and seconds > 0
+        assert 6_000_000 <= peak < 6_100_000
+
+
+def test_helpers(common):
+    assert common._quantile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert common._quantile([1.0, 2.0], 0.5) == 1.5
+    assert common.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    assert common.device_slug(torch.device("cpu")).startswith("cpu-")
+    assert common.device_slug(torch.device("cpu")).endswith(f"-{common.cpu_cores()}core")
+    assert common.parse_backends("cpu") == ["reference", "cpu"]
+    with pytest.raises(ValueError, match="unknown backend"):
+        common.parse_backends("reference,gpu")
+    assert common.Target("t", 31.0, 30).verdict == "met"
+    assert common.Target("t", 29.0, 30).verdict == "missed"
+    assert common.Target("t", 6.0, 5, "%", lower_is_better=True).verdict == "missed"
+    assert common.Target("t", None, 5).verdict == "not measured"
+    ref = torch.tensor([1.0, 2.0, 4.0])
+    assert common.compare_outputs(ref + torch.tensor([0.0, 0.0, 0.4]), ref) == pytest.approx(0.1)
+    mask = torch.tensor([0.0, 1.0, float("nan"), 1.0])
+    assert common.fraction_differing(torch.tensor([0.0, 0.0, float("nan"), 1.0]), mask) == 0.25
+
+
+def test_table_hides_backends_skipped_everywhere(common):
+    rows = [
+        {"label": "a", "backend": "reference", "status": "ok", "median_ms": 2.0, "bytes_per_s": 1e9,
+         "speedup_vs_reference": 1.0, "peak_mem_bytes": None},
+        {"label": "a", "backend": "cuda", "status": "skipped", "reason": "needs a CUDA GPU"},
+        {"label": "a", "backend": "compile", "status": "failed", "reason": "boom"},
+        {"label": "b", "backend": "compile", "status": "ok", "median_ms": 1.0, "bytes_per_s": 2e9,
+         "speedup_vs_reference": 2.0, "peak_mem_bytes": 2**20},
+        {"label": "b", "backend": "cuda", "status": "skipped", "reason": "needs a CUDA GPU"},
+    ]  # fmt: skip
+    lines = common.format_table(rows, [("label", "what")]).splitlines()
+    assert not any(line.startswith("a     cuda") or " cuda " in line for line in lines[:5])
+    assert "  cuda skipped: needs a CUDA GPU" in lines
+    assert "  compile failed: boom" in lines
+    assert any(line.split()[:4] == ["b", "compile", "1.000", "2.00"] for line in lines)
+
+
+def test_partial_saver_keeps_what_was_measured(tmp_path, common):
+    row = {"label": "a", "backend": "reference", "status": "ok", "median_ms": 2.0, "bytes_moved": 4e6,
+           "bytes_per_s": 2e9, "speedup_vs_reference": 1.0, "peak_mem_bytes": None}  # fmt: skip
+    save = common.partial_saver(tmp_path, "x", "title", [("label", "what")], 4e9, {"benchmark": "x"})
+    save([row])
+    saved = json.loads((tmp_path / "x.json").read_text())
+    assert saved["partial"] is True and saved["benchmark"] == "x"
+    assert saved["rows"][0]["fraction_of_copy"] == pytest.approx(0.5)
+    assert "PARTIAL" in (tmp_path / "x.txt").read_text()
+
+
+def test_runner_ratios_and_slow_single_call(common):
+    """Ratios come from the same run; a CPU call slower than single_call_s is timed by its warm-up alone."""
+    import time
+
+    delays = {"reference": 0.03, "cpu": 0.01}
+
+    def build(backend):
+        if backend not in delays:
+            raise common.Skip(f"{backend} not in this test")
+        return lambda: time.sleep(delays[backend]) or torch.ones(3)
+
+    case = common.Case(group="g", label="sleep", params={"op": "sleep"}, bytes_moved=3_000_000, build=build)
+    reasons = {"reference": None, "compile": None, "cpu": None, "cuda": "no GPU"}
+    config = common.RunConfig(min_time_s=0.05, track_memory=False, verbose=False, single_call_s=0.02)
+    rows = {row["backend"]: row for row in common.run_cases([case], reasons, torch.device("cpu"), config)}
+    assert rows["compile"]["status"] == "skipped" and "not in this test" in rows["compile"]["reason"]
+    assert rows["cuda"] == {**rows["cuda"], "status": "skipped", "reason": "no GPU"}
+    ref, cpu = rows["reference"], rows["cpu"]
+    assert ref["calls"] == 1 and ref["median_ms"] == pytest.approx(ref["first_call_ms"])  # the warm-up
+    assert cpu["calls"] > 1 and cpu["median_ms"] >= 10
+    assert cpu["speedup_vs_reference"] == pytest.approx(ref["median_ms"] / cpu["median_ms"])
+    assert cpu["diff_vs_reference"] == 0.0
+    assert cpu["bytes_per_s"] == pytest.approx(3_000_000 / (cpu["median_ms"] / 1e3))

@@ -35,7 +35,6 @@ GLOBAL_GT_WEIGHT = 1.0  # SPEC §2: the global scope uses Beby-GAN's gt_weight =
 PAPER = (8, 192)  # (B, H = W)
 OPS = ("loss_fwd", "loss_fwd_bwd", "select")
 OP_LABELS = {"loss_fwd": "loss fwd", "loss_fwd_bwd": "loss fwd+bwd", "select": "gram_select"}
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 COMPILE_NOTE = "torch.compile is timed at the paper and roofline sizes only (each shape is a 10-60 s compile)"
 COMPILE_GLOBAL_NOTE = (
     "torch.compile of the global reference unrolls its per-image, per-chunk Python loop (minutes to "
@@ -322,7 +321,7 @@ SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW"), ("ca
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = C.base_parser(__doc__)
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    parser.add_argument("--dtype", choices=tuple(C.DTYPES), default="float32")
     parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
     parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
     parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
@@ -337,53 +336,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark; returns what it wrote to JSON."""
     args = parse_args(argv)
-    C.apply_threads(args.threads)
-    device = C.pick_device(args.device)
-    dtype = DTYPES[args.dtype]
-    min_time = args.min_time if args.min_time is not None else (0.1 if device.type == "cuda" or args.quick else 0.3)
-    reasons = C.backend_reasons(device, C.parse_backends(args.backends), compile_ok=not args.no_compile)
-    out_dir = C.results_dir(args.out, device)
-    env = C.environment(device)
-
-    copy_bw = C.copy_bandwidth(device, (1 << 30) if device.type == "cuda" else (128 << 20), min_time)
-    cases = plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep, args.compile_global)
-    title = f"gram_texture_loss / gram_select on {env['device']}, {args.dtype}, {env['date_utc'][:10]}"
-    meta = {"benchmark": "gram_select", "environment": env, "args": vars(args), "backends": reasons}
-    save_partial = C.partial_saver(out_dir, "gram_select", title, SHAPE_COLUMNS, copy_bw, meta)
-    config = C.RunConfig(min_time, not args.no_memory, not args.quiet)
-    rows = C.run_cases(cases, reasons, device, config, on_case_done=save_partial)
-    C.add_roofline(rows, copy_bw)
-    goals = targets(rows, device)
-
-    lines = [
-        title,
-        f"copy bandwidth (read + write) measured in this run: {copy_bw / 1e9:.1f} GB/s",
-        "x ref / x compile: speedup over the eager reference / torch.compile of it (same run); "
-        "GB/s: least traffic / median; diff: max rel. error vs the reference (selection: fraction differing)",
-        "",
-        C.format_table(rows, SHAPE_COLUMNS),
-        "",
-        *[goal.line() for goal in goals],
-    ]
-    text = "\n".join(lines)
-    print(text)
-    result = {
-        "benchmark": "gram_select",
-        "partial": False,
-        "environment": env,
-        "args": vars(args),
-        "dtype": args.dtype,
-        "copy_bytes_per_s": copy_bw,
-        "backends": reasons,
-        "targets": [goal.as_dict() for goal in goals],
-        "rows": rows,
-    }
-    C.write_text(out_dir / "gram_select.txt", text + "\n")
-    C.write_json(out_dir / "gram_select.json", result)
-    if not args.no_plot:
-        plot(rows, copy_bw, title, out_dir / "gram_select.png")
-    print(f"\nwrote {out_dir}/gram_select.{{txt,json{'' if args.no_plot else ',png'}}}")
-    return result
+    return C.run_op_benchmark(
+        "gram_select",
+        "gram_texture_loss / gram_select",
+        args,
+        lambda device, dtype: plan(
+            device, dtype, args.quick, (args.batch, args.size), not args.no_sweep, args.compile_global
+        ),
+        SHAPE_COLUMNS,
+        [
+            "x ref / x compile: speedup over the eager reference / torch.compile of it (same run); "
+            "GB/s: least traffic / median; diff: max rel. error vs the reference (selection: fraction differing)"
+        ],
+        plot,
+        targets=targets,
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ OPS = {
     "mask_sliding": "texture_mask sliding",
     "pair_fwd_bwd": "mask_pair grid fwd+bwd",
 }
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 SWEEPS = {
     ("cuda", False): [(1, 192), (8, 384), (32, 384), (64, 384)],
     ("cuda", True): [(64, 384)],
@@ -190,7 +189,7 @@ SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW")]
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = C.base_parser(__doc__)
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    parser.add_argument("--dtype", choices=tuple(C.DTYPES), default="float32")
     parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
     parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
     parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
@@ -204,48 +203,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark; returns what it wrote to JSON."""
     args = parse_args(argv)
-    C.apply_threads(args.threads)
-    device = C.pick_device(args.device)
-    dtype = DTYPES[args.dtype]
-    min_time = args.min_time if args.min_time is not None else (0.1 if device.type == "cuda" or args.quick else 0.3)
-    reasons = C.backend_reasons(device, C.parse_backends(args.backends), compile_ok=not args.no_compile)
-    out_dir = C.results_dir(args.out, device)
-    env = C.environment(device)
-
-    copy_bw = C.copy_bandwidth(device, (1 << 30) if device.type == "cuda" else (128 << 20), min_time)
-    cases = plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep)
-    title = f"texture_mask / mask_pair on {env['device']}, {args.dtype}, {env['date_utc'][:10]}"
-    meta = {"benchmark": "texture_mask", "environment": env, "args": vars(args), "backends": reasons}
-    save_partial = C.partial_saver(out_dir, "texture_mask", title, SHAPE_COLUMNS, copy_bw, meta)
-    config = C.RunConfig(min_time, not args.no_memory, not args.quiet)
-    rows = C.run_cases(cases, reasons, device, config, on_case_done=save_partial)
-    C.add_roofline(rows, copy_bw)
-
-    text = "\n".join(
-        [
-            title,
-            f"copy bandwidth (read + write) measured in this run: {copy_bw / 1e9:.1f} GB/s",
-            f"grid: k={PATCH}, offset={OFFSET}; sliding: window={WINDOW}; threshold={THRESHOLD}",
-            "",
-            C.format_table(rows, SHAPE_COLUMNS),
-        ]
+    return C.run_op_benchmark(
+        "texture_mask",
+        "texture_mask / mask_pair",
+        args,
+        lambda device, dtype: plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep),
+        SHAPE_COLUMNS,
+        [f"grid: k={PATCH}, offset={OFFSET}; sliding: window={WINDOW}; threshold={THRESHOLD}"],
+        plot,
     )
-    print(text)
-    result = {
-        "benchmark": "texture_mask",
-        "partial": False,
-        "environment": env,
-        "args": vars(args),
-        "copy_bytes_per_s": copy_bw,
-        "backends": reasons,
-        "rows": rows,
-    }
-    C.write_text(out_dir / "texture_mask.txt", text + "\n")
-    C.write_json(out_dir / "texture_mask.json", result)
-    if not args.no_plot:
-        plot(rows, copy_bw, title, out_dir / "texture_mask.png")
-    print(f"\nwrote {out_dir}/texture_mask.{{txt,json{'' if args.no_plot else ',png'}}}")
-    return result
 
 
 if __name__ == "__main__":

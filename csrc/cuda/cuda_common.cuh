@@ -72,9 +72,15 @@ __device__ __forceinline__ void patch_gram(const scalar_t* image, int64_t H, int
 #pragma unroll
     for (int q = 0; q < kMaxPairs; ++q) G[q] += column[q];
   }
+  // Pairs with a channel >= C are exact zeros even when a real channel holds +-inf (inf * 0 would be NaN
+  // there, and a NaN in a padding entry would turn an infinite score or loss into NaN, unlike the CPU).
   const acc_t inv_area = acc_t(1) / acc_t(K * K);
+  int q = 0;
 #pragma unroll
-  for (int q = 0; q < kMaxPairs; ++q) G[q] *= inv_area;
+  for (int a = 0; a < kMaxChannels; ++a) {
+#pragma unroll
+    for (int b = a; b < kMaxChannels; ++b, ++q) G[q] = b < C ? G[q] * inv_area : acc_t(0);
+  }
 }
 
 // ||A - B||_F^2 over the full C x C matrices given by their upper triangles.
@@ -150,7 +156,7 @@ __device__ __forceinline__ void patch_grad(const scalar_t* sr, scalar_t* dx, int
     for (int a = 0; a < kMaxChannels; ++a) {
 #pragma unroll
       for (int b = a; b < kMaxChannels; ++b, ++q) {
-        D[a][b] = D[b][a] = scale * criterion_grad(ge[q] - gc[q], criterion);
+        D[a][b] = D[b][a] = b < C ? scale * criterion_grad(ge[q] - gc[q], criterion) : acc_t(0);
       }
     }
     for (int r = 0; r < K; ++r) {

@@ -240,6 +240,17 @@ def test_nan_in_nan_out(backend, device, rng):
     assert torch.isnan(mask[0, 0, 4:8, 4:8]).all() and not torch.isnan(mask[0, 0, :4, :4]).any()
 
 
+def test_inf_in_inf_out(backend, device, rng):
+    """An infinite pixel gives an infinite (not NaN) Gram entry and patch loss, for every C."""
+    for channels in (1, 3):
+        sr, candidates = local_case(rng, 1, channels, 8, 8, 2, torch.float32, device)
+        sr[0, 0, 1, 2] = float("inf")  # inside patch (0, 0)
+        gram = ops.patch_gram(sr, backend=backend).cpu()
+        assert gram[0, 0, 0, 0, 0] == float("inf") and not torch.isnan(gram[0, 0, 0]).any()
+        loss = ops.gram_texture_loss(sr, candidates, reduction="none", backend=backend).cpu()
+        assert loss[0, 0, 0] == float("inf") and torch.isfinite(loss[0, 1, 1])
+
+
 def near_threshold_image(rng, b, c, h, w, threshold, dtype, device):
     """Values whose local std is spread around the threshold (within a factor of ~3)."""
     noise = torch.randn(b, c, h, w, generator=rng)

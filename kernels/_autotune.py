@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,10 @@ def _probe():
 
 # ``@triton.jit`` returns an InterpretedFunction when TRITON_INTERPRET was set at decoration time.
 INTERPRET: bool = type(_probe).__name__ == "InterpretedFunction"
+
+# GRAMGAN_TRITON_AUTOTUNE=0 keeps only the first GPU configuration of each kernel: correctness runs
+# (the GPU tests) then compile each kernel once per shape instead of once per configuration.
+AUTOTUNE: bool = os.environ.get("GRAMGAN_TRITON_AUTOTUNE", "1") != "0"
 
 
 def tuned(
@@ -30,5 +35,5 @@ def tuned(
     if INTERPRET:
         configs = [triton.Config(dict(interpreter), num_warps=1)]
     else:
-        configs = [triton.Config(dict(meta), num_warps=warps) for meta, warps in gpu]
+        configs = [triton.Config(dict(meta), num_warps=warps) for meta, warps in gpu[: None if AUTOTUNE else 1]]
     return triton.autotune(configs=configs, key=list(key))

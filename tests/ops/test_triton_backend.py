@@ -85,12 +85,12 @@ def _autotuned_kernels() -> dict:
 def test_autotune_configurations():
     """One configuration under the interpreter; a small set of distinct ones on a GPU."""
     import kernels
-    from kernels import gram, texture_loss, texture_mask
+    from kernels import _autotune, gram, texture_loss, texture_mask
 
     tuned = _autotuned_kernels()
     assert len(tuned) >= 9
     for name, kernel in tuned.items():
-        if kernels.INTERPRET:
+        if kernels.INTERPRET or not _autotune.AUTOTUNE:
             assert len(kernel.configs) == 1, name
         else:
             assert 2 <= len(kernel.configs) <= 4, name
@@ -116,6 +116,10 @@ def test_tuned_uses_the_gpu_list_when_compiled(monkeypatch):
     monkeypatch.setattr(_autotune, "INTERPRET", True)
     single = _autotune.tuned(gpu, {"BLOCK": 64}, key=["n"])(triton.jit(_empty_kernel))
     assert [c.kwargs["BLOCK"] for c in single.configs] == [64]
+    monkeypatch.setattr(_autotune, "INTERPRET", False)
+    monkeypatch.setattr(_autotune, "AUTOTUNE", False)
+    first = _autotune.tuned(gpu, {"BLOCK": 64}, key=["n"])(triton.jit(_empty_kernel))
+    assert [(c.kwargs["BLOCK"], c.num_warps) for c in first.configs] == [(16, 2)]
 
 
 # ------------------------------------------------------------------------------------ torch.library

@@ -55,6 +55,8 @@ class GramGANLossConfig:
             For comparison, λ_c·L_content ≈ 3e-4 and λ_a·L_adv ≈ 0.0035 (L_adv ≈ log 2 for a fresh D).
         adversarial_weight: λ_a of the RaGAN loss (0.005, ESRGAN's; ours).
         disc_taps: which discriminator convolutions feed L_dperc, counted from 1 ((5, 11), the paper's).
+        disc_perceptual_masked: feed the discriminator perceptual loss the masked pair (SR·M, HR·M)
+            instead of the unmasked images (False: unmasked, ours).
         patch_size: k of the texture loss's Gram patches (4, the paper's).
         num_warps: J, the random affine warps in the candidate database (4, ours).
         warp_magnitude: m, the bound of the affine perturbation (0.003, the paper's).
@@ -85,6 +87,7 @@ class GramGANLossConfig:
     texture_weight: float = 1e4
     adversarial_weight: float = 0.005
     disc_taps: tuple[int, ...] = (5, 11)
+    disc_perceptual_masked: bool = False
     patch_size: int = 4
     num_warps: int = 4
     warp_magnitude: float = 0.003
@@ -189,7 +192,8 @@ class GramGANLoss(nn.Module):
       ``mask_random_offset`` and the grid mode);
     - runs the discriminator (its current mode; the caller freezes its parameters) four times, each
       batch on its own, as BasicSR does, so that BatchNorm in train mode sees the same batch
-      composition as in the D step: SR and HR unmasked (taps for L_dperc) and SR·M and HR·M (logits
+      composition as in the D step: SR and HR unmasked (taps for L_dperc; masked with
+      ``disc_perceptual_masked``) and SR·M and HR·M (logits
       for L_adv). The two HR passes run under ``no_grad`` (the HR branch is a constant). A pass
       whose term is off is skipped.
 
@@ -268,9 +272,10 @@ class GramGANLoss(nn.Module):
         )
 
         if weights["disc_perceptual"] > 0:
-            _, sr_feats = discriminator(sr, taps=cfg.disc_taps)
+            d_sr, d_hr = (masked_sr, masked_hr) if cfg.disc_perceptual_masked else (sr, hr)
+            _, sr_feats = discriminator(d_sr, taps=cfg.disc_taps)
             with torch.no_grad():
-                _, hr_feats = discriminator(hr, taps=cfg.disc_taps)
+                _, hr_feats = discriminator(d_hr, taps=cfg.disc_taps)
             terms["disc_perceptual"] = discriminator_perceptual_loss(sr_feats, hr_feats)
         if weights["adversarial"] > 0:
             fake_logits, _ = discriminator(masked_sr, taps=())

@@ -52,6 +52,7 @@ def test_config_defaults_are_the_spec():
     assert GramGANLossConfig(texture_scope="global").effective_gt_weight == 1.0
     assert GramGANLossConfig(texture_scope="global", gt_weight=0.5).effective_gt_weight == 0.5
     assert GramGANLossConfig(disc_taps=[3, 7]).disc_taps == (3, 7)
+    assert cfg.disc_perceptual_masked is False
 
 
 @pytest.mark.parametrize(
@@ -228,3 +229,18 @@ def test_texture_term_is_computed_in_float32_under_autocast(images):
         under = loss_fn(sr, hr, None).terms["texture"]
     assert under.dtype == torch.float32
     torch.testing.assert_close(under, plain, rtol=1e-6, atol=0)
+
+
+def test_disc_perceptual_on_the_masked_pair_when_asked(discriminator, images):
+    sr, hr = images
+    hr = hr.clone()
+    hr[:, :, :32] = 0.5  # a flat half: the mask hides it
+    cfg = GramGANLossConfig(texture_weight=0.0, adversarial_weight=0.0, mask_random_offset=False)
+    unmasked = GramGANLoss(cfg)(sr, hr, discriminator)
+    masked = GramGANLoss(dataclasses.replace(cfg, disc_perceptual_masked=True))(sr, hr, discriminator)
+    with torch.no_grad():
+        _, f_sr = discriminator(masked.masked_sr)
+        _, f_hr = discriminator(masked.masked_hr)
+        want = sum(F.mse_loss(a, b) for a, b in zip(f_sr, f_hr))
+    assert masked.terms["disc_perceptual"].item() == pytest.approx(want.item(), rel=1e-5)
+    assert masked.terms["disc_perceptual"].item() != pytest.approx(unmasked.terms["disc_perceptual"].item(), rel=1e-3)

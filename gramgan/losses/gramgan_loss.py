@@ -60,6 +60,8 @@ class GramGANLossConfig:
         patch_size: k of the texture loss's Gram patches (4, the paper's).
         num_warps: J, the random affine warps in the candidate database (4, ours).
         warp_magnitude: m, the bound of the affine perturbation (0.003, the paper's).
+        candidate_clamp: clip the bicubic-downsampled candidates (HR↓2, HR↓4) to [0, 1], the range of
+            the images they stand for (True, ours).
         texture_scope: ``"local"`` (co-located candidates, SPEC §2) or ``"global"`` (Beby-GAN style
             search over HR, HR↓2, HR↓4 and the warps) ("local").
         gt_weight: β of the selection score; None means the scope's default: 0 for ``local`` (the
@@ -91,6 +93,7 @@ class GramGANLossConfig:
     patch_size: int = 4
     num_warps: int = 4
     warp_magnitude: float = 0.003
+    candidate_clamp: bool = True
     texture_scope: str = "local"
     gt_weight: float | None = None
     texture_target: str = "gram"
@@ -256,6 +259,7 @@ class GramGANLoss(nn.Module):
                 gt_weight=cfg.effective_gt_weight,
                 target=cfg.texture_target,
                 criterion=cfg.texture_criterion,
+                clamp=cfg.candidate_clamp,
                 backend=cfg.backend,
             )
 

@@ -24,13 +24,17 @@ def build_candidates(
     magnitude: float = 0.003,
     patch_size: int = 4,
     *,
+    clamp: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor | list[Tensor]:
-    """The candidate database of ``scope``: a ``(B, 2 + J, C, H, W)`` stack (local) or a list (global)."""
+    """The candidate database of ``scope``: a ``(B, 2 + J, C, H, W)`` stack (local) or a list (global).
+
+    ``clamp`` clips the bicubic-downsampled candidates to [0, 1] (ours: bicubic overshoots).
+    """
     if scope == "local":
-        return build_local_candidates(hr, num_warps, magnitude, patch_size, generator=generator)
+        return build_local_candidates(hr, num_warps, magnitude, patch_size, clamp=clamp, generator=generator)
     if scope == "global":
-        return build_global_candidates(hr, num_warps, magnitude, patch_size, generator=generator)
+        return build_global_candidates(hr, num_warps, magnitude, patch_size, clamp=clamp, generator=generator)
     raise ValueError(f"unknown texture scope {scope!r}: expected one of {', '.join(map(repr, SCOPES))}")
 
 
@@ -45,6 +49,7 @@ def texture_loss(
     target: str = "gram",
     criterion: str = "mse",
     *,
+    clamp: bool = True,
     generator: torch.Generator | None = None,
     backend: str | None = None,
 ) -> Tensor:
@@ -54,7 +59,7 @@ def texture_loss(
     The candidates are cast to ``sr``'s dtype (the op needs them to match); autocast is switched off
     around the op.
     """
-    candidates = build_candidates(hr, scope, num_warps, magnitude, patch_size, generator=generator)
+    candidates = build_candidates(hr, scope, num_warps, magnitude, patch_size, clamp=clamp, generator=generator)
     if isinstance(candidates, Tensor):
         candidates = candidates.to(sr.dtype)
     else:

@@ -175,7 +175,7 @@ class LoopConfig:
         total_iters: iterations in all (600000).
         batch_size: images per step per process (8).
         adam_betas: Adam's (beta1, beta2) for G and D ([0.9, 0.999]).
-        ema_decay: decay of the generator's EMA (0.999).
+        ema_decay: decay of the generator's EMA (0.999, ours).
         seed: seed of weights init, data order and loss randomness; rank r uses seed + r for the
             loss randomness (0).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` ("auto").

@@ -168,10 +168,13 @@ class Trainer:
             self._restore(state)
             self.say(f"resumed from {resume} at iteration {self.iteration}")
         else:
+            if self.gan and t.psnr_iters == 0 and cfg.model.pretrained is None:
+                raise ConfigError(
+                    "stage gan starts from a trained generator (SPEC §5): set model.pretrained to a psnr-stage "
+                    "checkpoint or a public RRDB file, or train.psnr_iters > 0 to pre-train with L1 in this run"
+                )
             if init_note:
                 self.say(init_note)
-            elif self.gan and t.psnr_iters == 0:
-                self.say("NOTE: stage gan with a randomly initialised generator (model.pretrained is null)")
             seed_all(t.seed + self.dist.rank)  # per-rank randomness of the loss (masks, warps)
 
         self.g: nn.Module = self.g_module

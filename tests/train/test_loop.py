@@ -125,3 +125,8 @@ def test_a_new_run_never_mixes_with_an_old_runs_checkpoints(tmp_path, tiny, isol
     _run(tmp_path, tiny, "train.stage=psnr", "train.total_iters=2")
     with pytest.raises(ConfigError, match="--resume"):
         _run(tmp_path, tiny, "train.stage=psnr", "train.total_iters=2")
+
+
+def test_stage_gan_refuses_a_random_generator(tmp_path, tiny, isolated_vgg):
+    with pytest.raises(ConfigError, match=r"model.pretrained.*train.psnr_iters > 0"):
+        _run(tmp_path, tiny, "train.psnr_iters=0", "train.total_iters=2")

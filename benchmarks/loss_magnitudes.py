@@ -38,11 +38,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gramgan.data.datasets import synthesize_lr  # noqa: E402
 from gramgan.data.resize import imresize  # noqa: E402
+from gramgan.inference import load_generator  # noqa: E402
 from gramgan.losses import TERM_NAMES, GramGANLoss, GramGANLossConfig  # noqa: E402
 from gramgan.losses.perceptual import perceptual_layer_weights  # noqa: E402
 from gramgan.models import RRDBNet, VGG19FeatureExtractor, VGGStyleDiscriminator  # noqa: E402
-from gramgan.models.rrdbnet import normalize_rrdb_state_dict  # noqa: E402
 from gramgan.models.vgg import VGGWeightsNotFoundError  # noqa: E402
 
 RANDOM_VGG_CAVEAT = (
@@ -78,21 +79,6 @@ def random_hr_batch(images: list[np.ndarray], batch: int, crop: int, rng: np.ran
     return torch.stack(crops).float() / 255.0
 
 
-def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
-    """MATLAB-style bicubic x1/scale, clamped and rounded to 8 bits, as training makes LR."""
-    return (imresize(hr, scale=1.0 / scale).clamp(0, 1) * 255).round() / 255
-
-
-def load_generator(path: str) -> RRDBNet:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict):
-        for key in ("generator_ema", "generator"):  # a gramgan training checkpoint
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    return RRDBNet.from_pretrained(normalize_rrdb_state_dict(state))
-
-
 def pretrain_tiny(args, images, device, rng) -> RRDBNet:
     """A small RRDB trained with L1 for a few iterations: the 'psnr' stage in miniature."""
     net = RRDBNet(num_feat=args.num_feat, num_block=args.num_block, num_grow_ch=args.num_feat // 2).to(device)
@@ -100,7 +86,7 @@ def pretrain_tiny(args, images, device, rng) -> RRDBNet:
     start = time.time()
     for it in range(1, args.pretrain_iters + 1):
         hr = random_hr_batch(images, args.batch, args.pretrain_crop, rng).to(device)
-        loss = F.l1_loss(net(make_lr(hr, 4)), hr)
+        loss = F.l1_loss(net(synthesize_lr(hr, 4)), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -117,7 +103,7 @@ def make_generator(args, images, device, rng):
         # HR down and up by 2: a stand-in for a strong PSNR model (detail lost only above 2x).
         return (lambda lr, hr: imresize(imresize(hr, scale=0.5), scale=2.0)), "HR bicubic down/up x2 (proxy)"
     if args.generator:
-        net = load_generator(args.generator).to(device).eval()
+        net = load_generator(args.generator, device=device)[0].eval()
         return (lambda lr, hr: net(lr)), f"checkpoint {args.generator}"
     print(f"L1-pretraining a tiny RRDB ({args.num_block} blocks, {args.num_feat} features) ...")
     net = pretrain_tiny(args, images, device, rng)
@@ -142,7 +128,7 @@ def train_discriminator(disc, generator, images, args, rng, device) -> None:
     for _ in range(args.d_steps):
         hr = random_hr_batch(images, args.batch, args.hr_crop, rng).to(device)
         with torch.no_grad():
-            sr = generator(make_lr(hr, 4), hr)
+            sr = generator(synthesize_lr(hr, 4), hr)
         offset = tuple(torch.randint(0, 4, (2,)).tolist())
         masked_sr, masked_hr = ops.mask_pair(sr, hr, k=4, threshold=0.005, offset=offset, backend=args.backend)
         loss, _ = discriminator_loss(disc, masked_sr, masked_hr)
@@ -157,7 +143,7 @@ def measure_batches(loss_fn, generator, disc, images, args, rng, device, values)
     for _ in range(args.batches):
         hr = random_hr_batch(images, args.batch, args.hr_crop, rng).to(device)
         with torch.no_grad():
-            sr = generator(make_lr(hr, 4), hr)
+            sr = generator(synthesize_lr(hr, 4), hr)
             out = loss_fn(sr, hr, disc)
         for name in TERM_NAMES:
             values[name].append(float(out.terms[name]))

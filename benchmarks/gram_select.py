@@ -237,55 +237,20 @@ def targets(rows: Sequence[dict[str, Any]], device: torch.device) -> list[C.Targ
 
 def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, path: Path) -> None:
     """Three panels: paper-size speedups, bandwidth over B*H*W, time over K."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    backends = [name for name in C.ALL_BACKENDS if any(r["backend"] == name and r["status"] == "ok" for r in rows)]
-    colors = {name: f"C{i}" for i, name in enumerate(C.ALL_BACKENDS)}
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
-
-    ax = axes[0]
+    plt, fig, axes, backends, colors = C.start_figure(rows, 3, (17, 4.8))
     groups = ("paper", "global-small")
     cases = list(dict.fromkeys((r["group"], r["label"], r["shape"]) for r in rows if r["group"] in groups))
-    width = 0.8 / max(1, len(backends))
-    for i, name in enumerate(backends):
-        values = []
-        for group, label, _ in cases:
-            row = C.find_row(rows, group=group, label=label, backend=name) or {}
-            values.append(row.get("speedup_vs_reference") or 0)
-        ax.bar([x + i * width for x in range(len(cases))], values, width, label=name, color=colors[name])
-    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(cases))])
     ticks = [label if group == "paper" else f"{label} ({shape})" for group, label, shape in cases]
-    ax.set_xticklabels(ticks, rotation=25, ha="right", fontsize=8)
-    ax.set_yscale("log")
-    ax.axhline(1, color="gray", lw=0.8)
-    ax.set_ylabel("speedup over eager reference (x)")
     paper_shape = next((shape for group, _, shape in cases if group == "paper"), "?")
-    ax.set_title(f"paper size ({paper_shape}, C=3)", fontsize=10)
-    ax.legend(fontsize=8)
+    pairs = [(group, label) for group, label, _ in cases]
+    C.speedup_bars(axes[0], rows, backends, colors, pairs, ticks, f"paper size ({paper_shape}, C=3)", rotation=25)
 
     ax = axes[1]
     for name in backends:
-        pts = sorted(
-            (r["batch"] * r["height"] * r["width"], r["bytes_per_s"] / 1e9)
-            for r in rows
-            if r["backend"] == name
-            and r["status"] == "ok"
-            and r["op"] == "loss_fwd_bwd"
-            and r["scope"] == "local"
-            and r["candidates"] == LOCAL_K
-        )
+        pts = C.bandwidth_points(rows, name, op="loss_fwd_bwd", scope="local", candidates=LOCAL_K)
         if pts:
             ax.plot(*zip(*pts), marker="o", label=name, color=colors[name])
-    ax.axhline(copy_bytes_per_s / 1e9, color="black", ls="--", lw=1, label="copy bandwidth")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("B*H*W pixels")
-    ax.set_ylabel("achieved GB/s (least traffic / time)")
-    ax.set_title(f"local loss fwd+bwd, K={LOCAL_K}", fontsize=10)
-    ax.legend(fontsize=8)
+    C.roofline_axes(ax, copy_bytes_per_s, f"local loss fwd+bwd, K={LOCAL_K}")
 
     ax = axes[2]
     for name in backends:
@@ -306,10 +271,7 @@ def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, pa
     ax.set_title("local loss fwd+bwd at the paper size, over K", fontsize=10)
     ax.legend(fontsize=8)
 
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    C.save_figure(fig, path)
-    plt.close(fig)
+    C.finish_figure(plt, fig, title, path)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -137,51 +137,18 @@ def plan(device: torch.device, dtype: torch.dtype, quick: bool, paper: tuple[int
 
 def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, path: Path) -> None:
     """Two panels: paper-size speedups over the reference; achieved bandwidth over B*H*W."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    backends = [name for name in C.ALL_BACKENDS if any(r["backend"] == name and r["status"] == "ok" for r in rows)]
-    colors = {name: f"C{i}" for i, name in enumerate(C.ALL_BACKENDS)}
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-    ax = axes[0]
+    plt, fig, axes, backends, colors = C.start_figure(rows, 2, (13, 4.8))
     labels = list(OPS.values())
-    width = 0.8 / max(1, len(backends))
-    for i, name in enumerate(backends):
-        values = []
-        for label in labels:
-            row = C.find_row(rows, group="paper", label=label, backend=name) or {}
-            values.append(row.get("speedup_vs_reference") or 0)
-        ax.bar([x + i * width for x in range(len(labels))], values, width, label=name, color=colors[name])
-    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(labels))])
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_yscale("log")
-    ax.axhline(1, color="gray", lw=0.8)
-    ax.set_ylabel("speedup over eager reference (x)")
-    ax.set_title("paper size (B=8, 192x192)", fontsize=10)
-    ax.legend(fontsize=8)
+    cases = [("paper", label) for label in labels]
+    C.speedup_bars(axes[0], rows, backends, colors, cases, labels, "paper size (B=8, 192x192)")
     ax = axes[1]
     for name in backends:
         for op, style in (("mask_grid", "-"), ("mask_sliding", ":")):
-            pts = sorted(
-                (r["batch"] * r["height"] * r["width"], r["bytes_per_s"] / 1e9)
-                for r in rows
-                if r["backend"] == name and r["status"] == "ok" and r["op"] == op
-            )
+            pts = C.bandwidth_points(rows, name, op=op)
             if pts:
                 ax.plot(*zip(*pts), style, marker="o", color=colors[name], label=f"{name} {op[5:]}")
-    ax.axhline(copy_bytes_per_s / 1e9, color="black", ls="--", lw=1, label="copy bandwidth")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("B*H*W pixels")
-    ax.set_ylabel("achieved GB/s (least traffic / time)")
-    ax.set_title("texture_mask", fontsize=10)
-    ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    C.save_figure(fig, path)
-    plt.close(fig)
+    C.roofline_axes(ax, copy_bytes_per_s, "texture_mask", legend_size=7)
+    C.finish_figure(plt, fig, title, path)
 
 
 SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW")]

@@ -189,7 +189,21 @@ def _check_crop(hr_crop: int, scale: int) -> None:
         raise ValueError(f"hr_crop ({hr_crop}) must be a positive multiple of the scale ({scale})")
 
 
-class RandomCropDataset(Dataset):
+class _CropDataset(Dataset):
+    """What both random-crop datasets share: the crop size, the symmetries, ``repeat`` and ``seed``."""
+
+    def __init__(self, scale: int, hr_crop: int, hflip: bool, vflip: bool, rot90: bool, repeat: int, seed: int) -> None:
+        _check_crop(hr_crop, scale)
+        if repeat < 1:
+            raise ValueError(f"repeat must be >= 1, got {repeat}")
+        self.scale = scale
+        self.hr_crop = hr_crop
+        self.flips = (hflip, vflip, rot90)
+        self.repeat = repeat
+        self.seed = seed
+
+
+class RandomCropDataset(_CropDataset):
     """Random ``hr_crop`` squares of HR images with their on-the-fly LR (see module docstring).
 
     Args:
@@ -213,15 +227,8 @@ class RandomCropDataset(Dataset):
         repeat: int = 1,
         seed: int = 0,
     ) -> None:
-        _check_crop(hr_crop, scale)
-        if repeat < 1:
-            raise ValueError(f"repeat must be >= 1, got {repeat}")
+        super().__init__(scale, hr_crop, hflip, vflip, rot90, repeat, seed)
         self.source = source
-        self.scale = scale
-        self.hr_crop = hr_crop
-        self.flips = (hflip, vflip, rot90)
-        self.repeat = repeat
-        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.source) * self.repeat
@@ -278,7 +285,7 @@ def _read_pair(hr_path: Path, lr_path: Path, scale: int) -> tuple[Tensor, Tensor
     return hr, lr
 
 
-class PairedRandomCropDataset(Dataset):
+class PairedRandomCropDataset(_CropDataset):
     """Random aligned crops of paired HR/LR images (same symmetry applied to both).
 
     Args as :class:`RandomCropDataset`, with ``hr_folder`` / ``lr_folder`` matched by
@@ -297,15 +304,8 @@ class PairedRandomCropDataset(Dataset):
         repeat: int = 1,
         seed: int = 0,
     ) -> None:
-        _check_crop(hr_crop, scale)
-        if repeat < 1:
-            raise ValueError(f"repeat must be >= 1, got {repeat}")
+        super().__init__(scale, hr_crop, hflip, vflip, rot90, repeat, seed)
         self.pairs = pair_folders(hr_folder, lr_folder, scale)
-        self.scale = scale
-        self.hr_crop = hr_crop
-        self.flips = (hflip, vflip, rot90)
-        self.repeat = repeat
-        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat

@@ -146,7 +146,10 @@ setup(
     name="gramgan",
     version=version(),
     description="Gram-GAN super-resolution with fused Gram-matrix kernels",
-    packages=find_packages(include=["gramgan", "gramgan.*", "kernels"]),
+    # The Triton kernels live in the top-level folder kernels/ but install as gramgan.kernels, never as a
+    # top-level `kernels` module (an unrelated PyPI package has that name).
+    packages=find_packages(include=["gramgan", "gramgan.*"]) + ["gramgan.kernels"],
+    package_dir={"gramgan.kernels": "kernels"},
     python_requires=">=3.10",
     install_requires=requirements(),
     ext_modules=[extension()],

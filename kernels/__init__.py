@@ -12,6 +12,6 @@ imports ``triton`` and so fails where triton is missing.
 interpreter): the variable must be set before this package is first imported.
 """
 
-from kernels._autotune import INTERPRET
+from ._autotune import INTERPRET
 
 __all__ = ["INTERPRET"]

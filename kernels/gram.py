@@ -5,8 +5,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels._autotune import tuned
-from kernels._tiles import load_gram, patch_pixel_offsets, split_patch_index, store_gram_input_grad
+from ._autotune import tuned
+from ._tiles import load_gram, patch_pixel_offsets, split_patch_index, store_gram_input_grad
 
 # (meta, num_warps): a program holds [BLOCK_P, k*k] channel tiles; small blocks suit k = 8, large ones k = 2.
 GRAM_CONFIGS = [({"BLOCK_P": 8}, 2), ({"BLOCK_P": 16}, 4), ({"BLOCK_P": 32}, 4), ({"BLOCK_P": 64}, 8)]

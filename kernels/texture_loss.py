@@ -17,8 +17,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels._autotune import tuned
-from kernels._tiles import (
+from ._autotune import tuned
+from ._tiles import (
     criterion_grad,
     criterion_of,
     load_gram,

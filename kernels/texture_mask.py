@@ -21,8 +21,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels._autotune import tuned
-from kernels._tiles import luminance, split_patch_index
+from ._autotune import tuned
+from ._tiles import luminance, split_patch_index
 
 MODE_MASK = 0
 MODE_PAIR = 1

@@ -1,4 +1,4 @@
-"""The ``triton`` backend: ``torch.library`` wiring of the Triton kernels in ``kernels/``.
+"""The ``triton`` backend: ``torch.library`` wiring of the Triton kernels in ``gramgan.kernels``.
 
 Each op is a ``torch.library.triton_op`` in the ``gramgan_triton`` namespace whose body only allocates
 outputs and launches kernels through ``wrap_triton``, so ``torch.compile`` sees the kernels themselves
@@ -7,7 +7,7 @@ with ``register_autograd`` and saves the least: the inputs it already holds and 
 
 The backend runs on CUDA tensors, and on CPU tensors when ``TRITON_INTERPRET=1`` was set before the
 kernels were first imported (Triton's interpreter runs the kernels exactly as written, slowly).
-Importing this module never fails: without a working triton (or the ``kernels`` package) the backend
+Importing this module never fails: without a working triton (or ``gramgan.kernels``) the backend
 reports why it is unavailable.
 
 Arguments are not re-checked here: ``gramgan.ops._validate`` is the one validation layer, so calling
@@ -32,9 +32,9 @@ except Exception as error:  # triton missing or broken (any error): the backend 
 
 if _IMPORT_ERROR is None:
     try:
-        import kernels
-        from kernels.gram import patch_gram_bwd_kernel, patch_gram_fwd_kernel
-        from kernels.texture_loss import (
+        from gramgan import kernels
+        from gramgan.kernels.gram import patch_gram_bwd_kernel, patch_gram_fwd_kernel
+        from gramgan.kernels.texture_loss import (
             LOSS_GRAM,
             LOSS_NONE,
             LOSS_PIXEL,
@@ -43,7 +43,7 @@ if _IMPORT_ERROR is None:
             loss_at_index_kernel,
             texture_bwd_kernel,
         )
-        from kernels.texture_mask import (
+        from gramgan.kernels.texture_mask import (
             MODE_GRAD,
             MODE_MASK,
             MODE_PAIR,
@@ -52,8 +52,8 @@ if _IMPORT_ERROR is None:
             sliding_cols_kernel,
             sliding_rows_kernel,
         )
-    except Exception as error:  # e.g. an install without the top-level `kernels` package
-        _IMPORT_ERROR = f"the Triton kernels (package 'kernels') failed to import ({type(error).__name__}: {error})"
+    except Exception as error:  # e.g. a broken install of gramgan.kernels
+        _IMPORT_ERROR = f"the Triton kernels (gramgan.kernels) failed to import ({type(error).__name__}: {error})"
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""Checks specific to the Triton backend (``gramgan.ops._triton``, kernels in ``kernels/``).
+"""Checks specific to the Triton backend (``gramgan.ops._triton``, kernels in ``gramgan.kernels``).
 
 Agreement with the reference for every op, scope, dtype and shape is test_backends.py's job (it runs the
 ``triton`` backend too). Here: availability and import behaviour, the autotuning configurations, the
@@ -36,10 +36,24 @@ def _rand(gen: torch.Generator, *shape: int, dtype=torch.float32) -> torch.Tenso
 # ------------------------------------------------------------------------------------- availability
 
 
+def test_an_unrelated_top_level_kernels_package_does_not_matter(monkeypatch):
+    """The Triton kernels are ``gramgan.kernels``; a foreign top-level ``kernels`` module changes nothing."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "kernels", types.ModuleType("kernels"))  # e.g. the PyPI package
+    spec = importlib.util.spec_from_file_location("_triton_with_foreign_kernels", _triton.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module._IMPORT_ERROR is None
+    assert module.TRITON_BACKEND.unavailable_reason(torch.device("cpu")) == _triton.TRITON_BACKEND.unavailable_reason(
+        torch.device("cpu")
+    )
+
+
 def test_import_without_triton_reports_the_backend_unavailable(monkeypatch):
     """Loading the wiring module with triton missing never raises; the backend says why it cannot run."""
     monkeypatch.setitem(sys.modules, "triton", None)  # `import triton` now raises ImportError
-    monkeypatch.setitem(sys.modules, "kernels", None)
+    monkeypatch.setitem(sys.modules, "gramgan.kernels", None)
     spec = importlib.util.spec_from_file_location("_triton_without_triton", _triton.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -73,7 +87,7 @@ def test_coverage_is_the_shared_kernel_rule():
 
 
 def _autotuned_kernels() -> dict:
-    from kernels import gram, texture_loss, texture_mask
+    from gramgan.kernels import gram, texture_loss, texture_mask
 
     modules = (gram, texture_loss, texture_mask)
     return {
@@ -84,8 +98,8 @@ def _autotuned_kernels() -> dict:
 
 def test_autotune_configurations():
     """One configuration under the interpreter; a small set of distinct ones on a GPU."""
-    import kernels
-    from kernels import _autotune, gram, texture_loss, texture_mask
+    from gramgan import kernels
+    from gramgan.kernels import _autotune, gram, texture_loss, texture_mask
 
     tuned = _autotuned_kernels()
     assert len(tuned) >= 9
@@ -107,7 +121,7 @@ def _empty_kernel(x, n, BLOCK):
 def test_tuned_uses_the_gpu_list_when_compiled(monkeypatch):
     import triton
 
-    from kernels import _autotune
+    from gramgan.kernels import _autotune
 
     gpu = [({"BLOCK": 16}, 2), ({"BLOCK": 32}, 4)]
     monkeypatch.setattr(_autotune, "INTERPRET", False)
@@ -368,7 +382,7 @@ def test_full_size_masks_match_reference(mode, threshold, window):
 
 def test_interpreter_flag_matches_environment():
     """The interpreter runs exactly when TRITON_INTERPRET=1 was set before the kernels were imported."""
-    import kernels
+    from gramgan import kernels
 
     if DEVICE.type == "cpu":
         assert kernels.INTERPRET and os.environ.get("TRITON_INTERPRET") == "1"
@@ -378,7 +392,7 @@ _COMPILE_SCRIPT = r"""
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from kernels import gram, texture_loss as tl_, texture_mask as tm
+from gramgan.kernels import gram, texture_loss as tl_, texture_mask as tm
 
 FLOATS = {"gt_weight", "threshold", "inv_n", "inv_n1"}
 POINTERS = {"idx_ptr": "*i64", "scratch_ptr": "*fp64", "y_ptr": "*fp64"}

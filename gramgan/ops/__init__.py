@@ -17,10 +17,11 @@ from collections.abc import Sequence
 import torch
 
 from gramgan.ops import _validate as V
-from gramgan.ops._dispatch import BACKEND_NAMES, get_backend, resolve, set_backend
+from gramgan.ops._dispatch import BACKEND_NAMES, backend_availability, get_backend, resolve, set_backend
 
 __all__ = [
     "BACKEND_NAMES",
+    "backend_availability",
     "get_backend",
     "gram_select",
     "gram_texture_loss",

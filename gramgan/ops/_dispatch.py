@@ -113,3 +113,9 @@ def resolve(backend: str | None, device: torch.device, k: int, channels: int) ->
         warn_once(f"gramgan.ops: backend {chosen.name!r} does not cover this call ({unsupported}); using 'reference'")
         return _table("reference")
     return chosen
+
+
+def backend_availability(device: str | torch.device = "cpu") -> dict[str, str | None]:
+    """Each concrete backend's name mapped to ``None`` when it can run on ``device``, else the reason why not."""
+    device = torch.device(device)
+    return {name: _table(name).unavailable_reason(device) for name in BACKEND_NAMES if name != "auto"}

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", help="YAML config file (keys of gramgan.train.config.TrainConfig)")
-    source.add_argument("--preset", help="a preset from configs/: demo (default), paper, paper_psnr, ...")
+    source.add_argument("--preset", help="a shipped preset (gramgan/configs/): demo (default), paper, paper_psnr, ...")
     parser.add_argument(
         "--resume",
         nargs="?",

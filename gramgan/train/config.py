@@ -26,11 +26,11 @@ from typing import Any
 
 import yaml
 
+from gramgan.configs import available_presets, find_preset, presets_dir
 from gramgan.losses import GramGANLossConfig
 from gramgan.train.schedule import ScheduleConfig
 
 __all__ = [
-    "PRESETS_DIR",
     "ConfigError",
     "DataConfig",
     "DiscriminatorConfig",
@@ -46,7 +46,6 @@ __all__ = [
     "preset_path",
 ]
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs"
 STAGES = ("psnr", "gan")
 PRECISIONS = ("fp32", "bf16")
 
@@ -398,11 +397,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def preset_path(name: str) -> Path:
-    """The YAML file of a preset (``configs/<name>.yaml``)."""
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) if PRESETS_DIR.is_dir() else []
-        available = ", ".join(known) or f"none found in {PRESETS_DIR}"
+    """The YAML file of a shipped preset (``gramgan/configs/<name>.yaml``)."""
+    path = find_preset(name)
+    if path is None:
+        available = ", ".join(available_presets()) or f"none found in {presets_dir()}"
         raise ConfigError(f"unknown preset {name!r}; available: {available}")
     return path
 

@@ -170,3 +170,12 @@ def test_uncovered_sizes_still_compute_the_right_answer():
         warnings.simplefilter("ignore")
         loss = ops.gram_texture_loss(sr, candidates, k=3, reduction="none")
     assert loss.shape == (2, 2, 2)
+
+
+def test_backend_availability_names_every_backend_and_why_not():
+    from gramgan.ops import backend_availability
+
+    cpu = backend_availability("cpu")
+    assert set(cpu) == {"reference", "cpu", "cuda", "triton"}
+    assert cpu["reference"] is None
+    assert isinstance(cpu["cuda"], str) and cpu["cuda"]  # a CUDA backend never runs CPU tensors

@@ -8,6 +8,9 @@
 
 With ``--resume`` and no ``--config``/``--preset``, the checkpoint's own configuration is used
 (overrides still apply); with one, that configuration is used and differences are listed.
+``--resume`` (auto) skips unreadable checkpoints with a warning; resuming a finished run changes
+nothing. Overrides may stand anywhere on the line. Exit status: 0 done, 2 a usage or input error
+(one line naming the key or file), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
+from gramgan.train.checkpoint import CheckpointError, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from gramgan.train.config import ConfigError, config_to_dict, diff_configs, load_config
+from gramgan.train.data_check import DataError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,35 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_resume(arg: str | None, output: Path) -> Path | None:
-    from gramgan.train.checkpoint import find_latest_checkpoint
-
+def _resolve_resume(arg: str | None, output: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint ``--resume`` names and its (memory-mapped) state; None for a new run."""
     if arg is None:
         return None
-    if arg == "auto":
-        latest = find_latest_checkpoint(output / "checkpoints")
-        if latest is None:
-            print(f"--resume auto: no checkpoint in {output / 'checkpoints'}, starting a new run", flush=True)
-        return latest
-    path = Path(arg)
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: checkpoint not found: {path}")
-    return path
-
-
-def _checkpoint_config(path: Path) -> dict:
-    import torch
-
-    from gramgan.train.checkpoint import FORMAT
-
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ConfigError(f"{path} is not a gramgan training checkpoint")
-    return state["config"]
+    if arg != "auto":
+        return Path(arg), load_checkpoint(arg, mmap=True)
+    folder = output / "checkpoints"
+    found = latest_readable_checkpoint(folder, say=lambda message: print(message, file=sys.stderr, flush=True))
+    if found is None and list_checkpoints(folder):
+        raise CheckpointError(f"--resume: none of the checkpoints in {folder} can be read")
+    if found is None:
+        print(f"--resume auto: no checkpoint in {folder}, starting a new run", flush=True)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     if args.resume not in (None, "auto") and "=" in args.resume and not Path(args.resume).exists():
         args.overrides.insert(0, args.resume)  # "--resume key=value ...": the value is an override
         args.resume = "auto"
@@ -83,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             output = cfg.resolved_output_dir()
         resume = _resolve_resume(args.resume, output)
         if resume is not None:
-            saved = _checkpoint_config(resume)
+            saved = resume[1]["config"]
             if args.config is None and args.preset is None:
                 cfg = load_config(base=saved, overrides=args.overrides)
             else:
@@ -97,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from gramgan.train.loop import train
 
-        train(cfg, output_dir=output, resume=resume)
-    except (ConfigError, FileNotFoundError) as err:
+        train(cfg, output_dir=output, resume=resume[0] if resume else None)
+    except (ConfigError, CheckpointError, DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

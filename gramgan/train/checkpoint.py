@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic writes, rotation, safe loading, RNG state capture.
+"""Training checkpoints: a run's whole state, atomic writes, rotation, safe loading, RNG capture.
 
 A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, so it loads
 with ``torch.load(weights_only=True)`` (no code from the file ever runs)::
@@ -15,39 +15,60 @@ with ``torch.load(weights_only=True)`` (no code from the file ever runs)::
     data              {"epoch", "offset"}: the data position (batches consumed in the epoch)
     world_size, fingerprints   processes of the run, a hash of each one's weights (all equal)
 
-Files are ``<dir>/iter_<iteration:08d>.pt``; :func:`save_checkpoint` writes a temporary file in the
-same folder and ``os.replace``-s it, so a crash never leaves a truncated checkpoint under the final
-name, then deletes all but the newest ``keep``.
+Files are ``<dir>/iter_<iteration:08d>.pt``, written atomically (:mod:`gramgan.atomic`: a crash
+never leaves a truncated checkpoint under the final name); all but the newest ``keep`` are deleted.
+:func:`run_state` and :func:`restore_state` turn a :class:`~gramgan.train.run.Run` into this dict
+and back, so that a resumed run continues bitwise like an uninterrupted one (on the CPU).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from gramgan.atomic import atomic_path
+from gramgan.train.config import config_to_dict
+from gramgan.train.config_schema import ConfigError, TrainConfig
+from gramgan.train.distributed import all_gather_objects, barrier
+
+if TYPE_CHECKING:
+    from gramgan.train.run import Run
 
 __all__ = [
     "FORMAT",
+    "CheckpointError",
+    "check_resumable",
     "checkpoint_path",
     "find_latest_checkpoint",
     "get_rng_state",
+    "latest_readable_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_generator_state",
+    "restore_state",
+    "run_state",
     "save_checkpoint",
+    "save_run",
+    "seed_all",
     "set_rng_state",
+    "weights_fingerprint",
 ]
 
 FORMAT = "gramgan-checkpoint-v1"
 _NAME = re.compile(r"^iter_(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable gramgan training checkpoint; the message (one line) names it."""
 
 
 def checkpoint_path(folder: str | os.PathLike[str], iteration: int) -> Path:
@@ -70,37 +91,46 @@ def find_latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
 
 def save_checkpoint(state: Mapping[str, Any], folder: str | os.PathLike[str], keep: int = 3) -> Path:
     """Write ``state`` atomically as ``iter_<state['iteration']>.pt`` and keep the newest ``keep``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, int(state["iteration"]))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(dict(state), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(dict(state), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     for _, old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load one of our checkpoints with ``weights_only=True``; checks the format tag."""
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", mmap: bool = False
+) -> dict[str, Any]:
+    """Load one of our checkpoints with ``weights_only=True``; checks the format tag. ``mmap`` maps the
+    tensors instead of reading them (a cheap look at the config, or a check that the file opens)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # truncated file, pickle refused by weights_only, ...
-        raise RuntimeError(f"cannot load checkpoint {path}: {err}") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path} is not a gramgan training checkpoint (format {found!r}, expected {FORMAT!r})")
+        raise CheckpointError(f"{path} is not a gramgan training checkpoint (format {found!r}, expected {FORMAT!r})")
     return state
+
+
+def latest_readable_checkpoint(
+    folder: str | os.PathLike[str], say: Callable[[str], None] = print
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint in ``folder`` that opens, and its (memory-mapped) state; each newer
+    unreadable one (a truncated copy, say) is named in a warning. None when no checkpoint opens."""
+    for _, path in reversed(list_checkpoints(folder)):
+        try:
+            return path, load_checkpoint(path, mmap=True)
+        except CheckpointError as err:
+            say(f"WARNING: {err}; trying the previous checkpoint")
+    return None
 
 
 def load_generator_state(path: str | os.PathLike[str], prefer_ema: bool = True) -> dict[str, Tensor]:
@@ -158,3 +188,101 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- a run's state
+
+
+def weights_fingerprint(*modules: nn.Module) -> str:
+    """SHA-256 of the modules' parameters (names and exact bytes). Buffers are left out: D's BatchNorm
+    running statistics legitimately differ between DDP ranks and are never used."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, param in module.named_parameters():
+            digest.update(name.encode())
+            digest.update(param.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_resumable(state: Mapping[str, Any], cfg: TrainConfig) -> None:
+    """A checkpoint continues this config's run only with the same stage and generator shape."""
+    stage = state.get("config", {}).get("train", {}).get("stage")
+    if stage != cfg.train.stage:
+        raise ConfigError(
+            f"cannot resume: the checkpoint is from stage {stage!r}, this run is stage {cfg.train.stage!r} "
+            "(to start stage gan from a psnr checkpoint, use model.pretrained=<checkpoint> instead of --resume)"
+        )
+    if state.get("arch") != cfg.model.arch():
+        raise ConfigError(f"cannot resume: checkpoint arch {state.get('arch')} != model {cfg.model.arch()}")
+
+
+def _optional_state(obj: Any) -> Any:
+    return obj.state_dict() if obj is not None else None
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """The checkpoint of ``run``, with every rank's RNG state and a fingerprint of every rank's
+    weights (collective under DDP; replicas must agree, a mismatch raises)."""
+    modules = [m for m in (run.g, run.d) if m is not None]
+    gathered = all_gather_objects((get_rng_state(), weights_fingerprint(*modules)), run.dist)
+    fingerprints = [fingerprint for _, fingerprint in gathered]
+    if len(set(fingerprints)) > 1:
+        raise RuntimeError(f"DDP replicas diverged at iteration {run.iteration}: weight hashes {fingerprints}")
+    return {
+        "format": FORMAT,
+        "iteration": run.iteration,
+        "config": config_to_dict(run.cfg),
+        "arch": run.cfg.model.arch(),
+        "generator": run.g.state_dict(),
+        "generator_ema": run.ema.state_dict(),
+        "discriminator": _optional_state(run.d),
+        "optimizer_g": run.opt_g.state_dict(),
+        "optimizer_d": _optional_state(run.opt_d),
+        "scheduler_g": run.sched_g.state_dict(),
+        "scheduler_d": _optional_state(run.sched_d),
+        "rng": [rng for rng, _ in gathered],
+        "data": {"epoch": run.data_pos[0], "offset": run.data_pos[1]},
+        "world_size": run.dist.world_size,
+        "fingerprints": fingerprints,
+    }
+
+
+def save_run(run: Run) -> Path | None:
+    """Write ``run``'s checkpoint (rank 0; the others return None once it is written)."""
+    state = run_state(run)
+    path = None
+    if run.dist.is_main:
+        path = save_checkpoint(state, run.output_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints)
+    barrier(run.dist)
+    return path
+
+
+def restore_state(run: Run, state: Mapping[str, Any]) -> None:
+    """Load a checkpoint into ``run``: weights, optimisers, schedules, position and this rank's RNG.
+    With another number of processes than the checkpoint's, the RNG is reseeded (said)."""
+    run.g.load_state_dict(state["generator"])
+    run.ema.load_state_dict(state["generator_ema"])
+    run.opt_g.load_state_dict(state["optimizer_g"])
+    run.sched_g.load_state_dict(state["scheduler_g"])
+    if run.d is not None:
+        run.d.load_state_dict(state["discriminator"])
+        run.opt_d.load_state_dict(state["optimizer_d"])
+        run.sched_d.load_state_dict(state["scheduler_d"])
+    run.iteration = int(state["iteration"])
+    run.data_pos = (int(state["data"]["epoch"]), int(state["data"]["offset"]))
+    rng = state.get("rng") or []
+    if len(rng) == run.dist.world_size:
+        set_rng_state(rng[run.dist.rank])
+    else:
+        run.say(
+            f"NOTE: the checkpoint holds RNG states for {len(rng)} processes, this run has "
+            f"{run.dist.world_size}: reseeding (the run continues, but not bitwise as before)"
+        )
+        seed_all(run.cfg.train.seed + run.dist.rank + 1_000_003 * run.iteration)

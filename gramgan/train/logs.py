@@ -1,5 +1,5 @@
 """Training records: a JSONL log (every loss term, lr, D's outputs), TensorBoard when installed,
-and the loss-curve picture drawn from the JSONL at the end."""
+the loss-curve picture drawn from the JSONL at the end, and rank 0's console messages."""
 
 from __future__ import annotations
 
@@ -8,10 +8,33 @@ import math
 import os
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricLogger", "plot_loss_curves", "read_jsonl"]
+from gramgan.atomic import atomic_path, atomic_write_text
+
+__all__ = ["Messages", "MetricLogger", "plot_loss_curves", "read_jsonl"]
+
+
+class Messages:
+    """``say(message)``: print a message on rank 0 only, to ``sink`` when given, else through the
+    progress bar while the loop shows one (``bar``), else to stdout."""
+
+    def __init__(self, enabled: bool = True, sink: Callable[[str], None] | None = None) -> None:
+        self.enabled = enabled
+        self.sink = sink
+        self.bar: Any = None
+
+    def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.sink is not None:
+            self.sink(message)
+        elif self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, flush=True)
 
 
 class MetricLogger:
@@ -36,9 +59,7 @@ class MetricLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_iteration is not None and self.path.exists():
             kept = [r for r in read_jsonl(self.path) if r.get("iteration", 0) <= resume_iteration]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         elif resume_iteration is None and self.path.exists():
             self.path.unlink()
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
@@ -148,13 +169,10 @@ def plot_loss_curves(jsonl: str | os.PathLike[str], png: str | os.PathLike[str])
     axes[-1, 0].set_xlabel("iteration")
     fig.tight_layout()
     png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.stem}.tmp.png")
-    with warnings.catch_warnings():
+    with atomic_path(png, suffix=".tmp.png") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png)
     return png
 
 

@@ -13,6 +13,7 @@ import torch
 from gramgan.models import RRDBNet
 from gramgan.train.checkpoint import (
     FORMAT,
+    CheckpointError,
     find_latest_checkpoint,
     get_rng_state,
     list_checkpoints,
@@ -58,11 +59,11 @@ def test_load_is_weights_only(tmp_path):
 
     with open(path, "wb") as handle:
         pickle.dump({"format": FORMAT, "x": Payload()}, handle, protocol=2)
-    with pytest.raises(RuntimeError, match="cannot load checkpoint"):
+    with pytest.raises(CheckpointError, match="cannot load checkpoint"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
     torch.save({"format": "something-else"}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a gramgan training checkpoint"):
+    with pytest.raises(CheckpointError, match="not a gramgan training checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")

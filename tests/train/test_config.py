@@ -1,4 +1,4 @@
-"""Configuration: defaults = SPEC §5, presets, overrides, errors (gramgan.train.config)."""
+"""Configuration: defaults = the paper's (docs/training.md), presets, overrides, errors (gramgan.train.config)."""
 
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ def test_defaults_are_the_paper_settings():
     assert (s.base_lr, s.min_lr, s.warmup_iters, s.cycle_iters) == (1e-4, 1e-7, 2000, [200_000])
     assert (cfg.data.hflip, cfg.data.vflip, cfg.data.rot90) == (True, True, True)
     assert cfg.train.stage == "gan" and cfg.loss.perceptual_optional is False
-    # The loss section is the losses' own config plus our two VGG keys.
-    assert isinstance(cfg.loss, GramGANLossConfig)
-    plain = cfg.loss.loss_config()
-    assert type(plain) is GramGANLossConfig and plain == GramGANLossConfig()
+    # The loss section holds the losses' own config, its keys flat in YAML beside our VGG keys.
+    assert type(cfg.loss.terms) is GramGANLossConfig and cfg.loss.terms == GramGANLossConfig()
+    flat = config_to_dict(cfg)["loss"]
+    assert flat["texture_weight"] == 1e4 and flat["vgg_weights"] is None and "terms" not in flat
+    assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
 def test_paper_preset_is_spec_section_5_to_the_letter():
@@ -66,9 +67,9 @@ def test_overrides_are_typed_yaml_values():
             "loss.disc_taps=[3, 7]",
         ],
     )
-    assert cfg.train.batch_size == 4 and cfg.loss.texture_weight == 1.0 and cfg.schedule.base_lr == 2e-4
+    assert cfg.train.batch_size == 4 and cfg.loss.terms.texture_weight == 1.0 and cfg.schedule.base_lr == 2e-4
     assert cfg.schedule.cycle_iters == [10000, 20000] and cfg.model.pretrained == "/x/y.pth"
-    assert cfg.data.val_crop is None and cfg.loss.disc_taps == (3, 7)
+    assert cfg.data.val_crop is None and cfg.loss.terms.disc_taps == (3, 7)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ import sys
 
 import torch
 
-from gramgan.train.checkpoint import load_checkpoint
-from gramgan.train.loop import weights_fingerprint
+from gramgan.train.checkpoint import load_checkpoint, weights_fingerprint
 
 
 def test_torchrun_two_cpu_ranks_keep_identical_weights(tmp_path, tiny, cli_env, repo_root):

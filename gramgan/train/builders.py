@@ -1,9 +1,10 @@
-"""Builders that turn a :class:`~gramgan.train.config.TrainConfig` into the objects a run needs:
-device, datasets, networks, the loss. Kept apart from the loop so each piece is testable."""
+"""Builders that turn one config section each into an object a run needs: the forward-pass context,
+datasets, networks, the loss. :func:`gramgan.train.run.build_run` puts them together."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Callable
 
@@ -11,7 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from gramgan.train.config import ConfigError, DataConfig, GeneratorConfig, LossConfig, TrainConfig
+from gramgan.train.config_schema import ConfigError, DataConfig, DiscriminatorConfig, GeneratorConfig, LossConfig
+from gramgan.train.data_check import checked_images, checked_pairs
 
 __all__ = [
     "autocast_context",
@@ -20,21 +22,7 @@ __all__ = [
     "build_loss",
     "build_train_dataset",
     "build_val_dataset",
-    "select_device",
 ]
-
-
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` = CUDA (this process's GPU under torchrun) when available, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name!r} but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 def autocast_context(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
@@ -46,8 +34,10 @@ def autocast_context(precision: str, device: torch.device) -> Callable[[], conte
     return contextlib.nullcontext
 
 
-def build_train_dataset(cfg: DataConfig, scale: int, seed: int) -> Dataset:
-    """Paired folders, an HR folder (LR on the fly) or, with no data named, the built-in samples."""
+def build_train_dataset(cfg: DataConfig, scale: int, seed: int, say: Callable[[str], None] = print) -> Dataset:
+    """Paired folders, an HR folder (LR on the fly) or, with no data named, the built-in samples.
+
+    The folders' images are checked first (:mod:`gramgan.train.data_check`)."""
     from gramgan.data.datasets import FolderSource, PairedRandomCropDataset, RandomCropDataset
 
     common = {
@@ -60,25 +50,36 @@ def build_train_dataset(cfg: DataConfig, scale: int, seed: int) -> Dataset:
         "seed": seed,
     }
     if cfg.train_lr:
-        return PairedRandomCropDataset(cfg.train_hr, cfg.train_lr, **common)
+        dataset = PairedRandomCropDataset(cfg.train_hr, cfg.train_lr, **common)
+        dataset.pairs = checked_pairs(dataset.pairs, cfg.skip_unreadable, "data.train_hr/train_lr", say)
+        return dataset
     if cfg.train_hr:
-        return RandomCropDataset(FolderSource(cfg.train_hr, cache=cfg.cache_images), **common)
+        source = FolderSource(cfg.train_hr, cache=cfg.cache_images)
+        source.paths = checked_images(source.paths, cfg.skip_unreadable, "data.train_hr", say, min_size=cfg.hr_crop)
+        return RandomCropDataset(source, **common)
     from gramgan.data.samples import sample_source
 
     return RandomCropDataset(sample_source("train"), **common)
 
 
-def build_val_dataset(cfg: DataConfig, scale: int) -> Dataset:
+def build_val_dataset(cfg: DataConfig, scale: int, say: Callable[[str], None] = print) -> Dataset:
     """Validation images: ``data.val_hr`` (+ ``val_lr``), else the built-in held-out sample."""
     from gramgan.data.datasets import ValidationDataset
 
-    if cfg.val_hr:
-        return ValidationDataset(
-            scale=scale, crop=cfg.val_crop, hr_folder=cfg.val_hr, lr_folder=cfg.val_lr, max_images=cfg.val_max_images
-        )
-    from gramgan.data.samples import sample_source
+    if not cfg.val_hr:
+        from gramgan.data.samples import sample_source
 
-    return ValidationDataset(sample_source("val"), scale=scale, crop=cfg.val_crop, max_images=cfg.val_max_images)
+        return ValidationDataset(sample_source("val"), scale=scale, crop=cfg.val_crop, max_images=cfg.val_max_images)
+    dataset = ValidationDataset(
+        scale=scale, crop=cfg.val_crop, hr_folder=cfg.val_hr, lr_folder=cfg.val_lr, max_images=cfg.val_max_images
+    )
+    if dataset.pairs is not None:
+        dataset.pairs = checked_pairs(dataset.pairs, cfg.skip_unreadable, "data.val_hr/val_lr", say)
+        dataset.size = min(dataset.size, len(dataset.pairs))
+    else:
+        dataset.source.paths = checked_images(dataset.source.paths, cfg.skip_unreadable, "data.val_hr", say)
+        dataset.size = min(dataset.size, len(dataset.source.paths))
+    return dataset
 
 
 def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple[nn.Module, str | None]:
@@ -100,12 +101,11 @@ def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple
     return model, f"generator initialised from {cfg.pretrained}"
 
 
-def build_discriminator(cfg: TrainConfig) -> nn.Module:
+def build_discriminator(cfg: DiscriminatorConfig, num_in_ch: int, input_size: int) -> nn.Module:
+    """The VGG-style discriminator; it sees G's output (``num_in_ch`` channels) at the HR crop size."""
     from gramgan.models import VGGStyleDiscriminator
 
-    return VGGStyleDiscriminator(
-        num_in_ch=cfg.model.num_out_ch, num_feat=cfg.discriminator.num_feat, input_size=cfg.data.hr_crop
-    )
+    return VGGStyleDiscriminator(num_in_ch=num_in_ch, num_feat=cfg.num_feat, input_size=input_size)
 
 
 def _vgg_layers(preset: str) -> tuple[str, ...]:
@@ -125,12 +125,12 @@ def build_loss(cfg: LossConfig, say: Callable[[str], None] = print) -> nn.Module
     from gramgan.losses import GramGANLoss
     from gramgan.models import VGG19FeatureExtractor, VGGWeightsNotFoundError
 
-    loss_cfg = cfg.loss_config()
+    terms = cfg.terms
     vgg = None
-    if loss_cfg.perceptual_weight:
+    if terms.perceptual_weight:
         try:
             vgg = VGG19FeatureExtractor(
-                layers=_vgg_layers(loss_cfg.perceptual_preset), weights_path=cfg.vgg_weights, download=cfg.vgg_download
+                layers=_vgg_layers(terms.perceptual_preset), weights_path=cfg.vgg_weights, download=cfg.vgg_download
             )
         except VGGWeightsNotFoundError as err:
             if not cfg.perceptual_optional:
@@ -141,9 +141,9 @@ def build_loss(cfg: LossConfig, say: Callable[[str], None] = print) -> nn.Module
             say(
                 "NOTE: no VGG19 weights found (vgg19-dcbb9e9d.pth), so the perceptual loss is OFF for this run "
                 "(loss.perceptual_optional=true). Put the file in torch hub's cache or set "
-                "$GRAMGAN_VGG19_WEIGHTS to train with it."
+                "$GRAMGAN_VGG19_WEIGHTS (or loss.vgg_weights) to train with it."
             )
-            loss_cfg.perceptual_weight = 0.0
+            terms = dataclasses.replace(terms, perceptual_weight=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        return GramGANLoss(loss_cfg, vgg=vgg)
+        return GramGANLoss(terms, vgg=vgg)

@@ -1,0 +1,224 @@
+"""A training run's objects, built in one place from the config: :func:`build_run` returns a :class:`Run`
+holding the networks, optimisers, schedules, EMA, data and the start position (a fresh run, or the
+checkpoint it resumes). Building writes nothing; the loop (:mod:`gramgan.train.loop`) does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim import Adam
+from torch.utils.data import DataLoader, Dataset
+
+from gramgan.devices import pick_device
+from gramgan.train.builders import (
+    autocast_context,
+    build_discriminator,
+    build_generator,
+    build_loss,
+    build_train_dataset,
+    build_val_dataset,
+)
+from gramgan.train.checkpoint import (
+    check_resumable,
+    find_latest_checkpoint,
+    load_checkpoint,
+    restore_state,
+    seed_all,
+)
+from gramgan.train.config_schema import ConfigError, TrainConfig
+from gramgan.train.data_check import DataError
+from gramgan.train.distributed import DistInfo, init_distributed
+from gramgan.train.ema import ModelEMA
+from gramgan.train.logs import Messages
+from gramgan.train.schedule import WarmupCosineScheduler
+
+__all__ = ["Run", "build_run"]
+
+
+@dataclass
+class Run:
+    """Everything one training run works with. ``g`` and ``d`` are the networks (saved, averaged);
+    ``g_ddp`` and ``d_ddp`` are what the steps call: the same modules, or their
+    ``DistributedDataParallel`` wrappers under torchrun. ``d`` and its kin are None in stage psnr."""
+
+    cfg: TrainConfig
+    output_dir: Path
+    dist: DistInfo
+    device: torch.device
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    say: Messages
+    g: nn.Module
+    g_ddp: nn.Module
+    ema: ModelEMA
+    opt_g: Adam
+    sched_g: WarmupCosineScheduler
+    d: nn.Module | None
+    d_ddp: nn.Module | None
+    opt_d: Adam | None
+    sched_d: WarmupCosineScheduler | None
+    loss_fn: nn.Module | None
+    loader: DataLoader
+    val_set: Dataset | None
+    val_name: str
+    iteration: int = 0
+    data_pos: tuple[int, int] = (0, 0)  # (epoch, batches consumed in that epoch)
+    resumed_from: Path | None = None
+
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """Batches from the current data position on, across epochs; keeps ``data_pos`` current."""
+        epoch, offset = self.data_pos
+        sampler = self.loader.sampler
+        while True:
+            sampler.set_epoch(epoch)
+            sampler.set_start(offset * self.cfg.train.batch_size)
+            for batch in self.loader:
+                offset += 1
+                self.data_pos = (epoch, offset)
+                yield batch
+            epoch, offset = epoch + 1, 0
+
+    def step_schedules(self) -> None:
+        for schedule in (self.sched_g, self.sched_d):
+            if schedule is not None:
+                schedule.step()
+
+
+def build_run(
+    cfg: TrainConfig,
+    output_dir: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Run:
+    """Build a run: a new one in ``output_dir`` (default ``runs/<name>``), or with ``resume`` (a
+    checkpoint path) the one that checkpoint continues. ``say`` receives rank 0's messages."""
+    t = cfg.train
+    try:
+        device = pick_device(t.device, int(os.environ.get("LOCAL_RANK", "0")))
+    except ValueError as err:
+        raise ConfigError(f"train.device: {err}") from err
+    dist = init_distributed(device.type)
+    messages = Messages(enabled=dist.is_main, sink=say)
+    autocast = autocast_context(t.precision, device)
+    _configure_torch(cfg, device)
+    output_dir = Path(output_dir) if output_dir else cfg.resolved_output_dir()
+    state = _start_state(cfg, output_dir, resume)
+
+    seed_all(t.seed)  # identical initial weights on every rank
+    g, init_note = build_generator(cfg.model, load_pretrained=state is None)
+    g.to(device)
+    opt_g, sched_g = _adam(g, cfg)
+    d = opt_d = sched_d = loss_fn = None
+    if t.stage == "gan":
+        d = build_discriminator(cfg.discriminator, cfg.model.num_out_ch, cfg.data.hr_crop).to(device)
+        opt_d, sched_d = _adam(d, cfg)
+        loss_fn = build_loss(cfg.loss, messages).to(device)
+    if state is None:
+        if init_note:
+            messages(init_note)
+        seed_all(t.seed + dist.rank)  # per-rank randomness of the loss (masks, warps)
+
+    loader, val_set, val_name = _build_data(cfg, dist, device, messages)
+    run = Run(
+        cfg=cfg, output_dir=output_dir, dist=dist, device=device, autocast=autocast, say=messages,
+        g=g, g_ddp=_ddp(g, dist, device), ema=ModelEMA(g, t.ema_decay), opt_g=opt_g, sched_g=sched_g,
+        d=d, d_ddp=_ddp(d, dist, device), opt_d=opt_d, sched_d=sched_d, loss_fn=loss_fn,
+        loader=loader, val_set=val_set, val_name=val_name,
+    )  # fmt: skip
+    if state is not None:
+        restore_state(run, state)  # last: the RNG continues exactly where the checkpoint left it
+        run.resumed_from = Path(resume)
+        messages(f"resumed from {resume} at iteration {run.iteration}")
+    return run
+
+
+def _configure_torch(cfg: TrainConfig, device: torch.device) -> None:
+    t = cfg.train
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    if t.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def _start_state(cfg: TrainConfig, output_dir: Path, resume: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The checkpoint to continue (checked against the config), or None for a new run, which must
+    neither mix with an old run's checkpoints nor start the GAN stage from a random generator."""
+    if resume is not None:
+        state = load_checkpoint(resume)
+        check_resumable(state, cfg)
+        return state
+    latest = find_latest_checkpoint(output_dir / "checkpoints")
+    if latest is not None:
+        raise ConfigError(
+            f"{output_dir} already holds checkpoints of a run (latest: {latest.name}); continue it with "
+            "--resume, or start over with another --output (or delete that folder)"
+        )
+    t = cfg.train
+    if t.stage == "gan" and t.psnr_iters == 0 and cfg.model.pretrained is None:
+        raise ConfigError(
+            "stage gan starts from a trained generator (docs/training.md): set model.pretrained to a psnr-stage "
+            "checkpoint or a public RRDB file, or train.psnr_iters > 0 to pre-train with L1 in this run"
+        )
+    return None
+
+
+def _adam(module: nn.Module, cfg: TrainConfig) -> tuple[Adam, WarmupCosineScheduler]:
+    betas = (float(cfg.train.adam_betas[0]), float(cfg.train.adam_betas[1]))
+    optimizer = Adam(module.parameters(), lr=cfg.schedule.base_lr, betas=betas)
+    return optimizer, WarmupCosineScheduler(optimizer, cfg.schedule, cfg.train.total_iters)
+
+
+def _ddp(module: nn.Module | None, dist: DistInfo, device: torch.device) -> nn.Module | None:
+    if module is None or not dist.enabled:
+        return module
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _build_data(
+    cfg: TrainConfig, dist: DistInfo, device: torch.device, say: Callable[[str], None]
+) -> tuple[DataLoader, Dataset | None, str]:
+    """The training loader (this rank's share, resumable mid-epoch) and, on rank 0, the validation set."""
+    from gramgan.data.datasets import SeededSampler
+    from gramgan.data.samples import SAMPLE_VAL
+
+    t, d = cfg.train, cfg.data
+    try:
+        train_set = build_train_dataset(d, cfg.model.scale, t.seed, say)
+        val_set = build_val_dataset(d, cfg.model.scale, say) if dist.is_main else None
+    except DataError:
+        raise
+    except (OSError, ValueError) as err:  # a missing folder, no images in it, an unpaired LR file
+        raise DataError(f"data: {err}") from err
+    need = t.batch_size * dist.world_size
+    if len(train_set) < need:
+        raise ConfigError(
+            f"the training set has {len(train_set)} samples, fewer than one batch across all "
+            f"processes ({need}); raise data.repeat or lower train.batch_size"
+        )
+    sampler = SeededSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=t.seed)
+    loader = DataLoader(
+        train_set,
+        batch_size=t.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=d.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=d.num_workers > 0,
+        generator=torch.Generator().manual_seed(t.seed),  # keeps the global RNG untouched
+    )
+    val_name = d.val_hr or f"held-out photo ({', '.join(SAMPLE_VAL)})"
+    source = d.train_hr or "the built-in sample photos (set data.train_hr for real training)"
+    lr_source = f"LR from {d.train_lr}" if d.train_lr else "LR made on the fly"
+    say(f"data: {len(train_set)} crops an epoch from {source}, {lr_source}; validation on {val_name}")
+    return loader, val_set, val_name

@@ -79,6 +79,8 @@ class Trainer:
         run, t = self.run, self.cfg.train
         if run.iteration >= t.total_iters:
             return self._already_complete()
+        if run.resumed_from is not None:
+            self.say(f"resumed from {run.resumed_from} at iteration {run.iteration}")
         logger = self._open_outputs()
         progress = run.dist.is_main and t.progress
         bar = tqdm(

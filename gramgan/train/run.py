@@ -66,7 +66,7 @@ class Run:
     opt_d: Adam | None
     sched_d: WarmupCosineScheduler | None
     loss_fn: nn.Module | None
-    loader: DataLoader
+    loader: DataLoader | None  # None (and no loss) when the resumed run had already finished
     val_set: Dataset | None
     val_name: str
     iteration: int = 0
@@ -111,6 +111,7 @@ def build_run(
     _configure_torch(cfg, device)
     output_dir = Path(output_dir) if output_dir else cfg.resolved_output_dir()
     state = _start_state(cfg, output_dir, resume)
+    finished = state is not None and int(state["iteration"]) >= t.total_iters  # nothing will run: no loss, no data
 
     seed_all(t.seed)  # identical initial weights on every rank
     g, init_note = build_generator(cfg.model, load_pretrained=state is None)
@@ -120,13 +121,13 @@ def build_run(
     if t.stage == "gan":
         d = build_discriminator(cfg.discriminator, cfg.model.num_out_ch, cfg.data.hr_crop).to(device)
         opt_d, sched_d = _adam(d, cfg)
-        loss_fn = build_loss(cfg.loss, messages).to(device)
+        loss_fn = None if finished else build_loss(cfg.loss, messages).to(device)
     if state is None:
         if init_note:
             messages(init_note)
         seed_all(t.seed + dist.rank)  # per-rank randomness of the loss (masks, warps)
 
-    loader, val_set, val_name = _build_data(cfg, dist, device, messages)
+    loader, val_set, val_name = (None, None, "") if finished else _build_data(cfg, dist, device, messages)
     run = Run(
         cfg=cfg, output_dir=output_dir, dist=dist, device=device, autocast=autocast, say=messages,
         g=g, g_ddp=_ddp(g, dist, device), ema=ModelEMA(g, t.ema_decay), opt_g=opt_g, sched_g=sched_g,
@@ -136,7 +137,6 @@ def build_run(
     if state is not None:
         restore_state(run, state)  # last: the RNG continues exactly where the checkpoint left it
         run.resumed_from = Path(resume)
-        messages(f"resumed from {resume} at iteration {run.iteration}")
     return run
 
 

@@ -71,3 +71,19 @@ def run_cli(cli_env):
         return subprocess.run(command, cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """The output folder of a finished 4-iteration psnr run made with ``python -m gramgan.train``
+    (in-process) under umask 022, with checkpoints at iterations 2 and 4."""
+    from gramgan.train.__main__ import main
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    overrides = ["train.stage=psnr", "train.total_iters=4", "train.save_every=2", "train.keep_checkpoints=5"]
+    old_umask = os.umask(0o022)
+    try:
+        assert main(["--output", str(out), *TINY, *overrides]) == 0
+    finally:
+        os.umask(old_umask)
+    return out

@@ -15,7 +15,7 @@ class ModelEMA:
 
     Floating-point parameters and buffers are averaged (in float32 arithmetic on the EMA's
     device); integer buffers are copied. The averaged copy (``.module``) is in eval mode and needs
-    no gradients. ``decay`` 0.999 is ours (SPEC §5 asks for an EMA but not its decay).
+    no gradients. ``decay`` 0.999 is ours (the method asks for an EMA but not its decay: ``docs/training.md``).
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999) -> None:

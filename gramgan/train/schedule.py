@@ -1,4 +1,4 @@
-"""The learning-rate schedule of SPEC §5: cycles of linear warm-up then cosine decay.
+"""The learning-rate schedule (``docs/training.md``): cycles of linear warm-up then cosine decay.
 
 Within a cycle of length L starting at iteration c0, at position p = i - c0:
 
@@ -25,7 +25,7 @@ __all__ = ["ScheduleConfig", "WarmupCosineScheduler", "lr_at"]
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule (SPEC §5).
+    """Learning-rate schedule (``docs/training.md``).
 
     Attributes:
         base_lr: peak learning rate of every cycle, for G and D (1e-4, paper).

@@ -37,7 +37,7 @@ def test_defaults_are_the_paper_settings():
     assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
-def test_paper_preset_is_spec_section_5_to_the_letter():
+def test_paper_preset_is_the_papers_setting_to_the_letter():
     paper = load_config(preset="paper")
     assert config_to_dict(paper) == config_to_dict(dataclasses.replace(TrainConfig(), name="paper"))
 

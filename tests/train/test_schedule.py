@@ -1,4 +1,4 @@
-"""The learning-rate schedule of SPEC §5 (gramgan.train.schedule)."""
+"""The learning-rate schedule, docs/training.md (gramgan.train.schedule)."""
 
 from __future__ import annotations
 

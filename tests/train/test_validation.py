@@ -1,0 +1,45 @@
+"""Validation pictures (labelled bicubic | SR | HR) and the image check run before training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gramgan.train.data_check import DataError, checked_images, image_problem
+from gramgan.train.validation import comparison_strip, labelled_comparison
+
+
+def test_comparison_pictures_carry_a_label_band_below_the_panels():
+    torch.manual_seed(0)
+    panels = [torch.rand(3, 40, 48) for _ in range(3)]
+    strip = comparison_strip(panels)
+    picture = np.asarray(labelled_comparison(panels, ["bicubic\n24.31 dB", "SR\n25.10 dB", "HR\n"]))
+    assert picture.shape[1] == strip.shape[1] and picture.shape[0] > strip.shape[0]
+    assert np.array_equal(picture[: strip.shape[0]], strip)  # the images themselves are untouched
+    band = picture[strip.shape[0] :]
+    assert (band < 128).any() and (band == 255).mean() > 0.5  # dark text on white
+    unlabelled = np.asarray(labelled_comparison(panels, ["\n", "\n", "\n"]))
+    assert unlabelled.shape == picture.shape and not np.array_equal(unlabelled, picture)
+
+
+def test_image_check_names_what_is_wrong(tmp_path):
+    rng = np.random.default_rng(1)
+    good = tmp_path / "good.png"
+    Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(good)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:-200])  # the header opens; verify() finds the damage
+    text = tmp_path / "text.png"
+    text.write_text("not an image")
+    assert image_problem(good) is None and image_problem(good, min_size=70) is None
+    assert "smaller than the 71-pixel training crop" in image_problem(good, min_size=71)
+    assert image_problem(truncated).startswith("not a readable image")
+    assert image_problem(text).startswith("not a readable image")
+    with pytest.raises(DataError, match=r"data.train_hr: .*truncated.png: not a readable image"):
+        checked_images([good, truncated], skip=False, key="data.train_hr")
+    said: list[str] = []
+    assert checked_images([good, truncated, text], skip=True, key="k", say=said.append) == [good]
+    assert len(said) == 3 and said[-1] == "WARNING: 2 of 3 image files of k skipped (data.skip_unreadable)"
+    with pytest.raises(DataError, match="none of the 1 image files can be used"):
+        checked_images([text], skip=True, key="k", say=said.append)

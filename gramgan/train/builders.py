@@ -63,23 +63,22 @@ def build_train_dataset(cfg: DataConfig, scale: int, seed: int, say: Callable[[s
 
 
 def build_val_dataset(cfg: DataConfig, scale: int, say: Callable[[str], None] = print) -> Dataset:
-    """Validation images: ``data.val_hr`` (+ ``val_lr``), else the built-in held-out sample."""
-    from gramgan.data.datasets import ValidationDataset
+    """Validation images: ``data.val_hr`` (+ ``val_lr``), else the built-in held-out sample; the
+    folders' images are checked first."""
+    from gramgan.data.datasets import FolderSource, ValidationDataset
+    from gramgan.data.samples import sample_source
 
-    if not cfg.val_hr:
-        from gramgan.data.samples import sample_source
-
-        return ValidationDataset(sample_source("val"), scale=scale, crop=cfg.val_crop, max_images=cfg.val_max_images)
-    dataset = ValidationDataset(
-        scale=scale, crop=cfg.val_crop, hr_folder=cfg.val_hr, lr_folder=cfg.val_lr, max_images=cfg.val_max_images
-    )
-    if dataset.pairs is not None:
+    common = {"scale": scale, "crop": cfg.val_crop, "max_images": cfg.val_max_images}
+    if cfg.val_lr:
+        dataset = ValidationDataset(hr_folder=cfg.val_hr, lr_folder=cfg.val_lr, **common)
         dataset.pairs = checked_pairs(dataset.pairs, cfg.skip_unreadable, "data.val_hr/val_lr", say)
         dataset.size = min(dataset.size, len(dataset.pairs))
-    else:
-        dataset.source.paths = checked_images(dataset.source.paths, cfg.skip_unreadable, "data.val_hr", say)
-        dataset.size = min(dataset.size, len(dataset.source.paths))
-    return dataset
+        return dataset
+    if cfg.val_hr:
+        source = FolderSource(cfg.val_hr)
+        source.paths = checked_images(source.paths, cfg.skip_unreadable, "data.val_hr", say)
+        return ValidationDataset(source, **common)
+    return ValidationDataset(sample_source("val"), **common)
 
 
 def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple[nn.Module, str | None]:

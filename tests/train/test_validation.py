@@ -43,3 +43,23 @@ def test_image_check_names_what_is_wrong(tmp_path):
     assert len(said) == 3 and said[-1] == "WARNING: 2 of 3 image files of k skipped (data.skip_unreadable)"
     with pytest.raises(DataError, match="none of the 1 image files can be used"):
         checked_images([text], skip=True, key="k", say=said.append)
+
+
+def test_validation_folders_are_checked_too(tmp_path):
+    from gramgan.train.builders import build_val_dataset
+    from gramgan.train.config import DataConfig
+
+    rng = np.random.default_rng(2)
+    for folder, size in (("hr", (80, 72)), ("lr", (20, 18))):
+        (tmp_path / folder).mkdir()
+        for name in ("a", "b"):
+            Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(tmp_path / folder / f"{name}.png")
+        (tmp_path / folder / "notes.png").write_text("text")
+    hr, lr = str(tmp_path / "hr"), str(tmp_path / "lr")
+    with pytest.raises(DataError, match=r"data.val_hr: .*notes.png"):
+        build_val_dataset(DataConfig(val_hr=hr), scale=4)
+    said: list[str] = []
+    assert len(build_val_dataset(DataConfig(val_hr=hr, skip_unreadable=True), scale=4, say=said.append)) == 2
+    paired = build_val_dataset(DataConfig(val_hr=hr, val_lr=lr, skip_unreadable=True), scale=4, say=said.append)
+    assert len(paired) == 2 and paired[1]["lr"].shape == (3, 20, 18)
+    assert said[-1] == "WARNING: 2 of 6 image files of data.val_hr/val_lr skipped (data.skip_unreadable)"

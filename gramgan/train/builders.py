@@ -92,10 +92,9 @@ def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple
     model = RRDBNet(**cfg.arch())
     if not (load_pretrained and cfg.pretrained):
         return model, None
-    state = load_generator_state(cfg.pretrained, prefer_ema=cfg.pretrained_ema)
     try:
-        model.load_pretrained(state)
-    except ValueError as err:
+        model.load_pretrained(load_generator_state(cfg.pretrained, prefer_ema=cfg.pretrained_ema))
+    except ValueError as err:  # an unreadable file, or another network's weights
         raise ConfigError(f"model.pretrained={cfg.pretrained}: {err}") from err
     return model, f"generator initialised from {cfg.pretrained}"
 

@@ -46,6 +46,10 @@ def test_missing_data_folder_and_bad_usage_exit_2(tmp_path, tiny, capsys, isolat
     assert main(["--output", str(tmp_path / "run"), *tiny, *PSNR_RUN, f"data.train_hr={tmp_path / 'nowhere'}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: data: image folder not found") and str(tmp_path / "nowhere") in err
+    (tmp_path / "g.pth").write_text("not weights")
+    assert main(["--output", str(tmp_path / "run"), *tiny, *PSNR_RUN, f"model.pretrained={tmp_path / 'g.pth'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: model.pretrained={tmp_path / 'g.pth'}: ") and "Traceback" not in err
     with pytest.raises(SystemExit) as usage:
         main(["--no-such-option"])
     assert usage.value.code == 2

@@ -32,18 +32,20 @@ def _parser() -> argparse.ArgumentParser:
         "sample photos, a few minutes on a CPU).",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", help="YAML config file (keys of gramgan.train.config.TrainConfig)")
+    source.add_argument("--config", help="YAML config file (keys and defaults: gramgan/train/config_schema.py)")
     source.add_argument("--preset", help="a shipped preset (gramgan/configs/): demo (default), paper, paper_psnr, ...")
     parser.add_argument(
         "--resume",
         nargs="?",
         const="auto",
         metavar="auto|PATH",
-        help="continue from a checkpoint; 'auto' (or no value): the latest one in the output folder",
+        help="continue from a checkpoint; 'auto' (or no value): the latest readable one in the output folder",
     )
     parser.add_argument("--output", help="output folder (default: runs/<name>)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.batch_size=4")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, anywhere on the line: train.batch_size=4"
+    )
     return parser
 
 

@@ -4,9 +4,10 @@ traceback at some batch hours later.
 
 The check is PIL's ``Image.open`` (the header: a text file renamed ``.png`` fails here) then
 ``verify()`` (for PNG, every chunk's CRC, so a truncated or corrupted file fails; nothing is
-decoded): one read of each file, milliseconds per image, where a full decode of DIV2K's 800
-2K-pixel PNGs would add about a minute to every start. A file that passes and still cannot be decoded
-later (a JPEG with corrupt image data) stops the run with the reader's error, which names the file.
+decoded): one read of each file. Measured on a 2040x1356 PNG (2 shared CPU cores): 6 ms for the
+check against 150 ms for a full decode, so about 5 s instead of 2 minutes at every start for
+DIV2K's 800 images. A file that passes and still cannot be decoded later (a JPEG with corrupt image
+data) stops the run with the reader's error, which names the file.
 """
 
 from __future__ import annotations

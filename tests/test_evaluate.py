@@ -257,3 +257,18 @@ def test_results_get_the_umask_permissions(tmp_path: Path, hr_dir: Path, ours: P
         os.umask(old)
     for name in ("results.md", "results.json"):
         assert (tmp_path / "res" / name).stat().st_mode & 0o777 == 0o644
+
+
+def test_saved_images_are_not_replaced_unless_asked(
+    tmp_path: Path, hr_dir: Path, ours: Path, capsys: pytest.CaptureFixture
+) -> None:
+    saved = tmp_path / "sr"
+    base = ["--checkpoint", str(ours), "--data", str(hr_dir), "--save-images", str(saved), "--device", "cpu"]
+    assert main([*base, "--output-dir", str(tmp_path / "a")]) == 0
+    (saved / "Set3" / "img0.png").write_bytes(b"an image from another model")
+    assert main([*base, "--output-dir", str(tmp_path / "b")]) == 2
+    assert "already holds SR images" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # refused before any work
+    assert (saved / "Set3" / "img0.png").read_bytes() == b"an image from another model"
+    assert main([*base, "--output-dir", str(tmp_path / "b"), "--overwrite"]) == 0
+    assert (saved / "Set3" / "img0.png").read_bytes()[:4] == b"\x89PNG"

@@ -10,21 +10,26 @@ Each ``--data`` folder holds HR images. By default the LR input is made as in tr
 folder per ``--data`` folder) the LR images are read instead, matched by file stem (``name`` or
 ``namex4``); an HR image up to scale − 1 pixels larger than LR × scale is cropped to fit.
 
-Scores (SPEC §6): PSNR and SSIM on Y (BT.601), 8-bit, border of ``scale`` pixels cropped, SSIM with
+Scores (see docs/evaluation.md): PSNR and SSIM on Y (BT.601), 8-bit, border of ``scale`` pixels cropped, SSIM with
 an 11×11 Gaussian window (σ 1.5); LPIPS (AlexNet, on the same crop) when the ``lpips`` package and
 its weights can be loaded. A bicubic row (``imresize`` of the LR image) comes with every data set.
-Results go to ``results.md`` and ``results.json`` in ``--output-dir`` and the table is printed.
+Results go to ``results.md`` and ``results.json`` in ``--output-dir`` (default
+``runs/eval/<checkpoint stem>``) and the table is printed. An existing result is never replaced
+without ``--overwrite``: the new one is written beside it as ``results-2.md`` / ``results-2.json``
+(see :mod:`gramgan.eval_report`); a ``--save-images`` folder that already holds SR images of a data
+set is refused before any work.
+
+Exit status: 0 done; 2 usage or input error (bad option, missing folder, unreadable image or
+checkpoint), one line on stderr naming the problem; 1 any other failure.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +41,7 @@ from tqdm import tqdm
 
 from gramgan.data.datasets import list_images, pair_folders, read_image, synthesize_lr
 from gramgan.data.resize import imresize
+from gramgan.eval_report import results_markdown, write_results
 from gramgan.inference import ImageData, load_generator, pick_device, super_resolve, write_image
 from gramgan.metrics import psnr_y, quantize_8bit, ssim_y
 
@@ -74,6 +80,8 @@ class EvalConfig:
         tile: tile size for the network (0: whole images), see ``gramgan.inference.tiling``.
         tile_overlap: input pixels shared by adjacent tiles.
         lpips: compute LPIPS when the ``lpips`` package and its weights are available.
+        overwrite: replace ``results.md``/``.json`` and saved SR images; without it results go
+            beside (``results-2.md``) and a ``save_images`` folder already holding images is refused.
     """
 
     checkpoint: str
@@ -87,6 +95,7 @@ class EvalConfig:
     tile: int = 0
     tile_overlap: int = 16
     lpips: bool = True
+    overwrite: bool = False
 
 
 def modcrop(img: Tensor, scale: int) -> Tensor:
@@ -205,12 +214,38 @@ def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values) if all(math.isfinite(v) for v in values) else math.inf
 
 
+def _dataset_names(folders: list[str]) -> list[str]:
+    """Display names of the data sets, made distinct (``Set5``, ``Set5-2``) when two folders share one."""
+    names: list[str] = []
+    for folder in folders:
+        name, n = dataset_name(folder), 1
+        while name in names:
+            n += 1
+            name = f"{dataset_name(folder)}-{n}"
+        names.append(name)
+    return names
+
+
+def _refuse_to_replace_saved_images(save_root: Path, names: list[str]) -> None:
+    """``FileExistsError`` if a data set's folder of saved SR images already holds images."""
+    for name in names:
+        folder = save_root / name
+        if folder.is_dir() and any(folder.glob("*.png")):
+            raise FileExistsError(
+                f"{folder} already holds SR images: choose another --save-images folder or pass --overwrite"
+            )
+
+
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Run the whole evaluation of ``config``; returns the results (what ``results.json`` holds)."""
     if config.lr_data is not None and len(config.lr_data) != len(config.data):
         raise ValueError(
             f"--lr-data needs one folder per --data folder: got {len(config.lr_data)} for {len(config.data)}"
         )
+    names = _dataset_names(config.data)
+    save_root = None if config.save_images is None else Path(config.save_images)
+    if save_root is not None and not config.overwrite:
+        _refuse_to_replace_saved_images(save_root, names)
     device = pick_device(config.device)
     model, weights = load_generator(config.checkpoint, scale=config.scale, prefer_ema=config.use_ema, device=device)
     scale = weights.arch["scale"]
@@ -220,14 +255,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     lpips_fn, lpips_info = load_lpips(device) if config.lpips else (None, "disabled (--no-lpips)")
     if lpips_fn is None:
         print(f"LPIPS skipped: {lpips_info}", file=sys.stderr)
-    save_root = None if config.save_images is None else Path(config.save_images)
     lr_dirs: list[str | None] = list(config.lr_data) if config.lr_data is not None else [None] * len(config.data)
     datasets: list[dict[str, Any]] = []
-    for hr_dir, lr_dir in zip(config.data, lr_dirs, strict=True):
-        name, n = dataset_name(hr_dir), 1
-        while any(d["name"] == name for d in datasets):  # two folders with the same name
-            n += 1
-            name = f"{dataset_name(hr_dir)}-{n}"
+    for hr_dir, lr_dir, name in zip(config.data, lr_dirs, names, strict=True):
         result = evaluate_dataset(
             model,
             hr_dir,
@@ -253,65 +283,6 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     }
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    if value is None:
-        return "–"
-    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
-
-
-def results_markdown(results: dict[str, Any]) -> str:
-    """The results as a Markdown table (one bicubic row and one model row per data set)."""
-    lines = [
-        f"## Evaluation: {results['checkpoint']}",
-        "",
-        f"{results['weights']}, x{results['scale']}. PSNR (dB) / SSIM on Y (BT.601), 8-bit images, "
-        f"{results['crop_border']}-pixel border cropped; SSIM with an 11x11 Gaussian window (sigma 1.5). "
-        f"LPIPS (lower is better): {results['lpips']}.",
-        "",
-        "| Dataset | Images | Method | PSNR | SSIM | LPIPS |",
-        "|---|---:|---|---:|---:|---:|",
-    ]
-    for ds in results["datasets"]:
-        for method, label in (("bicubic", "Bicubic"), ("model", "Model")):
-            m = ds["mean"][method]
-            lines.append(
-                f"| {ds['name']} | {ds['num_images']} | {label} | {_fmt(m['psnr'], 2)} | "
-                f"{_fmt(m['ssim'], 4)} | {_fmt(m.get('lpips'), 4)} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def _json_safe(obj: Any) -> Any:
-    """Non-finite floats as strings ("inf"), so the file is standard JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_results(results: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:
-    """Write ``results.md`` and ``results.json`` into ``output_dir`` (atomically); returns their paths."""
-    md, js = output_dir / "results.md", output_dir / "results.json"
-    _write_text(md, results_markdown(results))
-    _write_text(js, json.dumps(_json_safe(results), indent=2) + "\n")
-    return md, js
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m gramgan.evaluate``."""
     p = argparse.ArgumentParser(
@@ -331,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=0, help="tile size in LR pixels (default 0: whole images)")
     p.add_argument("--tile-overlap", type=int, default=16, help="pixels shared by adjacent tiles")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS even if it is available")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results.md/json and saved images (default: results-N.md/json beside; saved images refused)",
+    )
     return p
 
 
@@ -350,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tile=args.tile,
         tile_overlap=args.tile_overlap,
         lpips=not args.no_lpips,
+        overwrite=args.overwrite,
     )
     try:
         results = evaluate(config)
@@ -357,8 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     output_dir = Path(config.output_dir or Path("runs") / "eval" / Path(config.checkpoint).stem)
-    md, js = write_results(results, output_dir)
+    md, js = write_results(results, output_dir, overwrite=config.overwrite)
     print(results_markdown(results))
+    if md.stem != "results":
+        print(f"{output_dir / 'results.md'} exists: kept it (--overwrite replaces it)")
     print(f"wrote {md} and {js}")
     return 0
 

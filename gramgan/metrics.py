@@ -1,4 +1,4 @@
-"""Image-quality metrics with the conventions of the super-resolution literature (SPEC §6).
+"""Image-quality metrics with the conventions of the super-resolution literature (docs/evaluation.md).
 
 PSNR and SSIM are computed on the luminance (Y) channel of BT.601 YCbCr, as MATLAB's ``rgb2ycbcr``
 defines it, after rounding both images to 8 bits and cropping a border of ``crop_border`` pixels

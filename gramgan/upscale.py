@@ -10,7 +10,12 @@ as ``<stem><suffix>.<ext>``. Grey images go through the network as three equal c
 back grey (BT.601 luma of the output); the alpha channel is upscaled on its own, with bicubic
 ``imresize`` by default or with the network (``--alpha-upsampler model``: alpha replicated to three
 channels, the output's channel mean taken). 16-bit PNGs stay 16-bit. ``--outscale`` resizes the
-network's output with MATLAB-style bicubic to the requested overall scale.
+network's output with MATLAB-style bicubic to the requested overall scale. Images smaller than
+64 pixels are mirror-padded for the network and cropped back (see ``gramgan.inference.tiling``).
+
+Exit status: 0 when every image was written; 1 when some could not be read, upscaled or written
+(the others are, and each failure is listed at the end with its reason); 2 for a usage or input
+error found before any work (bad option, missing input, unusable checkpoint): nothing is written.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,7 +42,7 @@ from gramgan.inference import (
     write_image,
 )
 
-__all__ = ["UpscaleConfig", "main", "output_path", "upscale_files", "upscale_image"]
+__all__ = ["UpscaleConfig", "UpscaleReport", "main", "output_path", "upscale_files", "upscale_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +141,18 @@ def output_path(src: Path, image: ImageData, output: Path, suffix: str, ext: str
     return output / f"{src.stem}{suffix}{chosen}"
 
 
-def upscale_files(config: UpscaleConfig) -> list[Path]:
-    """Run :func:`upscale_image` on every input of ``config``; returns the paths written."""
+@dataclass
+class UpscaleReport:
+    """What :func:`upscale_files` did: the files written and, for each input that failed, its reason."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _check_options(config: UpscaleConfig, device: torch.device) -> None:
+    """Usage errors, raised as ``ValueError`` before any work is done."""
     if config.precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, got {config.precision!r}")
-    device = pick_device(config.device)
     if config.precision != "fp32" and device.type != "cuda":
         raise ValueError(
             f"{config.precision} inference needs a CUDA device, but the device is {device}; "
@@ -150,9 +162,30 @@ def upscale_files(config: UpscaleConfig) -> list[Path]:
         raise ValueError("--tile and --tile-overlap must be >= 0")
     if config.tile and config.tile_overlap >= config.tile:
         raise ValueError(f"--tile-overlap ({config.tile_overlap}) must be smaller than --tile ({config.tile})")
-    files = collect_images(config.inputs)
-    output = Path(config.output)
+
+
+def _refuse_to_overwrite_inputs(files: list[Path], config: UpscaleConfig) -> None:
+    """``FileExistsError`` if an output could land on an input (either extension ``auto`` may pick)."""
     sources = {f.resolve() for f in files}
+    output = Path(config.output)
+    for src in files:
+        exts = (src.suffix.lower(), ".png") if config.ext == "auto" else ("." + config.ext,)
+        for ext in exts:
+            if (output / f"{src.stem}{config.suffix}{ext}").resolve() in sources:
+                raise FileExistsError(f"refusing to overwrite input {src}: choose another --output or --suffix")
+
+
+def upscale_files(config: UpscaleConfig) -> UpscaleReport:
+    """Run :func:`upscale_image` on every input of ``config``.
+
+    Bad options, missing inputs and an unusable checkpoint raise (nothing is written); a file that
+    cannot be read, upscaled or written is recorded in the report and the others go on.
+    """
+    device = pick_device(config.device)
+    _check_options(config, device)
+    files = collect_images(config.inputs)
+    _refuse_to_overwrite_inputs(files, config)
+    output = Path(config.output)
     model, weights = load_generator(config.checkpoint, scale=config.scale, prefer_ema=config.use_ema, device=device)
     model = model.to(_PRECISIONS[config.precision])
     scale = weights.arch["scale"]
@@ -160,31 +193,38 @@ def upscale_files(config: UpscaleConfig) -> list[Path]:
     for note in weights.notes:
         logger.warning("%s", note)
     output.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    report = UpscaleReport()
     for src in tqdm(files, desc="upscale", unit="img", disable=len(files) < 2):
-        image = read_image(src)
-        dst = output_path(src, image, output, config.suffix, config.ext)
-        if dst.resolve() in sources:
-            raise FileExistsError(f"refusing to overwrite input {src}: choose another --output or --suffix")
-        result = upscale_image(
-            model,
-            image,
-            scale=scale,
-            outscale=config.outscale,
-            tile=config.tile,
-            tile_overlap=config.tile_overlap,
-            alpha_upsampler=config.alpha_upsampler,
-            device=device,
-        )
-        if result.bit_depth == 16 and dst.suffix != ".png":
-            logger.warning("%s: %s cannot hold 16 bits; writing 8-bit", src, dst.suffix)
-            result.bit_depth = 8
-        if result.alpha is not None and dst.suffix in (".jpg", ".jpeg"):
-            logger.warning("%s: JPEG has no alpha channel; dropping it", src)
-            result.alpha = None
-        write_image(dst, result)
-        written.append(dst)
-    return written
+        try:
+            report.written.append(_upscale_file(model, src, scale, device, config))
+        except (OSError, ValueError) as err:  # this file only: unreadable, unwritable, too large...
+            logger.warning("%s: skipped: %s", src, err)
+            report.failed.append((src, str(err)))
+    return report
+
+
+def _upscale_file(model: nn.Module, src: Path, scale: int, device: torch.device, config: UpscaleConfig) -> Path:
+    """Read, upscale and write one file; returns the path written."""
+    image = read_image(src)
+    dst = output_path(src, image, Path(config.output), config.suffix, config.ext)
+    result = upscale_image(
+        model,
+        image,
+        scale=scale,
+        outscale=config.outscale,
+        tile=config.tile,
+        tile_overlap=config.tile_overlap,
+        alpha_upsampler=config.alpha_upsampler,
+        device=device,
+    )
+    if result.bit_depth == 16 and dst.suffix != ".png":
+        logger.warning("%s: %s cannot hold 16 bits; writing 8-bit", src, dst.suffix)
+        result.bit_depth = 8
+    if result.alpha is not None and dst.suffix in (".jpg", ".jpeg"):
+        logger.warning("%s: JPEG has no alpha channel; dropping it", src)
+        result.alpha = None
+    write_image(dst, result)
+    return dst
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,13 +271,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ext=args.ext,
     )
     try:
-        written = upscale_files(config)
-    except (ValueError, OSError) as err:  # bad input: checkpoint, files, options
+        report = upscale_files(config)
+    except (ValueError, OSError) as err:  # bad input: options, checkpoint, missing files
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(written)} image(s) to {config.output}")
+    print(f"wrote {len(report.written)} image(s) to {config.output}")
+    if report.failed:
+        total = len(report.failed) + len(report.written)
+        print(f"error: {len(report.failed)} of {total} image(s) failed:", file=sys.stderr)
+        for src, reason in report.failed:
+            print(f"  {reason}" if str(src) in reason else f"  {src}: {reason}", file=sys.stderr)
+        return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

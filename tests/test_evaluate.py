@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -206,3 +208,67 @@ def test_same_folder_twice_gets_distinct_names(tmp_path: Path, hr_dir: Path, our
     assert [d["name"] for d in res["datasets"]] == ["Set3", "Set3-2"]
     assert res["datasets"][0]["mean"] == res["datasets"][1]["mean"]
     assert len(list((tmp_path / "s" / "Set3-2").glob("*.png"))) == 3
+
+
+def test_a_broken_image_is_named_in_one_line(tmp_path: Path, hr_dir: Path, ours: Path) -> None:
+    """Through the real command line: exit 2, one error line naming the file, no traceback."""
+    broken = hr_dir / "img1.png"
+    broken.write_text("this is not a PNG")
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "gramgan.evaluate", "--checkpoint", str(ours), "--data", str(hr_dir)]
+    run = subprocess.run(
+        [*cmd, "--output-dir", str(out), "--device", "cpu", "--no-lpips"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(broken) in errors[0] and "cannot read image" in errors[0]
+    assert not out.exists()
+
+
+def test_results_are_never_overwritten_unless_asked(
+    tmp_path: Path, hr_dir: Path, ours: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "res"
+    base = ["--checkpoint", str(ours), "--data", str(hr_dir), "--output-dir", str(out), "--device", "cpu"]
+    assert main(base) == 0
+    first = {p.name: p.read_text() for p in out.iterdir()}
+    (out / "results.md").write_text("my notes\n")  # a result the user edited
+    assert main(base) == 0  # written beside
+    assert "kept it (--overwrite replaces it)" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["results-2.json", "results-2.md", "results.json", "results.md"]
+    assert (out / "results.md").read_text() == "my notes\n"
+    assert (out / "results.json").read_text() == first["results.json"]
+    assert (out / "results-2.md").read_text() == first["results.md"]
+    (out / "results-2.md").unlink()  # a pair is taken when either of its files exists
+    assert main(base) == 0
+    assert (out / "results-3.md").exists() and not (out / "results-2.md").exists()
+    assert main([*base, "--overwrite"]) == 0  # asked: replaced in place
+    assert (out / "results.md").read_text() == first["results.md"]
+    assert not (out / "results-4.md").exists()
+
+
+def test_results_get_the_umask_permissions(tmp_path: Path, hr_dir: Path, ours: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        _run(tmp_path, "--checkpoint", str(ours), "--data", str(hr_dir))
+    finally:
+        os.umask(old)
+    for name in ("results.md", "results.json"):
+        assert (tmp_path / "res" / name).stat().st_mode & 0o777 == 0o644
+
+
+def test_saved_images_are_not_replaced_unless_asked(
+    tmp_path: Path, hr_dir: Path, ours: Path, capsys: pytest.CaptureFixture
+) -> None:
+    saved = tmp_path / "sr"
+    base = ["--checkpoint", str(ours), "--data", str(hr_dir), "--save-images", str(saved), "--device", "cpu"]
+    assert main([*base, "--output-dir", str(tmp_path / "a")]) == 0
+    (saved / "Set3" / "img0.png").write_bytes(b"an image from another model")
+    assert main([*base, "--output-dir", str(tmp_path / "b")]) == 2
+    assert "already holds SR images" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # refused before any work
+    assert (saved / "Set3" / "img0.png").read_bytes() == b"an image from another model"
+    assert main([*base, "--output-dir", str(tmp_path / "b"), "--overwrite"]) == 0
+    assert (saved / "Set3" / "img0.png").read_bytes()[:4] == b"\x89PNG"

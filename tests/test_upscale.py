@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +112,11 @@ def test_outscale_and_suffix(tmp_path: Path, model: RRDBNet, checkpoint: Path, i
 
 def test_tiled_cli_output_is_close_to_whole_image(tmp_path: Path, checkpoint: Path, inputs: Path) -> None:
     whole, tiled = tmp_path / "whole", tmp_path / "tiled"
-    base = [str(inputs / "rgb.png"), "--checkpoint", str(checkpoint)]
+    rng = np.random.default_rng(1)  # larger than the 64 px below which images are mirror-padded
+    Image.fromarray(rng.integers(0, 256, (72, 80, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    base = [str(tmp_path / "rgb.png"), "--checkpoint", str(checkpoint)]
     assert main([*base, "-o", str(whole)]) == 0
-    assert main([*base, "-o", str(tiled), "--tile", "8", "--tile-overlap", "4"]) == 0
+    assert main([*base, "-o", str(tiled), "--tile", "32", "--tile-overlap", "4"]) == 0
     with Image.open(whole / "rgb.png") as a, Image.open(tiled / "rgb.png") as b:
         diff = np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int))
     # The net's receptive field exceeds the 1-pixel margin: close, but not equal (so tiling did happen).
@@ -156,3 +161,48 @@ def test_half_precision_on_cuda(tmp_path: Path, checkpoint: Path, inputs: Path, 
     with Image.open(tmp_path / "fp32" / "rgb.png") as a, Image.open(tmp_path / "low" / "rgb.png") as b:
         diff = np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int))
     assert diff.max() <= 3
+
+
+def test_a_broken_file_is_reported_and_the_rest_written(tmp_path: Path, checkpoint: Path, inputs: Path) -> None:
+    """Through the real command line: the good images are written, the bad one is named with its
+    reason at the end, exit 1, no traceback."""
+    broken = inputs / "broken.png"
+    broken.write_text("this is not a PNG")
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "gramgan.upscale", str(inputs), "--checkpoint", str(checkpoint), "-o", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["grey.png", "rgb.png", "rgb16.png", "rgba.png"]
+    tail = run.stderr.splitlines()[-2:]
+    assert tail[0] == "error: 1 of 5 image(s) failed:"
+    assert str(broken) in tail[1] and "cannot read image" in tail[1]
+
+
+@pytest.mark.parametrize("size", [(10, 10), (1, 1)])
+def test_tiny_flat_images_come_back_flat(tmp_path: Path, model: RRDBNet, checkpoint: Path, size: tuple) -> None:
+    """No dark corners or tinted ring: a flat 10x10 (or 1x1) image upscales to a flat image of the
+    colour the network gives a large flat area."""
+    colour = (200, 80, 50)
+    Image.new("RGB", size[::-1], colour).save(tmp_path / "tiny.png")
+    Image.new("RGB", (96, 96), colour).save(tmp_path / "large.png")
+    out = tmp_path / "out"
+    args = [str(tmp_path / "tiny.png"), str(tmp_path / "large.png"), "--checkpoint", str(checkpoint), "-o", str(out)]
+    assert main(args) == 0
+    with Image.open(out / "tiny.png") as tiny, Image.open(out / "large.png") as large:
+        assert tiny.size == (size[1] * 4, size[0] * 4)
+        expected = np.asarray(large)[192, 192].astype(int)
+        assert np.abs(np.asarray(tiny).astype(int) - expected).max() <= 1
+
+
+@pytest.mark.xfail(reason="needs write_image through gramgan.atomic (helper H16b, issue 13 item 4)", strict=False)
+def test_outputs_get_the_umask_permissions(tmp_path: Path, checkpoint: Path, inputs: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        assert main([str(inputs), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "out")]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()}
+    assert modes == dict.fromkeys(["grey.png", "rgb.png", "rgb16.png", "rgba.png"], 0o644)

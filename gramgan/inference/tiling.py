@@ -1,5 +1,9 @@
 """Running a super-resolution network on images of any size: padding and tiled inference.
 
+Padding: a network may need H and W divisible by some number, and a convolutional network pads
+with zeros at the image border, which on a tiny image (10×10) reaches most pixels and darkens or
+tints them. Inputs are therefore mirrored out to a minimum size and the output cropped back.
+
 Tiling: the input is cut into ``tile``×``tile`` tiles, adjacent ones sharing ``overlap`` pixels.
 Across a shared band the outputs are cross-faded: the outermost ``margin`` pixels of a tile's
 interior edge (default ``overlap // 4``) get weight 0, they only give the network context; the
@@ -17,21 +21,43 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["axis_plan", "blend_weights", "run_padded", "run_tiled", "tile_starts"]
+__all__ = ["axis_plan", "blend_weights", "mirror_pad", "run_padded", "run_tiled", "tile_starts"]
 
 SRFunction = Callable[[Tensor], Tensor]
 
 
-def run_padded(fn: SRFunction, x: Tensor, scale: int, multiple: int = 1) -> Tensor:
-    """``fn(x)`` for a network that needs H and W divisible by ``multiple``: pad bottom/right by
-    reflection (replication for tiny images), run, and crop the output back to ``scale`` × size."""
+def mirror_pad(x: Tensor, top: int, bottom: int, left: int, right: int) -> Tensor:
+    """Pad ``(B, C, H, W)`` by reflection, as far as needed: a pad wider than the image is reached
+    by reflecting repeatedly; an axis of one pixel (nothing to reflect) is replicated instead."""
+    pads = [left, right, top, bottom]
+    while any(pads):
+        h, w = x.shape[-2:]
+        step = [min(p, w - 1) for p in pads[:2]] + [min(p, h - 1) for p in pads[2:]]
+        if not any(step):  # a 1-pixel axis: replicate what is left
+            return F.pad(x, tuple(pads), mode="replicate")
+        x = F.pad(x, tuple(step), mode="reflect")
+        pads = [p - s for p, s in zip(pads, step, strict=True)]
+    return x
+
+
+def run_padded(fn: SRFunction, x: Tensor, scale: int, multiple: int = 1, min_size: int = 0) -> Tensor:
+    """``fn(x)`` for a network that needs H and W divisible by ``multiple`` and, to keep its zero
+    padding away from the picture, at least ``min_size``: pad by reflection (:func:`mirror_pad`,
+    a smaller image evenly on both sides, the rest bottom/right), run, and crop the output back to
+    ``scale`` × the input's size."""
     h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+    def split(size: int) -> tuple[int, int]:
+        grow = max(min_size - size, 0)
+        before = grow // 2
+        after = grow - before + (-(size + grow) % multiple)
+        return before, after
+
+    (top, bottom), (left, right) = split(h), split(w)
+    if top or bottom or left or right:
+        x = mirror_pad(x, top, bottom, left, right)
     out = fn(x)
-    return out[..., : h * scale, : w * scale]
+    return out[..., top * scale : (top + h) * scale, left * scale : (left + w) * scale]
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

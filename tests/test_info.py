@@ -1,0 +1,54 @@
+"""``python -m gramgan.info``: runs, exits 0, and reports every backend, the extension and the weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gramgan.info as info
+from gramgan import _C
+from gramgan.ops import backend_availability
+
+
+def test_the_command_reports_backends_extension_and_weights(tmp_path: Path) -> None:
+    weights = tmp_path / "vgg19-dcbb9e9d.pth"
+    weights.write_bytes(b"stand-in")  # found, not loaded
+    env = {**os.environ, "GRAMGAN_VGG19_WEIGHTS": str(weights), "GRAMGAN_OFFLINE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "gramgan.info"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    for name in backend_availability("cpu"):
+        assert f"{name} (cpu tensors)" in out
+    for word in ("torch", "triton", "CUDA code", "torch threads", "LPIPS"):
+        assert word in out
+    assert f"VGG19  found: {weights}" in out
+
+
+def test_missing_vgg_weights_name_the_config_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("GRAMGAN_VGG19_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+    vgg = info.weights()["VGG19"]
+    assert vgg.startswith("not found") and "loss.vgg_weights" in vgg and str(tmp_path) in vgg
+
+
+def test_recorded_cuda_architectures_are_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    record = tmp_path / "_build_info.json"
+    record.write_text(json.dumps({"cuda": True, "torch_cuda_arch_list": "8.0;9.0"}))
+    monkeypatch.setattr(info, "BUILD_INFO_FILE", record)
+    monkeypatch.setattr(_C, "built_with_cuda", lambda: True)
+    ext = info.extension()
+    assert ext["CUDA code"] == "yes" and ext["built for"] == "8.0;9.0"
+    record.unlink()
+    assert "not recorded" in info.extension()["built for"]
+
+
+def test_arguments_are_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    assert info.main(["--json"]) == 2
+    assert "usage" in capsys.readouterr().err

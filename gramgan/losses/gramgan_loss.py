@@ -22,14 +22,12 @@ from gramgan import ops
 from gramgan.losses.content import content_loss
 from gramgan.losses.gan import ragan_generator_loss
 from gramgan.losses.perceptual import PerceptualLoss, discriminator_perceptual_loss, perceptual_layer_weights
-from gramgan.losses.texture import SCOPES, texture_loss
+from gramgan.losses.texture import texture_loss
+from gramgan.ops._validate import CRITERIA, MASK_MODES, SCOPES, TARGETS  # the ops' own lists of choices
 
 __all__ = ["TERM_NAMES", "GramGANLoss", "GramGANLossConfig", "GramGANLossOutput"]
 
 TERM_NAMES = ("content", "perceptual", "disc_perceptual", "texture", "adversarial")
-_TARGETS = ("gram", "pixel")
-_CRITERIA = ("mse", "l1")
-_MASK_MODES = ("grid", "sliding")
 
 
 @dataclass
@@ -114,9 +112,9 @@ class GramGANLossConfig:
         perceptual_layer_weights(self.perceptual_preset)  # raises for an unknown preset
         for name, value, choices in (
             ("texture_scope", self.texture_scope, SCOPES),
-            ("texture_target", self.texture_target, _TARGETS),
-            ("texture_criterion", self.texture_criterion, _CRITERIA),
-            ("mask_mode", self.mask_mode, _MASK_MODES),
+            ("texture_target", self.texture_target, TARGETS),
+            ("texture_criterion", self.texture_criterion, CRITERIA),
+            ("mask_mode", self.mask_mode, MASK_MODES),
         ):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, choices))}")

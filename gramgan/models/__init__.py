@@ -1,12 +1,20 @@
-"""Networks: the RRDB generator, the VGG-style discriminator and the frozen VGG19 feature extractor.
+"""Networks: the RRDB generator, the VGG-style discriminator and the frozen VGG19 feature extractor, and
+loading a generator from our or public checkpoints (:mod:`~gramgan.models.loading`, used by training and
+inference alike).
 
 Pure ``nn.Module``s; nothing here imports from ``gramgan.losses`` or ``gramgan.train``.
 """
 
 from gramgan.models.discriminator import VGGStyleDiscriminator
+from gramgan.models.loading import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    GeneratorWeights,
+    load_generator,
+    read_generator_weights,
+)
 from gramgan.models.rrdbnet import RRDBNet, infer_rrdb_arch, normalize_rrdb_state_dict, remap_legacy_keys
 from gramgan.models.vgg import (
-    VGG19_LAYER_PRESETS,
     VGG19_LAYERS,
     VGG19FeatureExtractor,
     VGGWeightsError,
@@ -17,17 +25,21 @@ from gramgan.models.vgg import (
 )
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "GeneratorWeights",
     "RRDBNet",
     "VGG19FeatureExtractor",
     "VGG19_LAYERS",
-    "VGG19_LAYER_PRESETS",
     "VGGStyleDiscriminator",
     "VGGWeightsError",
     "VGGWeightsHashError",
     "VGGWeightsMismatchError",
     "VGGWeightsNotFoundError",
     "infer_rrdb_arch",
+    "load_generator",
     "normalize_rrdb_state_dict",
+    "read_generator_weights",
     "remap_legacy_keys",
     "resolve_vgg19_weights",
 ]

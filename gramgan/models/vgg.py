@@ -31,7 +31,6 @@ from torch import Tensor, nn
 
 __all__ = [
     "VGG19FeatureExtractor",
-    "VGG19_LAYER_PRESETS",
     "VGG19_LAYERS",
     "VGG19_URL",
     "VGGWeightsError",
@@ -49,12 +48,6 @@ ENV_OFFLINE = "GRAMGAN_OFFLINE"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Layer weights of the perceptual loss (SPEC §4).
-VGG19_LAYER_PRESETS: dict[str, dict[str, float]] = {
-    "gramgan": {"conv2_2": 1.0, "conv4_2": 0.1, "conv4_4": 0.01},
-    "bebygan": {"conv3_4": 1 / 8, "conv4_4": 1 / 4, "conv5_4": 1 / 2},
-}
 
 # torchvision's VGG19 configuration "E": conv widths per block, each block ends with a max pool.
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))

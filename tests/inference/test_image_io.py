@@ -9,9 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gramgan.data.datasets import ImageReadError
-from gramgan.inference.image_io import ImageData, collect_images, read_image, write_image
-from gramgan.inference.png16 import read_png16, write_png16
+from gramgan.images import ImageData, ImageReadError, collect_images, read_image, write_image
+from gramgan.images.png16 import read_png16, write_png16
 
 RNG = np.random.default_rng(0)
 

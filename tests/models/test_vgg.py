@@ -14,7 +14,6 @@ import torch
 import torchvision
 
 from gramgan.models import (
-    VGG19_LAYER_PRESETS,
     VGG19_LAYERS,
     VGG19FeatureExtractor,
     VGGWeightsHashError,
@@ -70,8 +69,6 @@ def test_layer_table_matches_torchvision():
     assert sorted(VGG19_LAYERS.values()) == convs
     assert VGG19_LAYERS["conv2_2"] == 7 and VGG19_LAYERS["conv4_4"] == 25 and VGG19_LAYERS["conv5_4"] == 34
     assert all(isinstance(feats[i + 1], torch.nn.ReLU) for i in convs)
-    assert VGG19_LAYER_PRESETS["gramgan"] == {"conv2_2": 1.0, "conv4_2": 0.1, "conv4_4": 0.01}
-    assert VGG19_LAYER_PRESETS["bebygan"] == {"conv3_4": 0.125, "conv4_4": 0.25, "conv5_4": 0.5}
 
 
 def test_features_match_torchvision_before_relu(clean_env, weights_file):

@@ -13,7 +13,13 @@ from gramgan.models.loading import (
     load_generator,
     read_generator_weights,
 )
-from gramgan.models.rrdbnet import RRDBNet, infer_rrdb_arch, normalize_rrdb_state_dict, remap_legacy_keys
+from gramgan.models.rrdbnet import (
+    RRDB_ARCH_KEYS,
+    RRDBNet,
+    infer_rrdb_arch,
+    normalize_rrdb_state_dict,
+    remap_legacy_keys,
+)
 from gramgan.models.vgg import (
     VGG19_LAYERS,
     VGG19FeatureExtractor,
@@ -28,6 +34,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
     "GeneratorWeights",
+    "RRDB_ARCH_KEYS",
     "RRDBNet",
     "VGG19FeatureExtractor",
     "VGG19_LAYERS",

@@ -124,7 +124,7 @@ def test_missing_everywhere_lists_the_places(clean_env, monkeypatch):
     with pytest.raises(VGGWeightsNotFoundError) as info:
         VGG19FeatureExtractor()
     msg = str(info.value)
-    for part in ("vgg19-dcbb9e9d.pth", "$GRAMGAN_VGG19_WEIGHTS", str(clean_env / "checkpoints"),
+    for part in ("vgg19-dcbb9e9d.pth", "$GRAMGAN_VGG19_WEIGHTS", "loss.vgg_weights", str(clean_env / "checkpoints"),
                  "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "GRAMGAN_OFFLINE"):
         assert part in msg
     with pytest.raises(VGGWeightsNotFoundError, match="download=False"):

@@ -29,7 +29,7 @@ CHANNELS = 3
 LOCAL_K = 6  # K = 2 + J candidates (SPEC §2)
 WARPS = 4  # J
 GLOBAL_GT_WEIGHT = 1.0  # SPEC §2: the global scope uses Beby-GAN's gt_weight = 1
-PAPER = (8, 192)  # (B, H = W)
+PAPER = harness.PAPER  # (B, H = W)
 OPS = ("loss_fwd", "loss_fwd_bwd", "select")
 OP_LABELS = {"loss_fwd": "loss fwd", "loss_fwd_bwd": "loss fwd+bwd", "select": "gram_select"}
 COMPILE_NOTE = "torch.compile is timed at the paper and roofline sizes only (each shape is a 10-60 s compile)"
@@ -279,12 +279,7 @@ SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW"), ("ca
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = harness.base_parser(__doc__)
-    parser.add_argument("--dtype", choices=tuple(harness.DTYPES), default="float32")
-    parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
-    parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
-    parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the reference")
+    parser = harness.op_parser(__doc__)
     parser.add_argument("--compile-global", action="store_true", help=COMPILE_GLOBAL_NOTE.split(";")[0])
     args = parser.parse_args(argv)
     if args.size % (4 * PATCH) or args.size <= 0 or args.batch <= 0:

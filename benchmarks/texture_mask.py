@@ -27,7 +27,7 @@ CHANNELS = 3
 THRESHOLD = 0.005  # SPEC §1 ε; the timings do not depend on it
 OFFSET = (1, 2)
 WINDOW = 11
-PAPER = (8, 192)
+PAPER = harness.PAPER
 OPS = {
     "mask_grid": "texture_mask grid",
     "mask_sliding": "texture_mask sliding",
@@ -154,12 +154,7 @@ SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW")]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = harness.base_parser(__doc__)
-    parser.add_argument("--dtype", choices=tuple(harness.DTYPES), default="float32")
-    parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
-    parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
-    parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the reference")
+    parser = harness.op_parser(__doc__)
     args = parser.parse_args(argv)
     if args.size <= 0 or args.batch <= 0 or args.size <= WINDOW // 2:
         parser.error(f"--batch must be positive and --size larger than {WINDOW // 2} (reflect padding)")
@@ -169,15 +164,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark; returns what it wrote to JSON."""
     args = parse_args(argv)
-    return harness.run_op_benchmark(
-        "texture_mask",
-        "texture_mask / mask_pair",
-        args,
-        lambda device, dtype: plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep),
-        SHAPE_COLUMNS,
-        [f"grid: k={PATCH}, offset={OFFSET}; sliding: window={WINDOW}; threshold={THRESHOLD}"],
-        plot,
-    )
+
+    def cases(device: torch.device, dtype: torch.dtype) -> list[harness.Case]:
+        return plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep)
+
+    notes = [f"grid: k={PATCH}, offset={OFFSET}; sliding: window={WINDOW}; threshold={THRESHOLD}"]
+    return harness.run_op_benchmark("texture_mask", "texture_mask / mask_pair", args, cases, SHAPE_COLUMNS, notes, plot)
 
 
 if __name__ == "__main__":

@@ -162,18 +162,9 @@ def time_variants(
             # At least `repeats` iterations per variant (an iteration is seconds long on the CPU).
             timing = harness.time_function(fn, device, max(config.min_time_s, repeats * call_s))
         except Exception as error:  # noqa: BLE001 - a failing variant is a result, not a crash
-            row.update(status="failed", reason=f"{type(error).__name__}: {error}".splitlines()[0][:300])
+            row.update(status="failed", reason=harness.failure_reason(error))
         else:
-            row.update(
-                status="ok",
-                median_ms=timing.median_s * 1e3,
-                p20_ms=timing.p20_s * 1e3,
-                p80_ms=timing.p80_s * 1e3,
-                samples=timing.samples,
-                calls=timing.calls,
-                first_call_ms=first_s * 1e3,
-                peak_mem_bytes=peak,
-            )
+            row.update(status="ok", **timing.fields(), first_call_ms=first_s * 1e3, peak_mem_bytes=peak)
         if config.verbose:
             shown = f"{row['median_ms']:.1f} ms" if row["status"] == "ok" else row["status"] + ": " + row["reason"]
             print(f"  {name:<36} {shown}", file=sys.stderr, flush=True)

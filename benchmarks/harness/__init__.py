@@ -20,6 +20,7 @@ from benchmarks.harness.cases import (
     Skip,
     add_roofline,
     compare_outputs,
+    failure_reason,
     fraction_differing,
     free_memory,
     run_cases,
@@ -27,7 +28,7 @@ from benchmarks.harness.cases import (
 from benchmarks.harness.cli import apply_threads, base_parser, pick_device
 from benchmarks.harness.environment import cpu_cores, device_name, device_slug, environment, slug, today
 from benchmarks.harness.memory import probe_call
-from benchmarks.harness.op_benchmark import DTYPES, partial_saver, run_op_benchmark
+from benchmarks.harness.op_benchmark import DTYPES, PAPER, op_parser, partial_saver, run_op_benchmark
 from benchmarks.harness.plots import bandwidth_points, finish_figure, roofline_axes, speedup_bars, start_figure
 from benchmarks.harness.results import RESULTS_ROOT, results_dir, save_figure, write_json, write_text
 from benchmarks.harness.tables import Target, find_row, format_table
@@ -36,6 +37,7 @@ from benchmarks.harness.timing import Timing, copy_bandwidth, synchronize, time_
 __all__ = [
     "ALL_BACKENDS",
     "DTYPES",
+    "PAPER",
     "RESULTS_ROOT",
     "Case",
     "RunConfig",
@@ -55,11 +57,13 @@ __all__ = [
     "device_name",
     "device_slug",
     "environment",
+    "failure_reason",
     "finish_figure",
     "find_row",
     "format_table",
     "fraction_differing",
     "free_memory",
+    "op_parser",
     "parse_backends",
     "partial_saver",
     "pick_device",

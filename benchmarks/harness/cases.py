@@ -146,23 +146,18 @@ def _run_one(case: Case, backend: str, device: torch.device, config: RunConfig, 
         row.update(status="skipped", reason=str(why))
         return None
     except Exception as error:  # noqa: BLE001 - a failing backend is a result, not a crash
-        message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-        row.update(status="failed", reason=message)
+        row.update(status="failed", reason=failure_reason(error))
         if isinstance(error, torch.OutOfMemoryError):
             free_memory(device)
         return None
-    row.update(
-        status="ok",
-        median_ms=timing.median_s * 1e3,
-        p20_ms=timing.p20_s * 1e3,
-        p80_ms=timing.p80_s * 1e3,
-        samples=timing.samples,
-        calls=timing.calls,
-        peak_mem_bytes=peak,
-        bytes_per_s=case.bytes_moved / timing.median_s,
-    )
+    row.update(status="ok", **timing.fields(), peak_mem_bytes=peak, bytes_per_s=case.bytes_moved / timing.median_s)
     del fn
     return first_out
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for a results row: the exception's type and the first line of its message."""
+    return f"{type(error).__name__}: {error}".splitlines()[0][:300]
 
 
 def _detached(out: Any) -> Any:

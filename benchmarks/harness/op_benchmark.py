@@ -12,13 +12,26 @@ import torch
 
 from benchmarks.harness.backends import backend_reasons, parse_backends
 from benchmarks.harness.cases import Case, RunConfig, add_roofline, run_cases
-from benchmarks.harness.cli import apply_threads, pick_device
+from benchmarks.harness.cli import apply_threads, base_parser, pick_device
 from benchmarks.harness.environment import environment
 from benchmarks.harness.results import results_dir, write_json, write_text
 from benchmarks.harness.tables import Target, format_table
 from benchmarks.harness.timing import copy_bandwidth
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+PAPER = (8, 192)  # (B, H = W): the paper's training batch and HR crop, the op benchmarks' headline case
+
+
+def op_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The shared options plus those of every op benchmark: dtype, the 'paper' case's size, no sweep,
+    no torch.compile."""
+    parser = base_parser(doc)
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
+    parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
+    parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the reference")
+    return parser
 
 
 def run_op_benchmark(

@@ -32,6 +32,11 @@ class Timing:
     samples: int
     calls: int
 
+    def fields(self) -> dict[str, float | int]:
+        """The figures of a results row: median / p20 / p80 in milliseconds, samples, calls."""
+        ms = {"median_ms": self.median_s * 1e3, "p20_ms": self.p20_s * 1e3, "p80_ms": self.p80_s * 1e3}
+        return {**ms, "samples": self.samples, "calls": self.calls}
+
 
 def _quantile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -59,9 +60,20 @@ def _check_crop(hr_crop: int, scale: int) -> None:
 
 
 class _CropDataset(Dataset):
-    """What both random-crop datasets share: the crop size, the symmetries, ``repeat`` and ``seed``."""
+    """What both random-crop datasets share: the crop size, the symmetries, ``repeat`` and ``seed``
+    (keyword arguments of both, documented at :class:`RandomCropDataset`)."""
 
-    def __init__(self, scale: int, hr_crop: int, hflip: bool, vflip: bool, rot90: bool, repeat: int, seed: int) -> None:
+    def __init__(
+        self,
+        *,
+        scale: int = 4,
+        hr_crop: int = 192,
+        hflip: bool = True,
+        vflip: bool = True,
+        rot90: bool = True,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
         _check_crop(hr_crop, scale)
         if repeat < 1:
             raise ValueError(f"repeat must be >= 1, got {repeat}")
@@ -79,24 +91,14 @@ class RandomCropDataset(_CropDataset):
         source: the HR images.
         scale: SR factor (LR crop = ``hr_crop // scale``).
         hr_crop: HR crop size (192 in SPEC §5).
-        hflip, vflip, rot90: enable each random symmetry (probability 1/2 each).
+        hflip, vflip, rot90: enable each random symmetry (probability 1/2 each) (all True).
         repeat: the dataset's length is ``repeat * len(source)`` (an epoch visits every image
             ``repeat`` times, each time with a fresh crop); useful for small image sets.
         seed: seed for samples requested by plain index (the sampler provides its own).
     """
 
-    def __init__(
-        self,
-        source: ImageSource,
-        scale: int = 4,
-        hr_crop: int = 192,
-        hflip: bool = True,
-        vflip: bool = True,
-        rot90: bool = True,
-        repeat: int = 1,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(scale, hr_crop, hflip, vflip, rot90, repeat, seed)
+    def __init__(self, source: ImageSource, **crop: Any) -> None:
+        super().__init__(**crop)
         self.source = source
 
     def __len__(self) -> int:
@@ -125,20 +127,9 @@ class PairedRandomCropDataset(_CropDataset):
     :func:`pair_folders`. HR must be exactly ``scale`` times the LR size.
     """
 
-    def __init__(
-        self,
-        hr_folder: str | os.PathLike[str],
-        lr_folder: str | os.PathLike[str],
-        scale: int = 4,
-        hr_crop: int = 192,
-        hflip: bool = True,
-        vflip: bool = True,
-        rot90: bool = True,
-        repeat: int = 1,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(scale, hr_crop, hflip, vflip, rot90, repeat, seed)
-        self.pairs = pair_folders(hr_folder, lr_folder, scale)
+    def __init__(self, hr_folder: str | os.PathLike[str], lr_folder: str | os.PathLike[str], **crop: Any) -> None:
+        super().__init__(**crop)
+        self.pairs = pair_folders(hr_folder, lr_folder, self.scale)
 
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat

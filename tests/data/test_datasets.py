@@ -53,7 +53,7 @@ def test_random_crop_dataset_shapes_content_and_determinism():
     assert not torch.equal(a["hr"], ds[(0, 124)]["hr"])
     assert torch.equal(a["lr"], synthesize_lr(a["hr"], 4))
     # With augmentation off the crop is a window of the image at a multiple-of-scale corner.
-    plain = RandomCropDataset(ArraySource({"img": image}), 4, 32, hflip=False, vflip=False, rot90=False)
+    plain = RandomCropDataset(ArraySource({"img": image}), scale=4, hr_crop=32, hflip=False, vflip=False, rot90=False)
     hr = (plain[(0, 5)]["hr"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     hits = [
         (y, x) for y in range(0, 69, 4) for x in range(0, 89, 4) if np.array_equal(image[y : y + 32, x : x + 32], hr)

@@ -3,7 +3,7 @@
     python -m benchmarks.gram_select [--device cpu|cuda] [--quick] [--out DIR]
 
 Times ``gram_texture_loss`` forward, forward+backward and ``gram_select`` for the local scope (K = 6:
-HR, HR down x2 re-tiled, 4 warps; SPEC §2) and the global scope (HR, HR down x2, HR down x4 and 4 warps,
+HR, HR down x2 re-tiled, 4 warps; docs/candidates.md) and the global scope (HR, HR down x2, HR down x4 and 4 warps,
 gt_weight = 1), at the paper's size (B = 8, 192 x 192, C = 3) and over a sweep of B x H x W and of K.
 Inputs are random images of the right sizes (the timings do not depend on the values). Backends: the
 eager ``reference``, ``compile`` (``torch.compile`` of the reference), ``cpu``, ``triton``, ``cuda``;
@@ -26,9 +26,9 @@ from gramgan.ops import reference as R
 
 PATCH = 4  # k
 CHANNELS = 3
-LOCAL_K = 6  # K = 2 + J candidates (SPEC §2)
+LOCAL_K = 6  # K = 2 + J candidates (docs/candidates.md)
 WARPS = 4  # J
-GLOBAL_GT_WEIGHT = 1.0  # SPEC §2: the global scope uses Beby-GAN's gt_weight = 1
+GLOBAL_GT_WEIGHT = 1.0  # docs/candidates.md: the global scope uses Beby-GAN's gt_weight = 1
 PAPER = harness.PAPER  # (B, H = W)
 OPS = ("loss_fwd", "loss_fwd_bwd", "select")
 OP_LABELS = {"loss_fwd": "loss fwd", "loss_fwd_bwd": "loss fwd+bwd", "select": "gram_select"}

@@ -1,10 +1,10 @@
-"""Measure the five generator-loss terms (SPEC §4) at the start of GAN training.
+"""Measure the five generator-loss terms (docs/losses.md) at the start of GAN training.
 
 "Start of GAN training" means: a PSNR-pretrained generator and a freshly initialised discriminator
 (train mode, as the training loop runs it). The unweighted terms are averaged over a few batches of
 HR crops; the weighted terms use the weights of ``GramGANLossConfig`` (or ``--weights``). From them
 the script suggests λ_dp and λ_t that put the weighted disc-perceptual and texture terms at the
-magnitude of the weighted perceptual term (SPEC §4) or, without real VGG weights, at ``--target``
+magnitude of the weighted perceptual term (docs/losses.md) or, without real VGG weights, at ``--target``
 (default 1.0: ESRGAN's VGG term is about 1 at the start of GAN training).
 
 Generator: ``--generator PATH`` (a BasicSR/ESRGAN RRDB file or a gramgan training checkpoint);
@@ -264,7 +264,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--batches", type=int, default=3, help="measurement batches per discriminator init")
     p.add_argument("--d-inits", type=int, default=2, help="fresh discriminators (seeds) to average over")
-    p.add_argument("--d-feat", type=int, default=64, help="discriminator nf (64, SPEC §3)")
+    p.add_argument("--d-feat", type=int, default=64, help="discriminator nf (64, docs/networks.md)")
     p.add_argument("--num-block", type=int, default=2, help="tiny RRDB blocks (no --generator)")
     p.add_argument("--num-feat", type=int, default=32, help="tiny RRDB width (no --generator)")
     p.add_argument("--pretrain-iters", type=int, default=300)

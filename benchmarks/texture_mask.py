@@ -24,7 +24,7 @@ from gramgan.ops import reference as R
 
 PATCH = 4
 CHANNELS = 3
-THRESHOLD = 0.005  # SPEC §1 ε; the timings do not depend on it
+THRESHOLD = 0.005  # docs/ops.md ε; the timings do not depend on it
 OFFSET = (1, 2)
 WINDOW = 11
 PAPER = harness.PAPER

@@ -54,7 +54,7 @@ class Size:
     features: int
     batch: int
     lr_size: int
-    disc_features: int = 64  # nf of the discriminator (SPEC §3: 64)
+    disc_features: int = 64  # nf of the discriminator (docs/networks.md: 64)
 
     @property
     def hr_size(self) -> int:
@@ -114,7 +114,7 @@ class Trainer:
         return g_loss.detach()
 
     def _esrgan_loss(self, sr: torch.Tensor) -> torch.Tensor:
-        """SPEC §4 without the Gram-GAN terms: λ_c L1 + λ_p perceptual + λ_a RaGAN on unmasked images."""
+        """docs/losses.md without the Gram-GAN terms: λ_c L1 + λ_p perceptual + λ_a RaGAN on unmasked images."""
         cfg = GramGANLossConfig()
         if not hasattr(self, "_perceptual"):
             self._perceptual = GramGANLoss(cfg, vgg=self.vgg).perceptual  # None without VGG
@@ -234,7 +234,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--features", type=int, default=None, help="RRDB width (default 64)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (GPU default 8)")
     parser.add_argument("--lr-size", type=int, default=None, help="LR crop; HR is 4x (GPU default 48; HR >= 64)")
-    parser.add_argument("--disc-features", type=int, default=64, help="discriminator nf (default 64, SPEC §3)")
+    parser.add_argument("--disc-features", type=int, default=64, help="discriminator nf (default 64, docs/networks.md)")
     parser.add_argument("--no-perceptual", action="store_true", help="drop the VGG term from every variant")
     parser.add_argument("--short", action="store_true", help="only the baseline and the full loss (best backend)")
     parser.add_argument("--repeats", type=int, default=3, help="at least this many timed iterations per variant")

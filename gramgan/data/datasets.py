@@ -90,7 +90,7 @@ class RandomCropDataset(_CropDataset):
     Args:
         source: the HR images.
         scale: SR factor (LR crop = ``hr_crop // scale``).
-        hr_crop: HR crop size (192 in SPEC §5).
+        hr_crop: HR crop size (192 in docs/training.md).
         hflip, vflip, rot90: enable each random symmetry (probability 1/2 each) (all True).
         repeat: the dataset's length is ``repeat * len(source)`` (an epoch visits every image
             ``repeat`` times, each time with a fresh crop); useful for small image sets.

@@ -2,7 +2,7 @@
 
     python -m gramgan.data.prepare SRC DST [--crop 192] [--scale 4] [--workers N]
 
-Rule (SPEC §5): for an H x W image, crops of ``crop`` x ``crop`` at top-left corners
+Rule (docs/training.md): for an H x W image, crops of ``crop`` x ``crop`` at top-left corners
 ``(y, x) = (i * crop, j * crop)`` for ``i < floor(H / crop)``, ``j < floor(W / crop)``: a sliding
 window with stride = crop, starting at the top-left pixel, the right and bottom remainders dropped.
 So an image gives ``floor(H/crop) * floor(W/crop)`` crops, numbered ``_s001``, ``_s002``, ...

@@ -1,4 +1,4 @@
-"""Frozen VGG19 feature extractor for the perceptual loss (SPEC §3).
+"""Frozen VGG19 feature extractor for the perceptual loss (docs/networks.md).
 
 The layer layout is torchvision's ``vgg19().features`` (same indices, so torchvision's state dict
 keys ``features.N.weight`` load directly); features are taken after a conv and before its ReLU.

@@ -1,4 +1,4 @@
-"""The candidate database of SPEC §2: shapes, the re-tiled x2 candidate, the affine warps, global list."""
+"""The candidate database of docs/candidates.md: shapes, the re-tiled x2 candidate, the affine warps, global list."""
 
 from __future__ import annotations
 

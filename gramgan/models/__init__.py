@@ -50,3 +50,13 @@ __all__ = [
     "remap_legacy_keys",
     "resolve_vgg19_weights",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``gramgan.models.VGG19_LAYER_PRESETS``, the presets' old import path, kept (lazily: models import
+    nothing from losses at import time) until gramgan.train imports them from gramgan.losses.perceptual."""
+    if name == "VGG19_LAYER_PRESETS":
+        from gramgan.losses.perceptual import VGG19_LAYER_PRESETS
+
+        return VGG19_LAYER_PRESETS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,14 +91,7 @@ class Target:
         return f"TARGET {self.name}: {shown} (goal {relation} {self.goal:g}{self.unit}) {self.verdict}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "goal": self.goal,
-            "unit": self.unit,
-            "lower_is_better": self.lower_is_better,
-            "verdict": self.verdict,
-        }
+        return {**dataclasses.asdict(self), "verdict": self.verdict}
 
 
 def find_row(rows: Sequence[dict[str, Any]], **match: Any) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ Forward plus backward of ``gram_texture_loss`` at the paper's batch: B = 8, 192 
 local candidates, k = 4, Gram target. Compares the ``cpu`` backend with the ``reference`` backend and
 with ``torch.compile`` of the reference, and prints both speed-ups (targets: >= 5x and >= 1.5x).
 
-    python benchmarks/cpu_texture_loss.py [--batch 8] [--size 192] [--candidates 6] [--no-compile]
+    python -m benchmarks.cpu_texture_loss [--batch 8] [--size 192] [--candidates 6] [--no-compile]
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Benchmark of the texture loss and the candidate selection on every backend this machine has.
 
-    python benchmarks/gram_select.py [--device cpu|cuda] [--quick] [--out DIR]
+    python -m benchmarks.gram_select [--device cpu|cuda] [--quick] [--out DIR]
 
 Times ``gram_texture_loss`` forward, forward+backward and ``gram_select`` for the local scope (K = 6:
-HR, HR down x2 re-tiled, 4 warps; SPEC §2) and the global scope (HR, HR down x2, HR down x4 and 4 warps,
+HR, HR down x2 re-tiled, 4 warps; docs/candidates.md) and the global scope (HR, HR down x2, HR down x4 and 4 warps,
 gt_weight = 1), at the paper's size (B = 8, 192 x 192, C = 3) and over a sweep of B x H x W and of K.
 Inputs are random images of the right sizes (the timings do not depend on the values). Backends: the
 eager ``reference``, ``compile`` (``torch.compile`` of the reference), ``cpu``, ``triton``, ``cuda``;
@@ -14,25 +14,22 @@ those that cannot run here are listed with the reason. Writes ``gram_select.{txt
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import common as C  # noqa: E402  (benchmarks/common.py; also puts the repo root on sys.path)
-import torch  # noqa: E402
-
-import gramgan.ops as ops  # noqa: E402
-from gramgan.ops import reference as R  # noqa: E402
+import gramgan.ops as ops
+from benchmarks import harness
+from gramgan.ops import reference as R
 
 PATCH = 4  # k
 CHANNELS = 3
-LOCAL_K = 6  # K = 2 + J candidates (SPEC §2)
+LOCAL_K = 6  # K = 2 + J candidates (docs/candidates.md)
 WARPS = 4  # J
-GLOBAL_GT_WEIGHT = 1.0  # SPEC §2: the global scope uses Beby-GAN's gt_weight = 1
-PAPER = (8, 192)  # (B, H = W)
+GLOBAL_GT_WEIGHT = 1.0  # docs/candidates.md: the global scope uses Beby-GAN's gt_weight = 1
+PAPER = harness.PAPER  # (B, H = W)
 OPS = ("loss_fwd", "loss_fwd_bwd", "select")
 OP_LABELS = {"loss_fwd": "loss fwd", "loss_fwd_bwd": "loss fwd+bwd", "select": "gram_select"}
 COMPILE_NOTE = "torch.compile is timed at the paper and roofline sizes only (each shape is a 10-60 s compile)"
@@ -118,7 +115,7 @@ def make_case(
     dtype: torch.dtype,
     compile_here: bool,
     compile_note: str = COMPILE_NOTE,
-) -> C.Case:
+) -> harness.Case:
     """One (op, scope, size) to time on every backend."""
     gt_weight = GLOBAL_GT_WEIGHT if scope == "global" else 0.0
     params = {
@@ -132,32 +129,32 @@ def make_case(
         "candidates": candidate_count(scope, h, kk),
         "dtype": str(dtype).replace("torch.", ""),
     }
-    case = C.Case(
+    case = harness.Case(
         group=group,
         label=f"{OP_LABELS[op]} {scope}",
         params=params,
         bytes_moved=bytes_moved(op, scope, b, h, kk, torch.empty((), dtype=dtype).element_size()),
         build=lambda backend: _build(case, backend),
-        backends=None if compile_here else [name for name in C.ALL_BACKENDS if name != "compile"],
+        backends=None if compile_here else [name for name in harness.ALL_BACKENDS if name != "compile"],
         note=compile_note,
     )
     case.extra["spec"] = (op, scope, b, h, kk, device, dtype, gt_weight)
     return case
 
 
-def _build(case: C.Case, backend: str) -> Callable[[], Any]:
+def _build(case: harness.Case, backend: str) -> Callable[[], Any]:
     op, scope, b, h, kk, device, dtype, gt_weight = case.extra["spec"]
     if "inputs" not in case.extra:
         case.extra["inputs"] = make_inputs(scope, b, h, kk, device, dtype)
     sr, candidates = case.extra["inputs"]
     if op == "select":
         if backend == "compile":
-            select = C.compiled(_reference_select)
+            select = harness.compiled(_reference_select)
             return lambda: select(sr.detach(), candidates, scope, gt_weight)
         return lambda: ops.gram_select(sr.detach(), candidates, PATCH, scope, gt_weight, backend=backend)
 
     if backend == "compile":
-        compiled_loss = C.compiled(_reference_loss)
+        compiled_loss = harness.compiled(_reference_loss)
 
         def loss() -> torch.Tensor:
             return compiled_loss(sr, candidates, scope, gt_weight)
@@ -184,11 +181,11 @@ def plan(
     paper: tuple[int, int],
     sweep: bool,
     compile_global: bool,
-) -> list[C.Case]:
+) -> list[harness.Case]:
     """The cases of one run, in table order."""
     gpu = device.type == "cuda"
     b, h = paper
-    cases: list[C.Case] = []
+    cases: list[harness.Case] = []
     for op in OPS:
         cases.append(make_case("paper", op, "local", b, h, LOCAL_K, device, dtype, True))
     gb, gh = (b, h) if gpu or not quick else QUICK_CPU_GLOBAL
@@ -215,42 +212,42 @@ def plan(
 # ----------------------------------------------------------------------------------------------------
 
 
-def targets(rows: Sequence[dict[str, Any]], device: torch.device) -> list[C.Target]:
+def targets(rows: Sequence[dict[str, Any]], device: torch.device) -> list[harness.Target]:
     """The goals of benchmarks/README.md that this run measures."""
-    found: list[C.Target] = []
+    found: list[harness.Target] = []
     paper = {"group": "paper", "op": "loss_fwd_bwd", "scope": "local"}
     if device.type == "cuda":
         for name in ("cuda", "triton"):
-            row = C.find_row(rows, backend=name, **paper) or {}
-            found.append(C.Target(f"{name} loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 30))
-            found.append(C.Target(f"{name} loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 3))
-            roof = C.find_row(rows, backend=name, group="roofline") or {}
+            row = harness.find_row(rows, backend=name, **paper) or {}
+            found.append(harness.Target(f"{name} loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 30))
+            found.append(harness.Target(f"{name} loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 3))
+            roof = harness.find_row(rows, backend=name, group="roofline") or {}
             fraction = roof.get("fraction_of_copy")
             value = None if fraction is None else 100 * fraction
-            found.append(C.Target(f"{name} loss fwd+bwd B=64 384x384 of copy bandwidth", value, 75, "%"))
+            found.append(harness.Target(f"{name} loss fwd+bwd B=64 384x384 of copy bandwidth", value, 75, "%"))
     else:
-        row = C.find_row(rows, backend="cpu", **paper) or {}
-        found.append(C.Target("cpu loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 5))
-        found.append(C.Target("cpu loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 1.5))
+        row = harness.find_row(rows, backend="cpu", **paper) or {}
+        found.append(harness.Target("cpu loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 5))
+        found.append(harness.Target("cpu loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 1.5))
     return found
 
 
 def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, path: Path) -> None:
     """Three panels: paper-size speedups, bandwidth over B*H*W, time over K."""
-    plt, fig, axes, backends, colors = C.start_figure(rows, 3, (17, 4.8))
+    plt, fig, axes, backends, colors = harness.start_figure(rows, 3, (17, 4.8))
     groups = ("paper", "global-small")
     cases = list(dict.fromkeys((r["group"], r["label"], r["shape"]) for r in rows if r["group"] in groups))
     ticks = [label if group == "paper" else f"{label} ({shape})" for group, label, shape in cases]
     paper_shape = next((shape for group, _, shape in cases if group == "paper"), "?")
     pairs = [(group, label) for group, label, _ in cases]
-    C.speedup_bars(axes[0], rows, backends, colors, pairs, ticks, f"paper size ({paper_shape}, C=3)", rotation=25)
+    harness.speedup_bars(axes[0], rows, backends, colors, pairs, ticks, f"paper size ({paper_shape}, C=3)", rotation=25)
 
     ax = axes[1]
     for name in backends:
-        pts = C.bandwidth_points(rows, name, op="loss_fwd_bwd", scope="local", candidates=LOCAL_K)
+        pts = harness.bandwidth_points(rows, name, op="loss_fwd_bwd", scope="local", candidates=LOCAL_K)
         if pts:
             ax.plot(*zip(*pts), marker="o", label=name, color=colors[name])
-    C.roofline_axes(ax, copy_bytes_per_s, f"local loss fwd+bwd, K={LOCAL_K}")
+    harness.roofline_axes(ax, copy_bytes_per_s, f"local loss fwd+bwd, K={LOCAL_K}")
 
     ax = axes[2]
     for name in backends:
@@ -271,7 +268,7 @@ def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, pa
     ax.set_title("local loss fwd+bwd at the paper size, over K", fontsize=10)
     ax.legend(fontsize=8)
 
-    C.finish_figure(plt, fig, title, path)
+    harness.finish_figure(plt, fig, title, path)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -282,12 +279,7 @@ SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW"), ("ca
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = C.base_parser(__doc__)
-    parser.add_argument("--dtype", choices=tuple(C.DTYPES), default="float32")
-    parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
-    parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
-    parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the reference")
+    parser = harness.op_parser(__doc__)
     parser.add_argument("--compile-global", action="store_true", help=COMPILE_GLOBAL_NOTE.split(";")[0])
     args = parser.parse_args(argv)
     if args.size % (4 * PATCH) or args.size <= 0 or args.batch <= 0:
@@ -298,7 +290,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark; returns what it wrote to JSON."""
     args = parse_args(argv)
-    return C.run_op_benchmark(
+    return harness.run_op_benchmark(
         "gram_select",
         "gram_texture_loss / gram_select",
         args,

@@ -1,10 +1,10 @@
-"""Measure the five generator-loss terms (SPEC §4) at the start of GAN training.
+"""Measure the five generator-loss terms (docs/losses.md) at the start of GAN training.
 
 "Start of GAN training" means: a PSNR-pretrained generator and a freshly initialised discriminator
 (train mode, as the training loop runs it). The unweighted terms are averaged over a few batches of
 HR crops; the weighted terms use the weights of ``GramGANLossConfig`` (or ``--weights``). From them
 the script suggests λ_dp and λ_t that put the weighted disc-perceptual and texture terms at the
-magnitude of the weighted perceptual term (SPEC §4) or, without real VGG weights, at ``--target``
+magnitude of the weighted perceptual term (docs/losses.md) or, without real VGG weights, at ``--target``
 (default 1.0: ESRGAN's VGG term is about 1 at the start of GAN training).
 
 Generator: ``--generator PATH`` (a BasicSR/ESRGAN RRDB file or a gramgan training checkpoint);
@@ -16,8 +16,8 @@ VGG19: the weights are searched as ``VGG19FeatureExtractor`` does (``--vgg-weigh
 ``$GRAMGAN_VGG19_WEIGHTS``, torch hub's cache; no download); when none is found a RANDOMLY
 initialised VGG19 is used and every report says so: its perceptual value is a placeholder only.
 
-    python benchmarks/loss_magnitudes.py                      # tiny RRDB on sample photos, CPU
-    python benchmarks/loss_magnitudes.py --generator RRDB_PSNR_x4.pth --hr-dir DIV2K_valid_HR --device cuda
+    python -m benchmarks.loss_magnitudes                      # tiny RRDB on sample photos, CPU
+    python -m benchmarks.loss_magnitudes --generator RRDB_PSNR_x4.pth --hr-dir DIV2K_valid_HR --device cuda
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -36,15 +33,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from gramgan.data.datasets import synthesize_lr  # noqa: E402
-from gramgan.data.resize import imresize  # noqa: E402
-from gramgan.inference import load_generator  # noqa: E402
-from gramgan.losses import TERM_NAMES, GramGANLoss, GramGANLossConfig  # noqa: E402
-from gramgan.losses.perceptual import perceptual_layer_weights  # noqa: E402
-from gramgan.models import RRDBNet, VGG19FeatureExtractor, VGGStyleDiscriminator  # noqa: E402
-from gramgan.models.vgg import VGGWeightsNotFoundError  # noqa: E402
+from gramgan.atomic import atomic_path, atomic_write_text
+from gramgan.data.lr import synthesize_lr
+from gramgan.data.resize import imresize
+from gramgan.devices import pick_device
+from gramgan.inference import load_generator
+from gramgan.losses import TERM_NAMES, GramGANLoss, GramGANLossConfig
+from gramgan.losses.perceptual import perceptual_layer_weights
+from gramgan.models import RRDBNet, VGG19FeatureExtractor, VGGStyleDiscriminator
+from gramgan.models.vgg import VGGWeightsNotFoundError
 
 RANDOM_VGG_CAVEAT = (
     "CAVEAT: NO VGG19 WEIGHTS FOUND - the perceptual term below comes from a RANDOMLY initialised VGG19. "
@@ -108,11 +105,8 @@ def make_generator(args, images, device, rng):
     print(f"L1-pretraining a tiny RRDB ({args.num_block} blocks, {args.num_feat} features) ...")
     net = pretrain_tiny(args, images, device, rng)
     if args.save_generator:
-        target = Path(args.save_generator)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        torch.save(net.state_dict(), tmp)
-        os.replace(tmp, target)
+        with atomic_path(args.save_generator) as tmp:
+            torch.save(net.state_dict(), tmp)
     desc = f"tiny RRDB ({args.num_block} blocks, {args.num_feat} feat), L1-pretrained {args.pretrain_iters} iters"
     return (lambda lr, hr: net(lr)), desc
 
@@ -167,7 +161,7 @@ def summarise(values: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 def measure(args) -> dict:
-    device = torch.device(args.device)
+    device = pick_device(args.device)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     images = load_images(args.hr_dir, max(args.hr_crop, args.pretrain_crop))
@@ -252,12 +246,7 @@ def print_report(results: dict) -> None:
 
 
 def write_json(path: str, results: dict) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, target)
+    atomic_write_text(path, json.dumps(results, indent=2))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -269,13 +258,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hr-dir", help="folder of HR images (default: scikit-image's sample photos)")
     p.add_argument("--vgg-weights", help="path to vgg19-dcbb9e9d.pth (else $GRAMGAN_VGG19_WEIGHTS, torch hub cache)")
     p.add_argument("--presets", nargs="+", default=["gramgan"], choices=["gramgan", "bebygan"])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--backend", default=None, help="gramgan.ops backend (default: the process default)")
     p.add_argument("--hr-crop", type=int, default=192)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--batches", type=int, default=3, help="measurement batches per discriminator init")
     p.add_argument("--d-inits", type=int, default=2, help="fresh discriminators (seeds) to average over")
-    p.add_argument("--d-feat", type=int, default=64, help="discriminator nf (64, SPEC §3)")
+    p.add_argument("--d-feat", type=int, default=64, help="discriminator nf (64, docs/networks.md)")
     p.add_argument("--num-block", type=int, default=2, help="tiny RRDB blocks (no --generator)")
     p.add_argument("--num-feat", type=int, default=32, help="tiny RRDB width (no --generator)")
     p.add_argument("--pretrain-iters", type=int, default=300)

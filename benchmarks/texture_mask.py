@@ -1,6 +1,6 @@
 """Benchmark of the texture mask (grid and sliding) and of mask_pair on every backend this machine has.
 
-    python benchmarks/texture_mask.py [--device cpu|cuda] [--quick] [--out DIR]
+    python -m benchmarks.texture_mask [--device cpu|cuda] [--quick] [--out DIR]
 
 Times ``texture_mask`` in ``grid`` mode (k = 4, offset (1, 2): the clipped border cells are exercised)
 and ``sliding`` mode (window 11, Beby-GAN's), and ``mask_pair`` forward+backward (the call the
@@ -12,25 +12,22 @@ Backends as in gram_select.py. Writes ``texture_mask.{txt,json,png}`` under
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import common as C  # noqa: E402  (benchmarks/common.py; also puts the repo root on sys.path)
-import torch  # noqa: E402
-
-import gramgan.ops as ops  # noqa: E402
-from gramgan.ops import reference as R  # noqa: E402
+import gramgan.ops as ops
+from benchmarks import harness
+from gramgan.ops import reference as R
 
 PATCH = 4
 CHANNELS = 3
-THRESHOLD = 0.005  # SPEC §1 ε; the timings do not depend on it
+THRESHOLD = 0.005  # docs/ops.md ε; the timings do not depend on it
 OFFSET = (1, 2)
 WINDOW = 11
-PAPER = (8, 192)
+PAPER = harness.PAPER
 OPS = {
     "mask_grid": "texture_mask grid",
     "mask_sliding": "texture_mask sliding",
@@ -73,21 +70,21 @@ def make_case(group: str, op: str, b: int, h: int, device: torch.device, dtype: 
         "shape": f"{b}x{h}x{h}",
         "dtype": str(dtype).replace("torch.", ""),
     }
-    case = C.Case(
+    case = harness.Case(
         group=group,
         label=OPS[op],
         params=params,
         bytes_moved=bytes_moved(op, b, h, torch.empty((), dtype=dtype).element_size()),
         build=lambda backend: _build(case, backend),
-        backends=None if compile_here else [name for name in C.ALL_BACKENDS if name != "compile"],
+        backends=None if compile_here else [name for name in harness.ALL_BACKENDS if name != "compile"],
         note=COMPILE_NOTE,
-        compare=C.fraction_differing if op != "pair_fwd_bwd" else None,
+        compare=harness.fraction_differing if op != "pair_fwd_bwd" else None,
     )
     case.extra["spec"] = (op, b, h, device, dtype)
     return case
 
 
-def _build(case: C.Case, backend: str) -> Callable[[], Any]:
+def _build(case: harness.Case, backend: str) -> Callable[[], Any]:
     op, b, h, device, dtype = case.extra["spec"]
     if "inputs" not in case.extra:
         gen = torch.Generator(device=device).manual_seed(0)
@@ -102,12 +99,12 @@ def _build(case: C.Case, backend: str) -> Callable[[], Any]:
     if op in ("mask_grid", "mask_sliding"):
         mode = "grid" if op == "mask_grid" else "sliding"
         if backend == "compile":
-            mask = C.compiled(_reference_mask)
+            mask = harness.compiled(_reference_mask)
             return lambda: mask(hr, mode)
         return lambda: ops.texture_mask(hr, PATCH, THRESHOLD, OFFSET, mode, WINDOW, backend=backend)
 
     if backend == "compile":
-        compiled_pair = C.compiled(_reference_pair)
+        compiled_pair = harness.compiled(_reference_pair)
 
         def pair() -> tuple[torch.Tensor, torch.Tensor]:
             return compiled_pair(sr, hr)
@@ -125,7 +122,9 @@ def _build(case: C.Case, backend: str) -> Callable[[], Any]:
     return forward_backward
 
 
-def plan(device: torch.device, dtype: torch.dtype, quick: bool, paper: tuple[int, int], sweep: bool) -> list[C.Case]:
+def plan(
+    device: torch.device, dtype: torch.dtype, quick: bool, paper: tuple[int, int], sweep: bool
+) -> list[harness.Case]:
     b, h = paper
     cases = [make_case("paper", op, b, h, device, dtype, True) for op in OPS]
     if sweep:
@@ -137,30 +136,25 @@ def plan(device: torch.device, dtype: torch.dtype, quick: bool, paper: tuple[int
 
 def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, path: Path) -> None:
     """Two panels: paper-size speedups over the reference; achieved bandwidth over B*H*W."""
-    plt, fig, axes, backends, colors = C.start_figure(rows, 2, (13, 4.8))
+    plt, fig, axes, backends, colors = harness.start_figure(rows, 2, (13, 4.8))
     labels = list(OPS.values())
     cases = [("paper", label) for label in labels]
-    C.speedup_bars(axes[0], rows, backends, colors, cases, labels, "paper size (B=8, 192x192)")
+    harness.speedup_bars(axes[0], rows, backends, colors, cases, labels, "paper size (B=8, 192x192)")
     ax = axes[1]
     for name in backends:
         for op, style in (("mask_grid", "-"), ("mask_sliding", ":")):
-            pts = C.bandwidth_points(rows, name, op=op)
+            pts = harness.bandwidth_points(rows, name, op=op)
             if pts:
                 ax.plot(*zip(*pts), style, marker="o", color=colors[name], label=f"{name} {op[5:]}")
-    C.roofline_axes(ax, copy_bytes_per_s, "texture_mask", legend_size=7)
-    C.finish_figure(plt, fig, title, path)
+    harness.roofline_axes(ax, copy_bytes_per_s, "texture_mask", legend_size=7)
+    harness.finish_figure(plt, fig, title, path)
 
 
 SHAPE_COLUMNS = [("group", "group"), ("label", "what"), ("shape", "BxHxW")]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = C.base_parser(__doc__)
-    parser.add_argument("--dtype", choices=tuple(C.DTYPES), default="float32")
-    parser.add_argument("--batch", type=int, default=PAPER[0], help="B of the 'paper' cases (default 8)")
-    parser.add_argument("--size", type=int, default=PAPER[1], help="H = W of the 'paper' cases (default 192)")
-    parser.add_argument("--no-sweep", action="store_true", help="paper-size cases only")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile of the reference")
+    parser = harness.op_parser(__doc__)
     args = parser.parse_args(argv)
     if args.size <= 0 or args.batch <= 0 or args.size <= WINDOW // 2:
         parser.error(f"--batch must be positive and --size larger than {WINDOW // 2} (reflect padding)")
@@ -170,15 +164,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark; returns what it wrote to JSON."""
     args = parse_args(argv)
-    return C.run_op_benchmark(
-        "texture_mask",
-        "texture_mask / mask_pair",
-        args,
-        lambda device, dtype: plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep),
-        SHAPE_COLUMNS,
-        [f"grid: k={PATCH}, offset={OFFSET}; sliding: window={WINDOW}; threshold={THRESHOLD}"],
-        plot,
-    )
+
+    def cases(device: torch.device, dtype: torch.dtype) -> list[harness.Case]:
+        return plan(device, dtype, args.quick, (args.batch, args.size), not args.no_sweep)
+
+    notes = [f"grid: k={PATCH}, offset={OFFSET}; sliding: window={WINDOW}; threshold={THRESHOLD}"]
+    return harness.run_op_benchmark("texture_mask", "texture_mask / mask_pair", args, cases, SHAPE_COLUMNS, notes, plot)
 
 
 if __name__ == "__main__":

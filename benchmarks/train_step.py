@@ -1,6 +1,6 @@
 """Benchmark of one GAN training iteration (G step + D step) with and without the Gram-GAN terms.
 
-    python benchmarks/train_step.py [--device cpu|cuda] [--quick] [--out DIR]
+    python -m benchmarks.train_step [--device cpu|cuda] [--quick] [--out DIR]
 
 Variants, all on the same models, optimisers and batch:
 
@@ -28,13 +28,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
+from torch import nn
 
-import common as C  # noqa: E402  (benchmarks/common.py; also puts the repo root on sys.path)
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from gramgan.losses import (  # noqa: E402
+from benchmarks import harness
+from gramgan.losses import (
     GramGANLoss,
     GramGANLossConfig,
     content_loss,
@@ -42,8 +40,7 @@ from gramgan.losses import (  # noqa: E402
     perceptual_layer_weights,
     ragan_generator_loss,
 )
-from gramgan.models import RRDBNet, VGG19FeatureExtractor, VGGStyleDiscriminator  # noqa: E402
-from gramgan.ops._dispatch import resolve  # noqa: E402
+from gramgan.models import RRDBNet, VGG19FeatureExtractor, VGGStyleDiscriminator
 
 SCALE = 4
 OP_BACKENDS = ("reference", "cpu", "triton", "cuda")
@@ -57,7 +54,7 @@ class Size:
     features: int
     batch: int
     lr_size: int
-    disc_features: int = 64  # nf of the discriminator (SPEC §3: 64)
+    disc_features: int = 64  # nf of the discriminator (docs/networks.md: 64)
 
     @property
     def hr_size(self) -> int:
@@ -117,7 +114,7 @@ class Trainer:
         return g_loss.detach()
 
     def _esrgan_loss(self, sr: torch.Tensor) -> torch.Tensor:
-        """SPEC §4 without the Gram-GAN terms: λ_c L1 + λ_p perceptual + λ_a RaGAN on unmasked images."""
+        """docs/losses.md without the Gram-GAN terms: λ_c L1 + λ_p perceptual + λ_a RaGAN on unmasked images."""
         cfg = GramGANLossConfig()
         if not hasattr(self, "_perceptual"):
             self._perceptual = GramGANLoss(cfg, vgg=self.vgg).perceptual  # None without VGG
@@ -148,40 +145,31 @@ def time_variants(
     trainer: Trainer,
     named: Sequence[tuple[str, GramGANLossConfig | None]],
     device: torch.device,
-    config: C.RunConfig,
+    config: harness.RunConfig,
     repeats: int = 3,
 ) -> list[dict[str, Any]]:
     """Times one iteration of every variant: median over at least ``repeats`` iterations."""
     rows: list[dict[str, Any]] = []
     trainer.iteration(None)  # untimed: creates the optimisers' state, so no variant's memory counts it
-    C.synchronize(device)
+    harness.synchronize(device)
     for name, loss_config in named:
         row: dict[str, Any] = {"variant": name, "backend": loss_config.backend if loss_config else None}
         loss_fn = trainer.gramgan_loss(loss_config) if loss_config is not None else None
         fn: Callable[[], Any] = lambda loss_fn=loss_fn: trainer.iteration(loss_fn)  # noqa: E731
         try:
-            _, first_s, _ = C.probe_call(fn, device, track_memory=False)  # may JIT / autotune kernels
-            _, call_s, peak = C.probe_call(fn, device, config.track_memory)
+            _, first_s, _ = harness.probe_call(fn, device, track_memory=False)  # may JIT / autotune kernels
+            _, call_s, peak = harness.probe_call(fn, device, config.track_memory)
             # At least `repeats` iterations per variant (an iteration is seconds long on the CPU).
-            timing = C.time_function(fn, device, max(config.min_time_s, repeats * call_s))
+            timing = harness.time_function(fn, device, max(config.min_time_s, repeats * call_s))
         except Exception as error:  # noqa: BLE001 - a failing variant is a result, not a crash
-            row.update(status="failed", reason=f"{type(error).__name__}: {error}".splitlines()[0][:300])
+            row.update(status="failed", reason=harness.failure_reason(error))
         else:
-            row.update(
-                status="ok",
-                median_ms=timing.median_s * 1e3,
-                p20_ms=timing.p20_s * 1e3,
-                p80_ms=timing.p80_s * 1e3,
-                samples=timing.samples,
-                calls=timing.calls,
-                first_call_ms=first_s * 1e3,
-                peak_mem_bytes=peak,
-            )
+            row.update(status="ok", **timing.fields(), first_call_ms=first_s * 1e3, peak_mem_bytes=peak)
         if config.verbose:
             shown = f"{row['median_ms']:.1f} ms" if row["status"] == "ok" else row["status"] + ": " + row["reason"]
             print(f"  {name:<36} {shown}", file=sys.stderr, flush=True)
         rows.append(row)
-        C.free_memory(device)
+        harness.free_memory(device)
     return rows
 
 
@@ -236,17 +224,17 @@ def plot(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_xlabel("median ms per iteration (G step + D step)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    C.save_figure(fig, path)
+    harness.save_figure(fig, path)
     plt.close(fig)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = C.base_parser(__doc__, "op backends for the gramgan variants (comma list)")
+    parser = harness.base_parser(__doc__, "op backends for the gramgan variants (comma list)")
     parser.add_argument("--blocks", type=int, default=None, help="RRDB blocks (GPU default 23)")
     parser.add_argument("--features", type=int, default=None, help="RRDB width (default 64)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (GPU default 8)")
     parser.add_argument("--lr-size", type=int, default=None, help="LR crop; HR is 4x (GPU default 48; HR >= 64)")
-    parser.add_argument("--disc-features", type=int, default=64, help="discriminator nf (default 64, SPEC §3)")
+    parser.add_argument("--disc-features", type=int, default=64, help="discriminator nf (default 64, docs/networks.md)")
     parser.add_argument("--no-perceptual", action="store_true", help="drop the VGG term from every variant")
     parser.add_argument("--short", action="store_true", help="only the baseline and the full loss (best backend)")
     parser.add_argument("--repeats", type=int, default=3, help="at least this many timed iterations per variant")
@@ -256,8 +244,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark; returns what it wrote to JSON."""
     args = parse_args(argv)
-    C.apply_threads(args.threads)
-    device = C.pick_device(args.device)
+    harness.apply_threads(args.threads)
+    device = harness.pick_device(args.device)
     default = SIZES[(device.type, args.quick)]
     size = Size(
         blocks=args.blocks or default.blocks,
@@ -271,20 +259,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     min_time = args.min_time if args.min_time is not None else (1.0 if device.type == "cuda" else 0.5)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    wanted = [name for name in C.parse_backends(args.backends) if name in OP_BACKENDS]
-    reasons = C.backend_reasons(device, wanted)
+    wanted = [name for name in harness.parse_backends(args.backends) if name in OP_BACKENDS]
+    reasons = harness.backend_reasons(device, wanted)
     runnable = [name for name, reason in reasons.items() if reason is None]
-    best = resolve(None, device, 4, 3).name if args.backends is None else runnable[-1]
-    out_dir = C.results_dir(args.out, device)
-    env = C.environment(device)
+    best = harness.auto_backend(device) if args.backends is None else runnable[-1]
+    out_dir = harness.results_dir(args.out, device)
+    env = harness.environment(device)
 
     trainer = Trainer(size, device, perceptual=not args.no_perceptual)
     named = variants(best, runnable, args.short)
-    config = C.RunConfig(min_time, not args.no_memory, not args.quiet)
+    config = harness.RunConfig(min_time, not args.no_memory, not args.quiet)
     rows = time_variants(trainer, named, device, config, max(1, args.repeats))
     share = shares(rows, best)
     all_terms = share["all Gram-GAN terms"]
-    target = C.Target(
+    target = harness.Target(
         f"Gram-GAN terms share of an iteration ({best})",
         None if all_terms is None else 100 * all_terms,
         5,
@@ -323,8 +311,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "targets": [target.as_dict()],
         "rows": rows,
     }
-    C.write_text(out_dir / "train_step.txt", text + "\n")
-    C.write_json(out_dir / "train_step.json", result)
+    harness.write_text(out_dir / "train_step.txt", text + "\n")
+    harness.write_json(out_dir / "train_step.json", result)
     if not args.no_plot:
         plot(rows, title, out_dir / "train_step.png")
     print(f"\nwrote {out_dir}/train_step.{{txt,json{'' if args.no_plot else ',png'}}}")

@@ -39,7 +39,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from gramgan.data.datasets import list_images, pair_folders, read_image, synthesize_lr
+from gramgan.data.lr import synthesize_lr
+from gramgan.data.pairing import pair_folders
+from gramgan.images import list_images
+from gramgan.images import read_rgb8 as read_image
 from gramgan.data.resize import imresize
 from gramgan.eval_report import results_markdown, write_results
 from gramgan.inference import ImageData, load_generator, pick_device, super_resolve, write_image

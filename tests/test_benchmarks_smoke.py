@@ -8,7 +8,7 @@ reference, the shares of the training-step benchmark, the JSON / PNG / table fil
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -23,21 +23,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def load(name: str):
-    """Imports benchmarks/<name>.py as a module (the scripts put benchmarks/ on sys.path for `common`)."""
-    if name == "common":
-        if str(BENCH) not in sys.path:
-            sys.path.insert(0, str(BENCH))
-        return importlib.import_module("common")  # the same module the scripts import
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+    """Imports ``benchmarks.<name>`` (the scripts run as ``python -m benchmarks.<name>``)."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 @pytest.fixture(scope="module")
-def common():
-    return load("common")
+def harness():
+    return load("harness")
 
 
 @pytest.fixture(autouse=True)
@@ -51,14 +43,14 @@ def rows_of(result: dict, **match) -> list[dict]:
     return [row for row in result["rows"] if all(row.get(k) == v for k, v in match.items())]
 
 
-def cpu_backend_runs(common) -> bool:
-    return common.backend_reasons(torch.device("cpu"), ["cpu"])["cpu"] is None
+def cpu_backend_runs(harness) -> bool:
+    return harness.backend_reasons(torch.device("cpu"), ["cpu"])["cpu"] is None
 
 
 TINY = ["--device", "cpu", "--backends", "reference,cpu", "--min-time", "0.001", "--threads", "1", "--quiet"]
 
 
-def test_gram_select_smoke(tmp_path, common, capsys):
+def test_gram_select_smoke(tmp_path, harness, capsys):
     gram_select = load("gram_select")
     result = gram_select.main([*TINY, "--batch", "1", "--size", "32", "--no-sweep", "--out", str(tmp_path)])
     stdout = capsys.readouterr().out
@@ -92,7 +84,7 @@ def test_gram_select_smoke(tmp_path, common, capsys):
     assert rows_of(result, scope="global", backend="reference")[0]["candidates"] == 64 + 16 + 4 + 4 * 64
 
     cpu = rows_of(result, backend="cpu")
-    if cpu_backend_runs(common):
+    if cpu_backend_runs(harness):
         assert all(r["status"] == "ok" for r in cpu)
         for row in cpu:
             ref_ms = rows_of(result, label=row["label"], backend="reference")[0]["median_ms"]
@@ -102,7 +94,7 @@ def test_gram_select_smoke(tmp_path, common, capsys):
         assert all(r["status"] == "skipped" and r["reason"] for r in cpu)
 
 
-def test_texture_mask_smoke(tmp_path, common):
+def test_texture_mask_smoke(tmp_path, harness):
     texture_mask = load("texture_mask")
     argv = [*TINY, "--batch", "2", "--size", "16", "--no-sweep", "--no-plot", "--out", str(tmp_path)]
     result = texture_mask.main(argv)
@@ -114,13 +106,13 @@ def test_texture_mask_smoke(tmp_path, common):
     assert ref["mask_sliding"]["bytes_moved"] == image + image // 3
     assert ref["pair_fwd_bwd"]["bytes_moved"] == 6 * image
     assert all(row["status"] == "ok" for row in ref.values())
-    if cpu_backend_runs(common):
+    if cpu_backend_runs(harness):
         for row in rows_of(result, backend="cpu"):
             assert row["status"] == "ok"
             assert row["diff_vs_reference"] == 0.0  # masks are 0/1: no entry may differ
 
 
-def test_train_step_smoke(tmp_path, common):
+def test_train_step_smoke(tmp_path, harness):
     train_step = load("train_step")
     argv = [
         *TINY,
@@ -138,7 +130,7 @@ def test_train_step_smoke(tmp_path, common):
     }  # fmt: skip
     rows = {row["variant"]: row for row in result["rows"]}
     best = result["best_backend"]
-    assert best == ("cpu" if cpu_backend_runs(common) else "reference")
+    assert best == ("cpu" if cpu_backend_runs(harness) else "reference")
     base, full = rows["esrgan (no Gram-GAN terms)"], rows[f"gramgan[{best}] (best here)"]
     assert base["status"] == "ok" and full["status"] == "ok", result["rows"]
     share = result["shares"]["all Gram-GAN terms"]
@@ -169,7 +161,7 @@ def test_gpu_check_needs_an_outdir():
     assert done.returncode == 2 and "usage" in done.stderr
 
 
-def test_cpu_peak_memory_counts_one_call(common):
+def test_cpu_peak_memory_counts_one_call(harness):
     keep = []
 
     def allocate() -> int:
@@ -179,31 +171,31 @@ def test_cpu_peak_memory_counts_one_call(common):
         return 1
 
     for _ in range(2):  # the second call must not count the first call's 4 MB again
-        out, seconds, peak = common.probe_call(allocate, torch.device("cpu"), track_memory=True)
+        out, seconds, peak = harness.probe_call(allocate, torch.device("cpu"), track_memory=True)
         assert out == 1 and seconds > 0
         assert 6_000_000 <= peak < 6_100_000
 
 
-def test_helpers(common):
-    assert common._quantile([3.0, 1.0, 2.0], 0.5) == 2.0
-    assert common._quantile([1.0, 2.0], 0.5) == 1.5
-    assert common.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
-    assert common.device_slug(torch.device("cpu")).startswith("cpu-")
-    assert common.device_slug(torch.device("cpu")).endswith(f"-{common.cpu_cores()}core")
-    assert common.parse_backends("cpu") == ["reference", "cpu"]
+def test_helpers(harness):
+    assert harness.timing._quantile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert harness.timing._quantile([1.0, 2.0], 0.5) == 1.5
+    assert harness.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    assert harness.device_slug(torch.device("cpu")).startswith("cpu-")
+    assert harness.device_slug(torch.device("cpu")).endswith(f"-{harness.cpu_cores()}core")
+    assert harness.parse_backends("cpu") == ["reference", "cpu"]
     with pytest.raises(ValueError, match="unknown backend"):
-        common.parse_backends("reference,gpu")
-    assert common.Target("t", 31.0, 30).verdict == "met"
-    assert common.Target("t", 29.0, 30).verdict == "missed"
-    assert common.Target("t", 6.0, 5, "%", lower_is_better=True).verdict == "missed"
-    assert common.Target("t", None, 5).verdict == "not measured"
+        harness.parse_backends("reference,gpu")
+    assert harness.Target("t", 31.0, 30).verdict == "met"
+    assert harness.Target("t", 29.0, 30).verdict == "missed"
+    assert harness.Target("t", 6.0, 5, "%", lower_is_better=True).verdict == "missed"
+    assert harness.Target("t", None, 5).verdict == "not measured"
     ref = torch.tensor([1.0, 2.0, 4.0])
-    assert common.compare_outputs(ref + torch.tensor([0.0, 0.0, 0.4]), ref) == pytest.approx(0.1)
+    assert harness.compare_outputs(ref + torch.tensor([0.0, 0.0, 0.4]), ref) == pytest.approx(0.1)
     mask = torch.tensor([0.0, 1.0, float("nan"), 1.0])
-    assert common.fraction_differing(torch.tensor([0.0, 0.0, float("nan"), 1.0]), mask) == 0.25
+    assert harness.fraction_differing(torch.tensor([0.0, 0.0, float("nan"), 1.0]), mask) == 0.25
 
 
-def test_table_hides_backends_skipped_everywhere(common):
+def test_table_hides_backends_skipped_everywhere(harness):
     rows = [
         {"label": "a", "backend": "reference", "status": "ok", "median_ms": 2.0, "bytes_per_s": 1e9,
          "speedup_vs_reference": 1.0, "peak_mem_bytes": None},
@@ -213,17 +205,17 @@ def test_table_hides_backends_skipped_everywhere(common):
          "speedup_vs_reference": 2.0, "peak_mem_bytes": 2**20},
         {"label": "b", "backend": "cuda", "status": "skipped", "reason": "needs a CUDA GPU"},
     ]  # fmt: skip
-    lines = common.format_table(rows, [("label", "what")]).splitlines()
+    lines = harness.format_table(rows, [("label", "what")]).splitlines()
     assert not any(line.startswith("a     cuda") or " cuda " in line for line in lines[:5])
     assert "  cuda skipped: needs a CUDA GPU" in lines
     assert "  compile failed: boom" in lines
     assert any(line.split()[:4] == ["b", "compile", "1.000", "2.00"] for line in lines)
 
 
-def test_partial_saver_keeps_what_was_measured(tmp_path, common):
+def test_partial_saver_keeps_what_was_measured(tmp_path, harness):
     row = {"label": "a", "backend": "reference", "status": "ok", "median_ms": 2.0, "bytes_moved": 4e6,
            "bytes_per_s": 2e9, "speedup_vs_reference": 1.0, "peak_mem_bytes": None}  # fmt: skip
-    save = common.partial_saver(tmp_path, "x", "title", [("label", "what")], 4e9, {"benchmark": "x"})
+    save = harness.partial_saver(tmp_path, "x", "title", [("label", "what")], 4e9, {"benchmark": "x"})
     save([row])
     saved = json.loads((tmp_path / "x.json").read_text())
     assert saved["partial"] is True and saved["benchmark"] == "x"
@@ -231,7 +223,7 @@ def test_partial_saver_keeps_what_was_measured(tmp_path, common):
     assert "PARTIAL" in (tmp_path / "x.txt").read_text()
 
 
-def test_runner_ratios_and_slow_single_call(common):
+def test_runner_ratios_and_slow_single_call(harness):
     """Ratios come from the same run; a CPU call slower than single_call_s is timed by its warm-up alone."""
     import time
 
@@ -239,13 +231,13 @@ def test_runner_ratios_and_slow_single_call(common):
 
     def build(backend):
         if backend not in delays:
-            raise common.Skip(f"{backend} not in this test")
+            raise harness.Skip(f"{backend} not in this test")
         return lambda: time.sleep(delays[backend]) or torch.ones(3)
 
-    case = common.Case(group="g", label="sleep", params={"op": "sleep"}, bytes_moved=3_000_000, build=build)
+    case = harness.Case(group="g", label="sleep", params={"op": "sleep"}, bytes_moved=3_000_000, build=build)
     reasons = {"reference": None, "compile": None, "cpu": None, "cuda": "no GPU"}
-    config = common.RunConfig(min_time_s=0.05, track_memory=False, verbose=False, single_call_s=0.02)
-    rows = {row["backend"]: row for row in common.run_cases([case], reasons, torch.device("cpu"), config)}
+    config = harness.RunConfig(min_time_s=0.05, track_memory=False, verbose=False, single_call_s=0.02)
+    rows = {row["backend"]: row for row in harness.run_cases([case], reasons, torch.device("cpu"), config)}
     assert rows["compile"]["status"] == "skipped" and "not in this test" in rows["compile"]["reason"]
     assert rows["cuda"] == {**rows["cuda"], "status": "skipped", "reason": "no GPU"}
     ref, cpu = rows["reference"], rows["cpu"]
@@ -254,3 +246,23 @@ def test_runner_ratios_and_slow_single_call(common):
     assert cpu["speedup_vs_reference"] == pytest.approx(ref["median_ms"] / cpu["median_ms"])
     assert cpu["diff_vs_reference"] == 0.0
     assert cpu["bytes_per_s"] == pytest.approx(3_000_000 / (cpu["median_ms"] / 1e3))
+
+
+def test_cli_run_keeps_stderr_free_of_profiler_chatter(tmp_path):
+    """``python -m benchmarks.texture_mask`` with the memory probe on (which starts torch's profiler):
+    no Kineto ``gpuGetDeviceCount failed`` error and no profiler stage lines on stderr, only progress."""
+    env = {key: value for key, value in os.environ.items() if key != "KINETO_LOG_LEVEL"}
+    argv = [*TINY[:-1], "--batch", "1", "--size", "16", "--no-sweep", "--no-plot", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.texture_mask", *argv],
+        cwd=BENCH.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "texture_mask.json").is_file()
+    assert "reference" in done.stderr  # the per-row progress still shows
+    for noise in ("gpuGetDeviceCount", "profiler_start", "STAGE:", "USDT:", "ERROR:"):
+        assert noise not in done.stderr

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gramgan.data.datasets import synthesize_lr
+from gramgan.data.lr import synthesize_lr
 from gramgan.data.resize import imresize
 from gramgan.evaluate import dataset_name, main, modcrop
 from gramgan.inference import super_resolve

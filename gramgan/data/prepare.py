@@ -2,7 +2,7 @@
 
     python -m gramgan.data.prepare SRC DST [--crop 192] [--scale 4] [--workers N]
 
-Rule (SPEC §5): for an H x W image, crops of ``crop`` x ``crop`` at top-left corners
+Rule (docs/training.md): for an H x W image, crops of ``crop`` x ``crop`` at top-left corners
 ``(y, x) = (i * crop, j * crop)`` for ``i < floor(H / crop)``, ``j < floor(W / crop)``: a sliding
 window with stride = crop, starting at the top-left pixel, the right and bottom remainders dropped.
 So an image gives ``floor(H/crop) * floor(W/crop)`` crops, numbered ``_s001``, ``_s002``, ...
@@ -14,7 +14,12 @@ and rounded to 8 bits), the same LR that on-the-fly training makes for that crop
 Output: ``DST/hr/<stem>_sNNN.png`` and ``DST/lr_x<scale>/<stem>_sNNN.png`` (train with
 ``data.train_hr=DST/hr data.train_lr=DST/lr_x4``), plus ``DST/prepare.json`` with the counts.
 Safe to re-run: a crop whose two PNGs exist with the right sizes is skipped; files are written to
-a temporary name and renamed, so an interrupted run never leaves a half-written PNG behind.
+a temporary name and renamed (:mod:`gramgan.atomic`), so an interrupted run never leaves a half-written
+PNG behind.
+
+A source image that cannot be read stops the run before anything is written, with one line naming the
+file (exit status 2, like every usage or input error); with ``--skip-broken`` such images are skipped,
+each named in a warning, and counted.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +36,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gramgan.data.datasets import ImageReadError, list_images, read_image, synthesize_lr
+from gramgan.atomic import atomic_path, atomic_write_text
+from gramgan.data.lr import synthesize_lr
+from gramgan.images import ImageReadError, list_images, read_rgb8
 
 __all__ = ["PrepareResult", "crop_boxes", "main", "prepare"]
 
@@ -47,6 +53,7 @@ class PrepareResult:
     skipped: int
     hr_dir: Path
     lr_dir: Path
+    broken: list[Path]
 
 
 def crop_boxes(height: int, width: int, crop: int) -> list[tuple[int, int]]:
@@ -64,15 +71,9 @@ def _png_size(path: Path) -> tuple[int, int] | None:
 
 
 def save_png_atomic(array: np.ndarray, path: Path) -> None:
-    """Write an (H, W, 3) uint8 array as PNG via a temporary file in the same folder + os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(array).save(handle, format="PNG", compress_level=3)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write an (H, W, 3) uint8 array as PNG, atomically."""
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", compress_level=3)
 
 
 def _to_hwc_uint8(x: torch.Tensor) -> np.ndarray:
@@ -81,10 +82,22 @@ def _to_hwc_uint8(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.permute(1, 2, 0).numpy())
 
 
-def _prepare_one(args: tuple[Path, Path, Path, int, int]) -> tuple[int, int, int]:
-    """Crop one image; returns (crops, written, skipped)."""
-    src, hr_dir, lr_dir, crop, scale = args
-    height, width = _image_size(src)  # header only: decode only when something is missing
+def _prepare_one(args: tuple[Path, tuple[int, int], Path, Path, int, int, bool]) -> tuple[int, int, int, bool]:
+    """Crop one image of the given (height, width); returns (crops, written, skipped, broken)."""
+    src, (height, width), hr_dir, lr_dir, crop, scale, skip_broken = args
+    try:
+        return (*_crop_image(src, height, width, hr_dir, lr_dir, crop, scale), False)
+    except ImageReadError as err:
+        if not skip_broken:
+            raise
+        print(f"warning: skipped {err}", file=sys.stderr)
+        return 0, 0, 0, True
+
+
+def _crop_image(
+    src: Path, height: int, width: int, hr_dir: Path, lr_dir: Path, crop: int, scale: int
+) -> tuple[int, int, int]:
+    """Write the crops of one image that are missing or incomplete; returns (crops, written, skipped)."""
     boxes = crop_boxes(height, width, crop)
     names = [f"{src.stem}_s{k + 1:03d}.png" for k in range(len(boxes))]
     lr_size = crop // scale
@@ -94,7 +107,7 @@ def _prepare_one(args: tuple[Path, Path, Path, int, int]) -> tuple[int, int, int
         if _png_size(hr_dir / name) != (crop, crop) or _png_size(lr_dir / name) != (lr_size, lr_size)
     ]
     if todo:
-        image = read_image(src)
+        image = read_rgb8(src)
         hr = torch.stack([image[:, y : y + crop, x : x + crop] for y, x in (boxes[k] for k in todo)])
         lr = synthesize_lr(hr.float() / 255.0, scale)
         for row, k in enumerate(todo):
@@ -111,7 +124,22 @@ def _image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.height, img.width
     except (OSError, ValueError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err}") from err
+        raise ImageReadError(path, "not an image file, or an image format Pillow cannot read") from err
+
+
+def _source_sizes(sources: list[Path], skip_broken: bool) -> tuple[dict[Path, tuple[int, int]], list[Path]]:
+    """Every readable source's (height, width) from its header, and the unreadable ones (which raise
+    :class:`ImageReadError` unless ``skip_broken``): checked before anything is written."""
+    sizes, broken = {}, []
+    for path in sources:
+        try:
+            sizes[path] = _image_size(path)
+        except ImageReadError as err:
+            if not skip_broken:
+                raise
+            print(f"warning: skipped {err}", file=sys.stderr)
+            broken.append(path)
+    return sizes, broken
 
 
 def _init_worker() -> None:
@@ -125,47 +153,49 @@ def prepare(
     scale: int = 4,
     workers: int = 0,
     progress: bool = True,
+    skip_broken: bool = False,
 ) -> PrepareResult:
     """Cut every image of ``src`` into crops under ``dst`` (see the module docstring).
 
     ``workers`` > 0 uses that many processes. Raises ``FileNotFoundError`` / ``ImageReadError``
-    naming the file for a missing or corrupt image.
+    naming the file for a missing or corrupt image (before writing anything, when its header is
+    unreadable); ``skip_broken`` skips such images instead and lists them in ``PrepareResult.broken``.
     """
     from tqdm import tqdm
 
     if crop < scale or crop % scale:
         raise ValueError(f"crop ({crop}) must be a positive multiple of the scale ({scale})")
     sources = list_images(src)
+    sizes, broken = _source_sizes(sources, skip_broken)
     hr_dir, lr_dir = Path(dst) / "hr", Path(dst) / f"lr_x{scale}"
     hr_dir.mkdir(parents=True, exist_ok=True)
     lr_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(path, hr_dir, lr_dir, crop, scale) for path in sources]
+    jobs = [(path, size, hr_dir, lr_dir, crop, scale, skip_broken) for path, size in sizes.items()]
     totals = [0, 0, 0]
     bar = tqdm(total=len(jobs), unit="img", desc="prepare", disable=not progress)
     executor = ProcessPoolExecutor(workers, initializer=_init_worker) if workers > 0 else None
     try:
         results = executor.map(_prepare_one, jobs) if executor else map(_prepare_one, jobs)
-        for counts in results:
+        for (path, *_), (*counts, unreadable) in zip(jobs, results):
             totals = [a + b for a, b in zip(totals, counts)]
+            broken += [path] if unreadable else []
             bar.update(1)
             bar.set_postfix(crops=totals[0], written=totals[1])
     finally:
         bar.close()
         if executor:
             executor.shutdown(cancel_futures=True)
-    result = PrepareResult(len(sources), totals[0], totals[1], totals[2], hr_dir, lr_dir)
+    result = PrepareResult(len(sources) - len(broken), totals[0], totals[1], totals[2], hr_dir, lr_dir, broken)
     manifest = {
         "source": str(Path(src).resolve()),
         "crop": crop,
         "scale": scale,
         "images": result.images,
         "crops": result.crops,
+        "broken": [str(path) for path in broken],
         "rule": "non-overlapping crop x crop windows, stride = crop, from the top-left, remainder dropped",
     }
-    fd, tmp = tempfile.mkstemp(prefix=".prepare.", suffix=".json", dir=dst)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(manifest, handle, indent=2)
-    os.replace(tmp, Path(dst) / "prepare.json")
+    atomic_write_text(Path(dst) / "prepare.json", json.dumps(manifest, indent=2))
     return result
 
 
@@ -183,15 +213,23 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=min(8, os.cpu_count() or 1), help="worker processes (0: in-process)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--skip-broken",
+        action="store_true",
+        help="skip unreadable images (named in a warning, counted) instead of stopping",
+    )
     args = parser.parse_args(argv)
     try:
-        result = prepare(args.src, args.dst, args.crop, args.scale, args.workers, not args.no_progress)
-    except (OSError, ValueError) as err:
+        result = prepare(
+            args.src, args.dst, args.crop, args.scale, args.workers, not args.no_progress, args.skip_broken
+        )
+    except (OSError, ValueError) as err:  # input errors: one line, exit status 2 like a usage error
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
+    broken = f", {len(result.broken)} unreadable images skipped" if result.broken else ""
     print(
         f"{result.crops} crops of {args.crop}x{args.crop} from {result.images} images "
-        f"({result.written} written, {result.skipped} already complete) -> {result.hr_dir}, {result.lr_dir}"
+        f"({result.written} written, {result.skipped} already complete{broken}) -> {result.hr_dir}, {result.lr_dir}"
     )
     return 0
 

@@ -69,8 +69,8 @@ def load_samples(names: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def sample_source(split: str = "train"):
-    """An :class:`~gramgan.data.datasets.ArraySource` of the ``"train"`` or ``"val"`` split."""
-    from gramgan.data.datasets import ArraySource
+    """An :class:`~gramgan.data.sources.ArraySource` of the ``"train"`` or ``"val"`` split."""
+    from gramgan.data.sources import ArraySource
 
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")

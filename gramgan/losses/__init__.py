@@ -1,4 +1,4 @@
-"""The Gram-GAN losses (SPEC §4): content, VGG perceptual, discriminator perceptual, texture, RaGAN.
+"""The Gram-GAN losses (docs/losses.md): content, VGG perceptual, discriminator perceptual, texture, RaGAN.
 
 The training loop needs three names::
 

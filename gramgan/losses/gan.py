@@ -48,7 +48,7 @@ def discriminator_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The discriminator step's loss on the masked pair that :class:`~gramgan.losses.GramGANLoss` returned.
 
-    ``masked_sr`` is detached here (SPEC §4: SR detached in the D step). The discriminator runs
+    ``masked_sr`` is detached here (docs/losses.md: SR detached in the D step). The discriminator runs
     once on the real and once on the fake batch (separate passes, as BasicSR's ESRGAN does, so that
     BatchNorm in train mode normalises each batch by its own statistics), with no taps.
 

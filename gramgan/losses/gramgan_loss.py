@@ -1,4 +1,4 @@
-"""The Gram-GAN generator objective (SPEC §4) in one module, and its configuration.
+"""The Gram-GAN generator objective (docs/losses.md) in one module, and its configuration.
 
 ``L_G = λ_c·L_content + λ_p·L_percep + λ_dp·L_dperc + λ_t·L_texture + λ_a·L_adv``::
 
@@ -22,19 +22,17 @@ from gramgan import ops
 from gramgan.losses.content import content_loss
 from gramgan.losses.gan import ragan_generator_loss
 from gramgan.losses.perceptual import PerceptualLoss, discriminator_perceptual_loss, perceptual_layer_weights
-from gramgan.losses.texture import SCOPES, texture_loss
+from gramgan.losses.texture import texture_loss
+from gramgan.ops._validate import CRITERIA, MASK_MODES, SCOPES, TARGETS  # the ops' own lists of choices
 
 __all__ = ["TERM_NAMES", "GramGANLoss", "GramGANLossConfig", "GramGANLossOutput"]
 
 TERM_NAMES = ("content", "perceptual", "disc_perceptual", "texture", "adversarial")
-_TARGETS = ("gram", "pixel")
-_CRITERIA = ("mse", "l1")
-_MASK_MODES = ("grid", "sliding")
 
 
 @dataclass
 class GramGANLossConfig:
-    """Weights and settings of the generator loss. Defaults are SPEC §4's; (ours) marks our choices.
+    """Weights and settings of the generator loss. Defaults are those of docs/losses.md; (ours) marks our choices.
 
     Attributes:
         content_weight: λ_c of the L1 content loss (0.01, ESRGAN's published value; ours).
@@ -43,7 +41,7 @@ class GramGANLossConfig:
         perceptual_preset: VGG19 layers and weights: ``"gramgan"`` (conv2_2, conv4_2, conv4_4 with
             1.0, 0.1, 0.01, the method note's) or ``"bebygan"`` (conv3_4, conv4_4, conv5_4 with
             1/8, 1/4, 1/2) ("gramgan").
-        disc_perceptual_weight: λ_dp of the discriminator perceptual loss (1.0, ours). SPEC §4: each
+        disc_perceptual_weight: λ_dp of the discriminator perceptual loss (1.0, ours). docs/losses.md: each
             weighted term of the order of the perceptual term at the start of GAN training, which is
             O(1) (ESRGAN's VGG term starts near 1; the gramgan preset is not measurable here without
             the VGG19 weights). Measured with a fresh nf=64 discriminator (``benchmarks/loss_magnitudes.py``,
@@ -62,11 +60,11 @@ class GramGANLossConfig:
         warp_magnitude: m, the bound of the affine perturbation (0.003, the paper's).
         candidate_clamp: clip the bicubic-downsampled candidates (HR↓2, HR↓4) to [0, 1], the range of
             the images they stand for (True, ours).
-        texture_scope: ``"local"`` (co-located candidates, SPEC §2) or ``"global"`` (Beby-GAN style
+        texture_scope: ``"local"`` (co-located candidates, docs/candidates.md) or ``"global"`` (Beby-GAN style
             search over HR, HR↓2, HR↓4 and the warps) ("local").
         gt_weight: β of the selection score; None means the scope's default: 0 for ``local`` (the
             note's rule, nearest Gram to the prediction) and 1 for ``global`` (Beby-GAN's
-            regulariser, SPEC §2) (None).
+            regulariser, docs/candidates.md) (None).
         texture_target: ``"gram"`` (Eq. 4, Gram difference) or ``"pixel"`` ("gram").
         texture_criterion: ``"mse"`` or ``"l1"`` ("mse").
         mask_threshold: ε of the texture mask M (0.005, the paper's).
@@ -114,9 +112,9 @@ class GramGANLossConfig:
         perceptual_layer_weights(self.perceptual_preset)  # raises for an unknown preset
         for name, value, choices in (
             ("texture_scope", self.texture_scope, SCOPES),
-            ("texture_target", self.texture_target, _TARGETS),
-            ("texture_criterion", self.texture_criterion, _CRITERIA),
-            ("mask_mode", self.mask_mode, _MASK_MODES),
+            ("texture_target", self.texture_target, TARGETS),
+            ("texture_criterion", self.texture_criterion, CRITERIA),
+            ("mask_mode", self.mask_mode, MASK_MODES),
         ):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, choices))}")

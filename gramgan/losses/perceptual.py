@@ -1,7 +1,7 @@
 """Feature-matching losses: the VGG19 perceptual loss and the discriminator perceptual loss (Eq. 5).
 
 - :class:`PerceptualLoss`: ``sum_l w_l * L1(phi_l(SR), phi_l(HR))`` over pre-ReLU VGG19 features,
-  layer weights from a preset of :data:`gramgan.models.vgg.VGG19_LAYER_PRESETS` (``gramgan``:
+  layer weights from a preset of :data:`VGG19_LAYER_PRESETS` (``gramgan``:
   conv2_2, conv4_2, conv4_4 with 1.0, 0.1, 0.01; ``bebygan``: conv3_4, conv4_4, conv5_4 with 1/8,
   1/4, 1/2). The HR features are computed without gradient.
 - :func:`discriminator_perceptual_loss`: ``sum_l MSE(D_l(SR), D_l(HR))`` over the discriminator's
@@ -16,13 +16,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gramgan.models.vgg import VGG19_LAYER_PRESETS
+__all__ = ["VGG19_LAYER_PRESETS", "PerceptualLoss", "discriminator_perceptual_loss", "perceptual_layer_weights"]
 
-__all__ = ["PerceptualLoss", "discriminator_perceptual_loss", "perceptual_layer_weights"]
+# Layer weights of the perceptual loss, by preset name (see docs/losses.md); the config key is
+# ``loss.perceptual_preset``.
+VGG19_LAYER_PRESETS: dict[str, dict[str, float]] = {
+    "gramgan": {"conv2_2": 1.0, "conv4_2": 0.1, "conv4_4": 0.01},
+    "bebygan": {"conv3_4": 1 / 8, "conv4_4": 1 / 4, "conv5_4": 1 / 2},
+}
 
 
 def perceptual_layer_weights(preset: str) -> dict[str, float]:
-    """The ``{layer: weight}`` of a VGG19 preset (a copy); ``ValueError`` for an unknown name."""
+    """The ``{layer: weight}`` of a VGG19 preset (a copy); ``ValueError`` for an unknown name. The one
+    check of a preset name: the loss config and the training set-up call this."""
     if preset not in VGG19_LAYER_PRESETS:
         raise ValueError(f"unknown perceptual preset {preset!r}; available: {', '.join(VGG19_LAYER_PRESETS)}")
     return dict(VGG19_LAYER_PRESETS[preset])

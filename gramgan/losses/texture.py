@@ -1,6 +1,6 @@
-"""The patch-wise texture loss (Eq. 4) against a candidate database built from the HR batch (SPEC §2).
+"""The patch-wise texture loss (Eq. 4) against a candidate database built from the HR batch (docs/candidates.md).
 
-The candidates come from :mod:`gramgan.data.candidates`; selection and loss run in one fused op,
+The candidates come from :mod:`gramgan.losses.candidates`; selection and loss run in one fused op,
 :func:`gramgan.ops.gram_texture_loss`, so every backend (reference, cpu, cuda, triton) serves.
 """
 
@@ -10,11 +10,10 @@ import torch
 from torch import Tensor
 
 from gramgan import ops
-from gramgan.data.candidates import build_global_candidates, build_local_candidates
+from gramgan.losses.candidates import build_global_candidates, build_local_candidates
+from gramgan.ops._validate import SCOPES  # the ops' own list of scopes
 
 __all__ = ["build_candidates", "texture_loss"]
-
-SCOPES = ("local", "global")
 
 
 def build_candidates(
@@ -64,7 +63,7 @@ def texture_loss(
         candidates = candidates.to(sr.dtype)
     else:
         candidates = [c.to(sr.dtype) for c in candidates]
-    # Autocast off: the op accumulates in float32 itself (SPEC §1); autocast would run the reference
+    # Autocast off: the op accumulates in float32 itself (docs/ops.md); autocast would run the reference
     # backend's einsum in bf16/fp16 and blur Gram differences of order 1e-3.
     with torch.autocast(device_type=sr.device.type, enabled=False):
         return ops.gram_texture_loss(

@@ -1,4 +1,4 @@
-"""The VGG-style discriminator of SPEC §3, with taps for the discriminator perceptual loss.
+"""The VGG-style discriminator (docs/networks.md), with taps for the discriminator perceptual loss.
 
 Layer names follow BasicSR's ``VGGStyleDiscriminator`` (``conv{stage}_{0,1}``, ``bn{stage}_{0,1}``,
 ``linear1``, ``linear2``): stage s has a 3x3 stride-1 conv ``conv{s}_0`` and a 4x4 stride-2 conv
@@ -32,7 +32,7 @@ class VGGStyleDiscriminator(nn.Module):
 
     Args:
         num_in_ch: input channels.
-        num_feat: nf, the first stage's width (64, ours: SPEC §3).
+        num_feat: nf, the first stage's width (64, ours: docs/networks.md).
         input_size: the training crop size the network is built for (192 gives a 3x3 map before
             the head). Any H and W that are multiples of 32 from 64 up are accepted at run time:
             the last feature map is average-pooled adaptively to 3x3 (the identity for 192).

@@ -24,11 +24,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "RRDB_ARCH_KEYS",
     "RRDBNet",
     "infer_rrdb_arch",
     "normalize_rrdb_state_dict",
     "remap_legacy_keys",
 ]
+
+# RRDBNet's constructor arguments: the keys of an architecture dict (``RRDBNet.arch``, infer_rrdb_arch,
+# a checkpoint's "arch", the training config's model section).
+RRDB_ARCH_KEYS = ("num_in_ch", "num_out_ch", "scale", "num_feat", "num_block", "num_grow_ch")
 
 _LRELU_SLOPE = 0.2
 _RESIDUAL_SCALE = 0.2
@@ -98,13 +103,8 @@ class RRDBNet(nn.Module):
         super().__init__()
         if scale not in _UNSHUFFLE:
             raise ValueError(f"RRDBNet scale must be 4, 2 or 1, got {scale!r}")
-        for name, value in (
-            ("num_in_ch", num_in_ch),
-            ("num_out_ch", num_out_ch),
-            ("num_feat", num_feat),
-            ("num_block", num_block),
-            ("num_grow_ch", num_grow_ch),
-        ):
+        arch = dict(zip(RRDB_ARCH_KEYS, (num_in_ch, num_out_ch, scale, num_feat, num_block, num_grow_ch)))
+        for name, value in arch.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"RRDBNet {name} must be a positive int, got {value!r}")
         self.num_in_ch = num_in_ch
@@ -125,14 +125,7 @@ class RRDBNet(nn.Module):
     @property
     def arch(self) -> dict[str, int]:
         """The constructor arguments, in the form :func:`infer_rrdb_arch` returns."""
-        return {
-            "num_in_ch": self.num_in_ch,
-            "num_out_ch": self.num_out_ch,
-            "scale": self.scale,
-            "num_feat": self.num_feat,
-            "num_block": self.num_block,
-            "num_grow_ch": self.num_grow_ch,
-        }
+        return {key: getattr(self, key) for key in RRDB_ARCH_KEYS}
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.num_in_ch:

@@ -1,4 +1,4 @@
-"""Frozen VGG19 feature extractor for the perceptual loss (SPEC §3).
+"""Frozen VGG19 feature extractor for the perceptual loss (docs/networks.md).
 
 The layer layout is torchvision's ``vgg19().features`` (same indices, so torchvision's state dict
 keys ``features.N.weight`` load directly); features are taken after a conv and before its ReLU.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,9 +28,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gramgan.atomic import atomic_path
+
 __all__ = [
     "VGG19FeatureExtractor",
-    "VGG19_LAYER_PRESETS",
     "VGG19_LAYERS",
     "VGG19_URL",
     "VGGWeightsError",
@@ -46,15 +46,10 @@ VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILENAME}"
 VGG19_HASH_PREFIX = "dcbb9e9d"  # leading hex digits of the file's sha256 (torch hub convention)
 ENV_WEIGHTS = "GRAMGAN_VGG19_WEIGHTS"
 ENV_OFFLINE = "GRAMGAN_OFFLINE"
+CONFIG_KEY = "loss.vgg_weights"  # the training config key that sets weights_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Layer weights of the perceptual loss (SPEC §4).
-VGG19_LAYER_PRESETS: dict[str, dict[str, float]] = {
-    "gramgan": {"conv2_2": 1.0, "conv4_2": 0.1, "conv4_4": 0.01},
-    "bebygan": {"conv3_4": 1 / 8, "conv4_4": 1 / 4, "conv5_4": 1 / 2},
-}
 
 # torchvision's VGG19 configuration "E": conv widths per block, each block ends with a max pool.
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
@@ -110,11 +105,7 @@ def _sha256(path: Path) -> str:
 
 def _download_with_hash_check(dst: Path) -> Path:
     """Download VGG19 to ``dst`` atomically; a bad hash deletes the file and raises."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(dst, suffix=".partial") as tmp:
         _download_file(VGG19_URL, str(tmp))
         digest = _sha256(tmp)
         if not digest.startswith(VGG19_HASH_PREFIX):
@@ -122,9 +113,6 @@ def _download_with_hash_check(dst: Path) -> Path:
                 f"downloaded {VGG19_URL} has sha256 {digest}, which does not start with "
                 f"{VGG19_HASH_PREFIX!r}; the file was discarded. Download it yourself and put it at {dst}"
             )
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst
 
 
@@ -137,7 +125,8 @@ def _not_found_message(tried: list[str]) -> str:
     return (
         f"VGG19 weights ({VGG19_FILENAME}) not found. Looked in:\n{places}\n"
         f"Get torchvision's file from {VGG19_URL} and either put it at {_hub_cache_path()}, "
-        f"point ${ENV_WEIGHTS} at it, or pass its path as the VGG weights path. "
+        f"point ${ENV_WEIGHTS} at it, or give its path (config key {CONFIG_KEY}=PATH for training, "
+        "weights_path= in Python). "
         "Random weights are used only when explicitly allowed (allow_random_weights=True)."
     )
 

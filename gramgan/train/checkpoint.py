@@ -137,11 +137,11 @@ def load_generator_state(path: str | os.PathLike[str], prefer_ema: bool = True) 
     """Generator weights from any supported file, as a state dict with BasicSR names.
 
     One loader serves training, evaluation and inference: this delegates to
-    :func:`gramgan.inference.loading.read_generator_weights` (our checkpoints, BasicSR / Real-ESRGAN
+    :func:`gramgan.models.loading.read_generator_weights` (our checkpoints, BasicSR / Real-ESRGAN
     ``params_ema``/``params``, plain and original-ESRGAN state dicts, safetensors; ``prefer_ema``
     picks the EMA weights when both are present).
     """
-    from gramgan.inference.loading import read_generator_weights
+    from gramgan.models.loading import read_generator_weights
 
     return read_generator_weights(path, prefer_ema=prefer_ema).state_dict
 

@@ -189,7 +189,7 @@ def _build_data(
     cfg: TrainConfig, dist: DistInfo, device: torch.device, say: Callable[[str], None]
 ) -> tuple[DataLoader, Dataset | None, str]:
     """The training loader (this rank's share, resumable mid-epoch) and, on rank 0, the validation set."""
-    from gramgan.data.datasets import SeededSampler
+    from gramgan.data.sampler import SeededSampler
     from gramgan.data.samples import SAMPLE_VAL
 
     t, d = cfg.train, cfg.data

@@ -11,17 +11,16 @@ from gramgan.data.augment import Dihedral, apply_dihedral, random_crop_box, rand
 from gramgan.data.datasets import (
     ArraySource,
     FolderSource,
-    ImageReadError,
     PairedRandomCropDataset,
     RandomCropDataset,
     SeededSampler,
     ValidationDataset,
-    list_images,
-    read_image,
     sample_seed,
     synthesize_lr,
 )
 from gramgan.data.resize import imresize
+from gramgan.images import ImageReadError, list_images
+from gramgan.images import read_rgb8 as read_image
 
 
 def _write_png(path, array):
@@ -54,7 +53,7 @@ def test_random_crop_dataset_shapes_content_and_determinism():
     assert not torch.equal(a["hr"], ds[(0, 124)]["hr"])
     assert torch.equal(a["lr"], synthesize_lr(a["hr"], 4))
     # With augmentation off the crop is a window of the image at a multiple-of-scale corner.
-    plain = RandomCropDataset(ArraySource({"img": image}), 4, 32, hflip=False, vflip=False, rot90=False)
+    plain = RandomCropDataset(ArraySource({"img": image}), scale=4, hr_crop=32, hflip=False, vflip=False, rot90=False)
     hr = (plain[(0, 5)]["hr"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     hits = [
         (y, x) for y in range(0, 69, 4) for x in range(0, 89, 4) if np.array_equal(image[y : y + 32, x : x + 32], hr)
@@ -171,3 +170,15 @@ def test_seeded_sampler_partitions_epochs_and_resumes_mid_epoch():
     merged[0::2], merged[1::2] = list(ranks[0]), list(ranks[1])
     assert merged == order
     assert sample_seed(3, 2, 0) == order[0][1]
+
+
+def test_sixteen_bit_images_are_read_as_rounded_8_bit_rgb(tmp_path):
+    from gramgan.images.png16 import write_png16
+
+    grey = np.array([[0, 257, 65535, 32896]], np.uint16)
+    write_png16(tmp_path / "g16.png", grey)
+    rgba = np.stack([grey, grey // 2, grey, np.full_like(grey, 65535)], axis=-1)
+    write_png16(tmp_path / "c16.png", rgba)
+    assert read_image(tmp_path / "g16.png")[:, 0].tolist() == [[0, 1, 255, 128]] * 3
+    rgb = read_image(tmp_path / "c16.png")
+    assert rgb.shape == (3, 1, 4) and rgb[1, 0].tolist() == [0, 0, 127, 64]

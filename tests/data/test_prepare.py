@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from gramgan.data.datasets import ImageReadError, read_image, synthesize_lr
+from gramgan.data.lr import synthesize_lr
 from gramgan.data.prepare import crop_boxes, main, prepare
+from gramgan.images import ImageReadError
+from gramgan.images import read_rgb8 as read_image
 
 
 def _image(h, w, seed):
@@ -70,5 +76,64 @@ def test_cli_reports_the_count_and_uses_workers(src, tmp_path, capsys):
     assert main([str(src), str(tmp_path / "out"), "--crop", "32", "--workers", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "7 crops of 32x32 from 3 images (7 written, 0 already complete)" in out
-    assert main([str(tmp_path / "missing"), str(tmp_path / "o2"), "--no-progress"]) == 1
+    assert main([str(tmp_path / "missing"), str(tmp_path / "o2"), "--no-progress"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def _run_cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "gramgan.data.prepare", *map(str, args), "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_cli_broken_image_one_line_and_nothing_written(src, tmp_path):
+    """A text file renamed .png: exit 2, one line naming the file, no traceback, no crop written."""
+    (src / "0002b.png").write_text("this is not an image")
+    dst = tmp_path / "out"
+    done = _run_cli(src, dst, "--crop", "32", "--workers", "0", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "0002b.png" in lines[0] and lines[0].startswith("error: cannot read image")
+    assert "Traceback" not in done.stderr
+    assert not dst.exists() or not list(dst.rglob("*.png"))
+
+
+def test_cli_skip_broken_skips_and_counts(src, tmp_path):
+    (src / "0002b.png").write_text("this is not an image")
+    done = _run_cli(src, tmp_path / "out", "--crop", "32", "--workers", "2", "--skip-broken", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "0002b.png" in done.stderr and "Traceback" not in done.stderr
+    assert "7 crops of 32x32 from 3 images" in done.stdout and "1 unreadable images skipped" in done.stdout
+
+
+def test_truncated_image_is_skipped_in_a_worker_with_skip_broken(src, tmp_path):
+    """A valid header with a cut-off body fails only when decoded, inside a worker process."""
+    data = (src / "0001.png").read_bytes()
+    (src / "0001.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="0001.png"):
+        prepare(src, tmp_path / "a", crop=32, scale=4, workers=2, progress=False)
+    result = prepare(src, tmp_path / "b", crop=32, scale=4, workers=2, progress=False, skip_broken=True)
+    assert [p.name for p in result.broken] == ["0001.png"] and result.crops == 1
+
+
+def test_cli_usage_and_input_errors_exit_2(tmp_path):
+    assert _run_cli(cwd=tmp_path).returncode == 2  # missing arguments (argparse)
+    folder = tmp_path / "src"
+    folder.mkdir()
+    Image.fromarray(_image(32, 32, 0)).save(folder / "a.png")
+    done = _run_cli(folder, tmp_path / "out", "--crop", "30", "--scale", "4", cwd=tmp_path)
+    assert done.returncode == 2 and "multiple of the scale" in done.stderr
+
+
+def test_prepared_files_follow_the_umask(src, tmp_path):
+    old = os.umask(0o022)
+    try:
+        prepare(src, tmp_path / "out", crop=32, scale=4, progress=False)
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert files and {p.stat().st_mode & 0o777 for p in files} == {0o644}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gramgan.data.datasets import ImageReadError
-from gramgan.inference.image_io import ImageData, collect_images, read_image, write_image
-from gramgan.inference.png16 import read_png16, write_png16
+from gramgan.images import ImageData, ImageReadError, collect_images, read_image, read_rgb8, write_image
+from gramgan.images.png16 import read_png16, write_png16
 
 RNG = np.random.default_rng(0)
 
@@ -107,3 +108,30 @@ def test_collect_images(tmp_path: Path) -> None:
         collect_images([tmp_path / "missing"])
     with pytest.raises(ValueError, match="not an image"):
         collect_images([folder / "notes.txt"])
+
+
+@pytest.mark.parametrize("reader", [read_image, read_rgb8])
+def test_broken_files_raise_one_error_naming_the_file_and_the_problem(tmp_path: Path, reader) -> None:
+    """Both views of the one reader: a text file renamed .png and a PNG cut in half."""
+    (tmp_path / "text.png").write_text("this is not an image")
+    Image.fromarray(_u8(64, 64, 3)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    for name, reason in (("text.png", "not an image file"), ("cut.png", "truncated")):
+        with pytest.raises(ImageReadError) as info:
+            reader(tmp_path / name)
+        err = info.value
+        assert isinstance(err, ValueError) and err.path == tmp_path / name and reason in err.reason
+        assert str(err) == f"cannot read image {tmp_path / name}: {err.reason}"
+        again = pickle.loads(pickle.dumps(err))  # crosses worker processes intact
+        assert (again.path, again.reason) == (err.path, err.reason)
+
+
+def test_write_image_follows_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        write_image(tmp_path / "a.png", ImageData(torch.rand(3, 4, 4)))
+        write_image(tmp_path / "b.png", ImageData(torch.rand(1, 4, 4), bit_depth=16))
+    finally:
+        os.umask(old)
+    assert [(tmp_path / n).stat().st_mode & 0o777 for n in ("a.png", "b.png")] == [0o640, 0o640]

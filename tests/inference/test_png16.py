@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gramgan.inference.png16 import is_png16, read_png16, write_png16
+from gramgan.images.png16 import is_png16, read_png16, write_png16
 
 ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from gramgan import ops
-from gramgan.data.candidates import build_global_candidates, build_local_candidates
 from gramgan.losses import (
     TERM_NAMES,
     GramGANLoss,
@@ -19,6 +18,7 @@ from gramgan.losses import (
     perceptual_layer_weights,
     ragan_generator_loss,
 )
+from gramgan.losses.candidates import build_global_candidates, build_local_candidates
 
 pytestmark = pytest.mark.filterwarnings("ignore:gramgan.ops:RuntimeWarning")
 

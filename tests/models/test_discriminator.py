@@ -1,4 +1,4 @@
-"""VGG-style discriminator: SPEC §3 layer list, taps checked against forward hooks, input sizes."""
+"""VGG-style discriminator: docs/networks.md layer list, taps checked against forward hooks, input sizes."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ import torch
 import torchvision
 
 from gramgan.models import (
-    VGG19_LAYER_PRESETS,
     VGG19_LAYERS,
     VGG19FeatureExtractor,
     VGGWeightsHashError,
@@ -70,8 +69,6 @@ def test_layer_table_matches_torchvision():
     assert sorted(VGG19_LAYERS.values()) == convs
     assert VGG19_LAYERS["conv2_2"] == 7 and VGG19_LAYERS["conv4_4"] == 25 and VGG19_LAYERS["conv5_4"] == 34
     assert all(isinstance(feats[i + 1], torch.nn.ReLU) for i in convs)
-    assert VGG19_LAYER_PRESETS["gramgan"] == {"conv2_2": 1.0, "conv4_2": 0.1, "conv4_4": 0.01}
-    assert VGG19_LAYER_PRESETS["bebygan"] == {"conv3_4": 0.125, "conv4_4": 0.25, "conv5_4": 0.5}
 
 
 def test_features_match_torchvision_before_relu(clean_env, weights_file):
@@ -127,7 +124,7 @@ def test_missing_everywhere_lists_the_places(clean_env, monkeypatch):
     with pytest.raises(VGGWeightsNotFoundError) as info:
         VGG19FeatureExtractor()
     msg = str(info.value)
-    for part in ("vgg19-dcbb9e9d.pth", "$GRAMGAN_VGG19_WEIGHTS", str(clean_env / "checkpoints"),
+    for part in ("vgg19-dcbb9e9d.pth", "$GRAMGAN_VGG19_WEIGHTS", "loss.vgg_weights", str(clean_env / "checkpoints"),
                  "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "GRAMGAN_OFFLINE"):
         assert part in msg
     with pytest.raises(VGGWeightsNotFoundError, match="download=False"):

@@ -1,4 +1,4 @@
-"""The candidate database of SPEC §2: shapes, the re-tiled x2 candidate, the affine warps, global list."""
+"""The candidate database of docs/candidates.md: shapes, the re-tiled x2 candidate, the affine warps, global list."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gramgan.data.candidates import (
+from gramgan.data.resize import imresize
+from gramgan.losses.candidates import (
     build_global_candidates,
     build_local_candidates,
     downsample_retiled,
     random_affine_thetas,
     warp_images,
 )
-from gramgan.data.resize import imresize
 
 IDENTITY = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gramgan.inference.loading import CHECKPOINT_FORMAT, CheckpointError, load_generator
 from gramgan.models import RRDBNet
+from gramgan.models.loading import CHECKPOINT_FORMAT, CheckpointError, load_generator
 
 TINY = {"num_block": 1, "num_feat": 8, "num_grow_ch": 4}
 

@@ -1,4 +1,4 @@
-"""The candidate database of the texture loss (SPEC §2), built fresh from every HR batch.
+"""The candidate database of the texture loss (docs/candidates.md), built fresh from every HR batch.
 
 Local scope (the default) stacks ``K = 2 + J`` images aligned with the SR image, so that SR patch
 (i, j) chooses among patch (i, j) of each:
@@ -152,7 +152,7 @@ def build_local_candidates(
     clamp: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The local candidate stack ``(B, 2 + J, C, H, W)``: [HR, HR↓2 re-tiled, J warps] (SPEC §2).
+    """The local candidate stack ``(B, 2 + J, C, H, W)``: [HR, HR↓2 re-tiled, J warps] (docs/candidates.md).
 
     Args:
         hr: ground truth ``(B, C, H, W)``, H and W multiples of ``2 * patch_size``.

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from gramgan.atomic import atomic_write_bytes
 
 __all__ = ["PNG_SIGNATURE", "is_png16", "read_png16", "write_png16"]
 
@@ -143,12 +144,4 @@ def write_png16(path: str | os.PathLike, img: np.ndarray, compress_level: int = 
         + _chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level))
         + _chunk(b"IEND", b"")
     )
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(png)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, png)

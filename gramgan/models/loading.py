@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gramgan.models import RRDBNet, infer_rrdb_arch, normalize_rrdb_state_dict
+from gramgan.models.rrdbnet import RRDBNet, infer_rrdb_arch, normalize_rrdb_state_dict
 
 __all__ = [
     "CHECKPOINT_FORMAT",

@@ -1,0 +1,84 @@
+"""What the benchmark scripts share, one job per module.
+
+- :mod:`~benchmarks.harness.environment`: what a run was measured on (device, versions, commit);
+- :mod:`~benchmarks.harness.results`: the results folder and atomic JSON / text / PNG files;
+- :mod:`~benchmarks.harness.cli`: the shared options, the device and thread set-up;
+- :mod:`~benchmarks.harness.backends`: which op backends run here, and ``torch.compile`` wrappers;
+- :mod:`~benchmarks.harness.timing` / :mod:`~benchmarks.harness.memory`: run time and peak memory of a call;
+- :mod:`~benchmarks.harness.cases`: the runner over (case x backend);
+- :mod:`~benchmarks.harness.tables` / :mod:`~benchmarks.harness.plots`: the table, targets and charts;
+- :mod:`~benchmarks.harness.op_benchmark`: the whole body of an op benchmark.
+
+The names below are re-exported so that a script reads ``from benchmarks import harness`` and
+``harness.Case(...)``.
+"""
+
+from benchmarks.harness.backends import ALL_BACKENDS, auto_backend, backend_reasons, compiled, parse_backends
+from benchmarks.harness.cases import (
+    Case,
+    RunConfig,
+    Skip,
+    add_roofline,
+    compare_outputs,
+    failure_reason,
+    fraction_differing,
+    free_memory,
+    run_cases,
+)
+from benchmarks.harness.cli import apply_threads, base_parser, pick_device
+from benchmarks.harness.environment import cpu_cores, device_name, device_slug, environment, slug, today
+from benchmarks.harness.memory import probe_call
+from benchmarks.harness.op_benchmark import DTYPES, PAPER, op_parser, partial_saver, run_op_benchmark
+from benchmarks.harness.plots import bandwidth_points, finish_figure, roofline_axes, speedup_bars, start_figure
+from benchmarks.harness.results import RESULTS_ROOT, results_dir, save_figure, write_json, write_text
+from benchmarks.harness.tables import Target, find_row, format_table
+from benchmarks.harness.timing import Timing, copy_bandwidth, synchronize, time_function
+
+__all__ = [
+    "ALL_BACKENDS",
+    "DTYPES",
+    "PAPER",
+    "RESULTS_ROOT",
+    "Case",
+    "RunConfig",
+    "Skip",
+    "Target",
+    "Timing",
+    "add_roofline",
+    "apply_threads",
+    "auto_backend",
+    "backend_reasons",
+    "bandwidth_points",
+    "base_parser",
+    "compare_outputs",
+    "compiled",
+    "copy_bandwidth",
+    "cpu_cores",
+    "device_name",
+    "device_slug",
+    "environment",
+    "failure_reason",
+    "finish_figure",
+    "find_row",
+    "format_table",
+    "fraction_differing",
+    "free_memory",
+    "op_parser",
+    "parse_backends",
+    "partial_saver",
+    "pick_device",
+    "probe_call",
+    "results_dir",
+    "roofline_axes",
+    "run_cases",
+    "run_op_benchmark",
+    "save_figure",
+    "slug",
+    "speedup_bars",
+    "start_figure",
+    "synchronize",
+    "time_function",
+    "today",
+    "write_json",
+    "write_text",
+]

@@ -41,10 +41,10 @@ from tqdm import tqdm
 
 from gramgan.data.lr import synthesize_lr
 from gramgan.data.pairing import pair_folders
-from gramgan.images import list_images
-from gramgan.images import read_rgb8 as read_image
 from gramgan.data.resize import imresize
 from gramgan.eval_report import results_markdown, write_results
+from gramgan.images import list_images
+from gramgan.images import read_rgb8 as read_image
 from gramgan.inference import ImageData, load_generator, pick_device, super_resolve, write_image
 from gramgan.metrics import psnr_y, quantize_8bit, ssim_y
 

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from gramgan.data.resize import imresize
-from gramgan.inference import read_image, super_resolve
 from gramgan.images.png16 import read_png16, write_png16
+from gramgan.inference import read_image, super_resolve
 from gramgan.models import RRDBNet
 from gramgan.upscale import main
 

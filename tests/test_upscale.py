@@ -197,7 +197,6 @@ def test_tiny_flat_images_come_back_flat(tmp_path: Path, model: RRDBNet, checkpo
         assert np.abs(np.asarray(tiny).astype(int) - expected).max() <= 1
 
 
-@pytest.mark.xfail(reason="needs write_image through gramgan.atomic (helper H16b, issue 13 item 4)", strict=False)
 def test_outputs_get_the_umask_permissions(tmp_path: Path, checkpoint: Path, inputs: Path) -> None:
     old = os.umask(0o022)
     try:

@@ -107,16 +107,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def results_json(results: dict[str, Any]) -> str:
-    """The results as standard JSON (non-finite numbers as strings)."""
-    return json.dumps(_json_safe(results), indent=2) + "\n"
+    """The results as standard JSON: non-finite numbers (an inf PSNR) become the strings "Infinity"/"NaN"."""
+    plain = json.loads(json.dumps(results), parse_constant=str)
+    return json.dumps(plain, indent=2) + "\n"

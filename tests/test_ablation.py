@@ -126,6 +126,10 @@ def test_ablation_end_to_end_rerun_and_only(toy_config: Path, tmp_path: Path, ca
     # Another configuration in the same folder is refused, naming the key.
     assert _run(toy_config, out, "gan.train.total_iters=5") == 2
     assert "differs in: train.total_iters" in capsys.readouterr().err
+    # ... and a finished variant of another configuration is left out of the table, saying why.
+    assert _run(toy_config, out, "--only", "psnr", "gan.train.total_iters=5") == 0
+    assert "gramgan: left out of the table" in capsys.readouterr().out
+    assert json.loads((out / "ablation.json").read_text())["not_run"] == ["gramgan"]
 
 
 def test_overrides_reach_the_right_variants(toy_config: Path) -> None:

@@ -23,7 +23,7 @@ import torch
 from gramgan.ablation.pictures import Column, write_picture
 from gramgan.ablation.plan import AblationPlan, Variant
 from gramgan.ablation.report import loss_terms, perceptual_available, results_json, results_markdown
-from gramgan.ablation.runner import VariantRun, generator_path, run_variant
+from gramgan.ablation.runner import VariantRun, finished_run, generator_path, run_variant
 from gramgan.ablation.scoring import (
     Bicubic,
     ResolvedTestSet,
@@ -61,23 +61,6 @@ def _cached_scores(folder: Path, key: dict[str, Any], compute: Callable[[], dict
     return scores
 
 
-def _finished_run(plan: AblationPlan, root: Path, variant: Variant, psnr_generator: Path) -> VariantRun | None:
-    """A variant finished in an earlier invocation (not selected now), read from its state file."""
-    from gramgan.ablation.runner import STATE_FILE
-
-    state_path = root / variant.name / STATE_FILE
-    weights = generator_path(plan, root, variant)
-    if variant.stage == "psnr" and plan.shared_generator:
-        return VariantRun(variant.name, plan.train_config(variant), weights, "given", None, None)
-    if not (state_path.is_file() and weights.is_file()):
-        return None
-    state = json.loads(state_path.read_text())
-    if state.get("status") != "finished":
-        return None
-    cfg = plan.train_config(variant, psnr_generator)
-    return VariantRun(variant.name, cfg, weights, "reused", state["iteration"], state["train_time_s"])
-
-
 def run_ablation(
     plan: AblationPlan, root: Path, only: list[str] | None = None, command: str = "", say: Say = print
 ) -> dict[str, Any]:
@@ -94,7 +77,7 @@ def run_ablation(
         needs = psnr_generator if variant.stage == "gan" else None
         runs[variant.name] = run_variant(plan, variant, root, needs, lambda m: say(f"[{_clock()}] {m}"))
     for variant in plan.variants:
-        if variant.name not in runs and (run := _finished_run(plan, root, variant, psnr_generator)) is not None:
+        if variant.name not in runs and (run := finished_run(plan, root, variant, psnr_generator, say)) is not None:
             runs[variant.name] = run
     finished = [v for v in plan.variants if v.name in runs]
 

@@ -20,7 +20,7 @@ from gramgan.ablation.plan import AblationError, AblationPlan, Variant
 from gramgan.atomic import atomic_write_text
 from gramgan.train import TrainConfig, train
 
-__all__ = ["STATE_FILE", "VariantRun", "comparable_config", "generator_path", "run_variant"]
+__all__ = ["STATE_FILE", "VariantRun", "comparable_config", "finished_run", "generator_path", "run_variant"]
 
 STATE_FILE = "ablation_variant.json"
 GENERATOR_FILE = "generator.pth"  # what a finished training run leaves (BasicSR-style params_ema/params)
@@ -94,11 +94,8 @@ def run_variant(plan: AblationPlan, variant: Variant, root: Path, psnr_generator
     """Train ``variant`` under ``root`` unless it finished earlier; resume it when it was interrupted."""
     cfg = plan.train_config(variant, psnr_generator)
     folder = root / variant.name
-    if variant.stage == "psnr" and plan.shared_generator:
-        if not Path(plan.shared_generator).is_file():
-            raise AblationError(f"shared_generator {plan.shared_generator} does not exist")
-        say(f"{variant.name}: using the given generator {plan.shared_generator}, not training one")
-        return VariantRun(variant.name, cfg, Path(plan.shared_generator), "given", None, None)
+    if variant.stage == "psnr" and plan.shared_generator and not Path(plan.shared_generator).is_file():
+        raise AblationError(f"shared_generator {plan.shared_generator} does not exist")
     wanted = comparable_config(cfg)
     state = _read_state(folder)
     if state is not None and state.get("config") != wanted:
@@ -107,13 +104,11 @@ def run_variant(plan: AblationPlan, variant: Variant, root: Path, psnr_generator
             f"variant {variant.name!r} in {folder} was started with another configuration (differs in: {keys}); "
             f"use another --output, or delete {folder} to train it again"
         )
-    if state is not None and state.get("status") == "finished" and (folder / GENERATOR_FILE).is_file():
-        say(
-            f"{variant.name}: finished earlier ({state['iteration']} iterations, {state['train_time_s']:.0f} s): reused"
-        )
-        return VariantRun(
-            variant.name, cfg, folder / GENERATOR_FILE, "reused", state["iteration"], state["train_time_s"]
-        )
+    done = finished_run(plan, root, variant, psnr_generator, say)
+    if done is not None:
+        how = f"the given {done.generator}" if done.status == "given" else "finished earlier"
+        say(f"{variant.name}: {how} ({done.iteration or 0} iterations, {done.train_time_s or 0:.0f} s): not trained")
+        return done
 
     resume = _newest_checkpoint(folder)
     counted = float(state.get("train_time_s") or 0.0) if state is not None and resume is not None else 0.0
@@ -152,3 +147,19 @@ def run_variant(plan: AblationPlan, variant: Variant, root: Path, psnr_generator
     say(f"{variant.name}: done, {result.iteration} iterations in {total:.0f} s")
     status = "resumed" if resume else "trained"
     return VariantRun(variant.name, cfg, folder / GENERATOR_FILE, status, result.iteration, total)
+
+
+def finished_run(plan: AblationPlan, root: Path, variant: Variant, psnr_generator: Path, say: Say) -> VariantRun | None:
+    """A variant that finished in an earlier invocation with the current configuration, or None."""
+    cfg = plan.train_config(variant, psnr_generator)
+    if variant.stage == "psnr" and plan.shared_generator:
+        return VariantRun(variant.name, cfg, Path(plan.shared_generator), "given", None, None)
+    folder = root / variant.name
+    state = _read_state(folder)
+    if state is None or state.get("status") != "finished" or not (folder / GENERATOR_FILE).is_file():
+        return None
+    if state.get("config") != comparable_config(cfg):
+        keys = ", ".join(_differences(state.get("config"), comparable_config(cfg)))
+        say(f"{variant.name}: left out of the table, it was trained with another configuration (differs in: {keys})")
+        return None
+    return VariantRun(variant.name, cfg, folder / GENERATOR_FILE, "reused", state["iteration"], state["train_time_s"])

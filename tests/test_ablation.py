@@ -179,3 +179,12 @@ def test_gram_distance() -> None:
     assert gram_distance(torch.full((3, 16, 16), 0.5), torch.zeros(3, 16, 16), k=4, border=2) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="same shape"):
         gram_distance(hr, hr[:, :8])
+
+
+def test_list_shows_each_variants_terms_and_refuses_typos(toy_config: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--config", str(toy_config), "--list", "gan.train.total_iters=9"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["psnr", "4", "iterations", "L1"]
+    assert lines[1].startswith("gramgan") and " 9 iterations" in lines[1] and "texture(local)" in lines[1]
+    assert main(["--config", str(toy_config), "--list", "model.nufeat=3"]) == 2
+    assert "did you mean 'model.num_feat'" in capsys.readouterr().err

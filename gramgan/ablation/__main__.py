@@ -17,6 +17,8 @@ from pathlib import Path
 
 from gramgan.ablation.experiment import run_ablation
 from gramgan.ablation.plan import AblationError, ablation_presets, load_plan
+from gramgan.ablation.report import loss_terms
+from gramgan.ablation.runner import generator_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train only this variant (repeatable; the psnr stage too when it is missing)",
     )
     p.add_argument("--output", default=None, metavar="DIR", help="output folder (default: the preset's output)")
-    p.add_argument(
-        "--list", action="store_true", help="list the variants and their training configs' switches, then exit"
-    )
+    p.add_argument("--list", action="store_true", help="list the variants, their iterations and loss terms, then exit")
     p.add_argument(
         "overrides",
         nargs="*",
@@ -57,11 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = load_plan(preset=args.preset, path=args.config, overrides=args.overrides)
         for name in args.only or []:
             plan.variant(name)
-        if args.list:
-            for variant in plan.variants:
-                print(f"{variant.name:16s} stage {variant.stage:4s}  {variant.note}")
-            return 0
         root = Path(args.output or plan.output)
+        if args.list:
+            psnr_generator = generator_path(plan, root, plan.psnr_variant)
+            for variant in plan.variants:
+                cfg = plan.train_config(variant, psnr_generator)
+                print(f"{variant.name:16s} {cfg.train.total_iters:>7d} iterations  {loss_terms(cfg)}")
+            return 0
         command = shlex.join(["python", "-m", "gramgan.ablation", *argv])
         results = run_ablation(plan, root, only=args.only, command=command)
     except (AblationError, ValueError, FileNotFoundError) as err:

@@ -117,8 +117,11 @@ def test_ablation_end_to_end_rerun_and_only(toy_config: Path, tmp_path: Path, ca
     state = json.loads(state_path.read_text())
     state_path.write_text(json.dumps({**state, "status": "running"}))
     (out / "gramgan" / "generator.pth").unlink()
+    psnr_sr = out / "psnr" / "sr" / "held-out" / "chelsea.png"
+    psnr_sr.unlink()  # scores whose SR image is gone are computed again
     capsys.readouterr()
     assert _run(toy_config, out, "--only", "gramgan") == 0
+    assert psnr_sr.is_file()
     assert "gramgan: resuming from iter_00000003.pt" in capsys.readouterr().out
     assert (out / "gramgan" / "generator.pth").is_file()
     assert json.loads(state_path.read_text())["status"] == "finished"

@@ -50,11 +50,13 @@ def _selected(plan: AblationPlan, only: list[str] | None) -> list[Variant]:
 
 
 def _cached_scores(folder: Path, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Scores from ``folder/scores.json`` when they were computed for ``key``, else freshly computed."""
+    """Scores from ``folder/scores.json`` when they were computed for ``key`` and their SR images are
+    still there (the pictures are cut from them), else freshly computed."""
     path = folder / SCORES_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get("key") == key:
+        images = [(name, img["name"]) for name, result in saved["scores"].items() for img in result["images"]]
+        if saved.get("key") == key and all(sr_image_path(folder / "sr", *image).is_file() for image in images):
             return saved["scores"]
     scores = compute()
     atomic_write_text(path, json.dumps({"key": key, "scores": scores}, indent=2) + "\n")

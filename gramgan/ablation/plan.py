@@ -20,6 +20,7 @@ generator. See ``docs/ablation.md``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -124,9 +125,9 @@ class AblationPlan:
 
     def train_config(self, variant: Variant, psnr_generator: str | os.PathLike[str] | None = None) -> TrainConfig:
         """The variant's training config; GAN variants start from ``psnr_generator``."""
-        data = _deep_copy(self.base)
-        _merge(data, self.stage_sections.get(variant.stage, {}), f"{variant.stage}")
-        _merge(data, variant.overrides, f"variants[{variant.name}].overrides")
+        data = copy.deepcopy(self.base)
+        _merge(data, self.stage_sections.get(variant.stage, {}))
+        _merge(data, variant.overrides)
         extra = [f"name={json.dumps(variant.name)}", f"train.stage={variant.stage}"]
         if variant.stage == "gan":
             if psnr_generator is None:
@@ -285,24 +286,15 @@ def _set_dotted(doc: dict[str, Any], key: str, value: Any) -> None:
     node[last] = value
 
 
-def _merge(dst: dict[str, Any], src: dict[str, Any], where: str) -> None:
+def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
     """Merge ``src`` (nested mappings and/or dotted keys) into ``dst`` in place."""
     for key, value in src.items():
         head, _, rest = str(key).partition(".")
         if rest:
             value = {rest: value}
-        if isinstance(value, dict) and isinstance(dst.get(head), dict):
-            _merge(dst[head], value, f"{where}.{head}")
-        elif isinstance(value, dict):
-            dst[head] = {}
-            _merge(dst[head], value, f"{where}.{head}")
+        if isinstance(value, dict):
+            if not isinstance(dst.get(head), dict):
+                dst[head] = {}
+            _merge(dst[head], value)
         else:
             dst[head] = value
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data

@@ -55,6 +55,9 @@ class GramGANLossConfig:
         disc_taps: which discriminator convolutions feed L_dperc, counted from 1 ((5, 11), the paper's).
         disc_perceptual_masked: feed the discriminator perceptual loss the masked pair (SR·M, HR·M)
             instead of the unmasked images (False: unmasked, ours).
+        adversarial_masked: the RaGAN pair, in the G step and the D step, is the masked pair
+            (SR·M, HR·M) (True, the paper's); False gives ESRGAN's RaGAN on the unmasked images
+            (for ablations; ``masked_sr`` / ``masked_hr`` of the output are then SR and HR).
         patch_size: k of the texture loss's Gram patches (4, the paper's).
         num_warps: J, the random affine warps in the candidate database (4, ours).
         warp_magnitude: m, the bound of the affine perturbation (0.003, the paper's).
@@ -88,6 +91,7 @@ class GramGANLossConfig:
     adversarial_weight: float = 0.005
     disc_taps: tuple[int, ...] = (5, 11)
     disc_perceptual_masked: bool = False
+    adversarial_masked: bool = True
     patch_size: int = 4
     num_warps: int = 4
     warp_magnitude: float = 0.003
@@ -165,8 +169,9 @@ class GramGANLossOutput:
         terms: the five unweighted terms (detached float32 scalars), keys :data:`TERM_NAMES`; a term
             that is off is 0.
         weighted: the same terms multiplied by their weights (detached); they sum to ``total``.
-        masked_sr, masked_hr: ``SR·M`` and ``HR·M`` with M the texture mask of HR; the D step uses
-            them (``masked_sr`` carries SR's gradient: detach it there).
+        masked_sr, masked_hr: ``SR·M`` and ``HR·M`` with M the texture mask of HR (SR and HR when
+            ``adversarial_masked`` is False); the D step uses them (``masked_sr`` carries SR's
+            gradient: detach it there).
         mask_offset: the grid offset ``(oy, ox)`` the mask used.
     """
 
@@ -279,10 +284,11 @@ class GramGANLoss(nn.Module):
             with torch.no_grad():
                 _, hr_feats = discriminator(d_hr, taps=cfg.disc_taps)
             terms["disc_perceptual"] = discriminator_perceptual_loss(sr_feats, hr_feats)
+        adv_sr, adv_hr = (masked_sr, masked_hr) if cfg.adversarial_masked else (sr, hr)
         if weights["adversarial"] > 0:
-            fake_logits, _ = discriminator(masked_sr, taps=())
+            fake_logits, _ = discriminator(adv_sr, taps=())
             with torch.no_grad():
-                real_logits, _ = discriminator(masked_hr, taps=())
+                real_logits, _ = discriminator(adv_hr, taps=())
             terms["adversarial"] = ragan_generator_loss(real_logits, fake_logits)
 
         total = zero
@@ -293,8 +299,8 @@ class GramGANLoss(nn.Module):
             total=total,
             terms={name: value.detach() for name, value in terms.items()},
             weighted={name: (weights[name] * terms[name]).detach() for name in TERM_NAMES},
-            masked_sr=masked_sr,
-            masked_hr=masked_hr,
+            masked_sr=adv_sr,
+            masked_hr=adv_hr,
             mask_offset=offset,
         )
 

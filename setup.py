@@ -150,7 +150,7 @@ setup(
     # top-level `kernels` module (an unrelated PyPI package has that name).
     packages=find_packages(include=["gramgan", "gramgan.*"]) + ["gramgan.kernels"],
     package_dir={"gramgan.kernels": "kernels"},
-    package_data={"gramgan.configs": ["*.yaml"]},
+    package_data={"gramgan.configs": ["*.yaml", "ablation/*.yaml"]},
     python_requires=">=3.10",
     install_requires=requirements(),
     ext_modules=[extension()],

@@ -144,7 +144,7 @@ def test_overrides_reach_the_right_variants(toy_config: Path) -> None:
     assert (psnr.train.total_iters, gan.train.total_iters) == (4, 7)
     assert psnr.model.num_feat == gan.model.num_feat == 12
     assert (psnr.train.stage, gan.train.stage, gan.model.pretrained) == ("psnr", "gan", "g.pth")
-    assert gan.loss.texture_weight == 1.0e4 and plan.eval.picture_crop == 48
+    assert gan.loss.terms.texture_weight == 1.0e4 and plan.eval.picture_crop == 48
 
 
 def test_shipped_presets_build_every_variant() -> None:
@@ -153,10 +153,11 @@ def test_shipped_presets_build_every_variant() -> None:
         names = [v.name for v in plan.variants]
         assert names == ["psnr", "esrgan", "+texture", "+dperc", "+mask", "gramgan", "gramgan-global"]
         configs = {v.name: plan.train_config(v, psnr_generator="g.pth") for v in plan.variants}
-        assert configs["esrgan"].loss.adversarial_masked is False and configs["+mask"].loss.adversarial_masked
-        assert configs["esrgan"].loss.texture_weight == 0 and configs["+texture"].loss.texture_weight > 0
-        assert configs["+dperc"].loss.disc_perceptual_weight > 0 and configs["esrgan"].loss.disc_perceptual_weight == 0
-        assert configs["gramgan-global"].loss.texture_scope == "global"
+        terms = {name: c.loss.terms for name, c in configs.items()}
+        assert terms["esrgan"].adversarial_masked is False and terms["+mask"].adversarial_masked
+        assert terms["esrgan"].texture_weight == 0 and terms["+texture"].texture_weight > 0
+        assert terms["+dperc"].disc_perceptual_weight > 0 and terms["esrgan"].disc_perceptual_weight == 0
+        assert terms["gramgan-global"].texture_scope == "global"
         gan_iters = {c.train.total_iters for n, c in configs.items() if n != "psnr"}
         assert len(gan_iters) == 1  # every GAN variant trains as long
 

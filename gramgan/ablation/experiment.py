@@ -192,7 +192,7 @@ def _load(weights: Path, scale: int, device: torch.device) -> torch.nn.Module:
 
 
 def _perceptual_summary(gan_runs: list[VariantRun]) -> str:
-    asked = [r for r in gan_runs if r.config.loss.perceptual_weight > 0]
+    asked = [r for r in gan_runs if r.config.loss.terms.perceptual_weight > 0]
     if not asked:
         return "not used by any variant"
     missing = [r.name for r in asked if not perceptual_available(r.config)]

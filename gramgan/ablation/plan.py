@@ -1,6 +1,6 @@
 """The ablation's plan: a YAML file of a shared base config, the variants on top of it, and the test sets.
 
-An ablation file (``gramgan/configs/ablation_<name>.yaml``, or any file given with ``--config``)::
+An ablation file (``gramgan/configs/ablation/<name>.yaml``, or any file given with ``--config``)::
 
     name: ablation-tiny
     output: runs/ablation-tiny      # default output folder
@@ -33,7 +33,7 @@ from gramgan.configs import available_presets, find_preset
 from gramgan.train import TrainConfig, load_config
 
 __all__ = [
-    "ABLATION_PREFIX",
+    "PRESET_FAMILY",
     "AblationError",
     "AblationPlan",
     "EvalSettings",
@@ -43,7 +43,7 @@ __all__ = [
     "load_plan",
 ]
 
-ABLATION_PREFIX = "ablation_"
+PRESET_FAMILY = "ablation"  # gramgan/configs/ablation/<name>.yaml
 STAGES = ("psnr", "gan")
 # Command-line keys with these first parts set the ablation file itself; every other key is a training key.
 _PLAN_SECTIONS = ("base", "psnr", "gan", "eval")
@@ -138,11 +138,11 @@ class AblationPlan:
 
 def ablation_presets() -> list[str]:
     """Names of the shipped ablation presets (``tiny``, ``paper``)."""
-    return [p.removeprefix(ABLATION_PREFIX) for p in available_presets() if p.startswith(ABLATION_PREFIX)]
+    return available_presets(PRESET_FAMILY)
 
 
 def _preset_file(name: str) -> Path:
-    path = find_preset(name if name.startswith(ABLATION_PREFIX) else ABLATION_PREFIX + name)
+    path = find_preset(name, PRESET_FAMILY)
     if path is None:
         raise AblationError(f"unknown ablation preset {name!r}; available: {', '.join(ablation_presets())}")
     return path

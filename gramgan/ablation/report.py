@@ -17,7 +17,7 @@ __all__ = ["loss_terms", "perceptual_available", "results_markdown", "results_js
 
 def perceptual_available(cfg: TrainConfig) -> bool:
     """Whether the run had its VGG19 perceptual term: weight > 0 and the weights on disk."""
-    if cfg.train.stage == "psnr" or cfg.loss.perceptual_weight <= 0:
+    if cfg.train.stage == "psnr" or cfg.loss.terms.perceptual_weight <= 0:
         return False
     from gramgan.models import VGGWeightsError, resolve_vgg19_weights
 
@@ -32,7 +32,7 @@ def loss_terms(cfg: TrainConfig) -> str:
     """The loss terms a run trains with, e.g. ``L1 + VGG + texture(local) + RaGAN(masked)``."""
     if cfg.train.stage == "psnr":
         return "L1"
-    loss = cfg.loss
+    loss = cfg.loss.terms
     terms = ["L1"] if loss.content_weight > 0 else []
     if loss.perceptual_weight > 0:
         terms.append("VGG" if perceptual_available(cfg) else "VGG(off: no weights)")

@@ -77,7 +77,7 @@ class Trainer:
         from tqdm import tqdm
 
         run, t = self.run, self.cfg.train
-        if run.iteration >= t.total_iters:
+        if run.finished:
             return self._already_complete()
         if run.resumed_from is not None:
             self.say(f"resumed from {run.resumed_from} at iteration {run.iteration}")

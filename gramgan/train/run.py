@@ -44,6 +44,9 @@ from gramgan.train.schedule import WarmupCosineScheduler
 __all__ = ["Run", "build_run"]
 
 
+FINAL_FILES = ("generator.pth", "metrics.json")  # what a run writes once it reaches train.total_iters
+
+
 @dataclass
 class Run:
     """Everything one training run works with. ``g`` and ``d`` are the networks (saved, averaged);
@@ -72,6 +75,7 @@ class Run:
     iteration: int = 0
     data_pos: tuple[int, int] = (0, 0)  # (epoch, batches consumed in that epoch)
     resumed_from: Path | None = None
+    finished: bool = False  # resumed at train.total_iters with the final files already written
 
     def batches(self) -> Iterator[dict[str, Any]]:
         """Batches from the current data position on, across epochs; keeps ``data_pos`` current."""
@@ -111,7 +115,14 @@ def build_run(
     _configure_torch(cfg, device)
     output_dir = Path(output_dir) if output_dir else cfg.resolved_output_dir()
     state = _start_state(cfg, output_dir, resume)
-    finished = state is not None and int(state["iteration"]) >= t.total_iters  # nothing will run: no loss, no data
+    # Finished: the last iteration is checkpointed and the final files are written; nothing will run, so no
+    # loss and no data. A run killed between its last checkpoint and those files is not finished: it
+    # trains no further but validates and writes them.
+    finished = (
+        state is not None
+        and int(state["iteration"]) >= t.total_iters
+        and all((output_dir / name).is_file() for name in FINAL_FILES)
+    )
 
     seed_all(t.seed)  # identical initial weights on every rank
     g, init_note = build_generator(cfg.model, load_pretrained=state is None)
@@ -132,7 +143,7 @@ def build_run(
         cfg=cfg, output_dir=output_dir, dist=dist, device=device, autocast=autocast, say=messages,
         g=g, g_ddp=_ddp(g, dist, device), ema=ModelEMA(g, t.ema_decay), opt_g=opt_g, sched_g=sched_g,
         d=d, d_ddp=_ddp(d, dist, device), opt_d=opt_d, sched_d=sched_d, loss_fn=loss_fn,
-        loader=loader, val_set=val_set, val_name=val_name,
+        loader=loader, val_set=val_set, val_name=val_name, finished=finished,
     )  # fmt: skip
     if state is not None:
         restore_state(run, state)  # last: the RNG continues exactly where the checkpoint left it

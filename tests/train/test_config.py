@@ -46,8 +46,7 @@ def test_every_preset_loads_and_demo_is_the_default():
     names = available_presets()
     assert {"demo", "paper", "paper_psnr"} <= set(names)
     for name in names:
-        if not name.startswith("ablation_"):  # python -m gramgan.ablation's presets, not train configs
-            load_config(preset=name)
+        load_config(preset=name)
     demo = load_config()
     assert demo.name == "demo" and demo.loss.perceptual_optional and demo.loss.vgg_download is False
     assert demo.train.stage == "gan" and 0 < demo.train.psnr_iters < demo.train.total_iters

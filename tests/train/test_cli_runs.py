@@ -79,6 +79,19 @@ def test_resuming_a_finished_run_changes_nothing(finished_run, capsys):
     assert _snapshot(finished_run) == before
 
 
+def test_a_run_killed_before_its_final_files_writes_them_on_resume(finished_run, tmp_path, capsys):
+    """Killed after the last checkpoint but before generator.pth / metrics.json: resuming trains no
+    further and writes them, rather than calling the run complete without its weights."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "generator.pth").unlink()
+    (run / "metrics.json").unlink()
+    assert main(["--output", str(run), "--resume"]) == 0
+    assert "is complete" not in capsys.readouterr().out
+    assert (run / "generator.pth").is_file() and (run / "metrics.json").is_file()
+    assert [it for it, _ in list_checkpoints(run / "checkpoints")][-1] == 4
+
+
 def test_resume_skips_a_truncated_newest_checkpoint_and_names_a_bad_one(finished_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)

@@ -48,7 +48,14 @@ from gramgan.train.checkpoint import (
     set_rng_state,
 )
 from gramgan.train.config import ConfigError, TrainConfig, config_to_dict
-from gramgan.train.distributed import DistInfo, all_gather_objects, barrier, cleanup_distributed, init_distributed
+from gramgan.train.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    wrap_discriminator,
+)
 from gramgan.train.ema import ModelEMA
 from gramgan.train.logs import MetricLogger, plot_loss_curves
 from gramgan.train.schedule import WarmupCosineScheduler
@@ -183,7 +190,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.g = DistributedDataParallel(self.g_module, device_ids=ids)
             if self.d_module is not None:
-                self.d = DistributedDataParallel(self.d_module, device_ids=ids)
+                self.d = wrap_discriminator(self.d_module, self.device)
 
         self._build_data()
         self.logger = MetricLogger(

@@ -12,13 +12,16 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { echo; echo "=== oldest [$(( $(date +%s) - start ))s] $*"; }
 
-python312=${GRAMGAN_OLDEST_PYTHON:-}
-if [ -z "$python312" ]; then
-  python312=$(command -v python3.12 || true)
-  if [ -z "$python312" ] && command -v pyenv >/dev/null; then
-    python312=$(ls -d "$(pyenv root)"/versions/3.12.*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)
+# The first candidate that really is a Python 3.12 (a pyenv shim may exist but refuse to run).
+python312=""
+candidates=("${GRAMGAN_OLDEST_PYTHON:-}" python3.12)
+command -v pyenv >/dev/null && candidates+=("$(pyenv root)"/versions/3.12.*/bin/python)
+for candidate in "${candidates[@]}"; do
+  if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+    python312=$candidate
+    break
   fi
-fi
+done
 [ -n "$python312" ] || { echo "no Python 3.12 found: set GRAMGAN_OLDEST_PYTHON"; exit 1; }
 
 step "virtual environment ($python312)"

@@ -36,7 +36,7 @@ def _declared() -> dict[str, SpecifierSet]:
 def _pins(filename: str) -> dict[str, str]:
     pins = {}
     for line in (REPO / filename).read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#;]+)", line.strip())
         if match:
             pins[match.group(1).lower()] = match.group(2)
     return pins

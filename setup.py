@@ -101,15 +101,23 @@ def version() -> str:
         return re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M).group(1)
 
 
-def requirements() -> list[str]:
-    """Runtime dependencies by name (the pinned versions live in requirements.txt)."""
-    names = []
-    with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as handle:
-        for line in handle:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                names.append(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0])
-    return names
+# The supported range (README, "Supported versions"): CI tests the oldest (requirements-oldest.txt)
+# and the pinned newest (requirements.txt). The extension is built against the installed torch, so
+# install with --no-build-isolation (an isolated build could compile against another torch).
+INSTALL_REQUIRES = [
+    "torch>=2.11,<2.15",
+    "torchvision>=0.26,<0.30",
+    "numpy>=2.0",
+    "pillow",
+    "pyyaml",
+    "tqdm",
+    "matplotlib",
+    "safetensors",
+    "scikit-image",
+]
+# Triton is optional: torch's CUDA wheels for Linux bring a matching one; CPU-only installs run without
+# it (the triton backend then reports itself unavailable, see gramgan.ops.backend_availability).
+EXTRAS_REQUIRE = {"triton": ["triton>=3.6,<3.9"]}
 
 
 def extension():
@@ -151,8 +159,15 @@ setup(
     packages=find_packages(include=["gramgan", "gramgan.*"]) + ["gramgan.kernels"],
     package_dir={"gramgan.kernels": "kernels"},
     package_data={"gramgan.configs": ["*.yaml", "ablation/*.yaml"]},
-    python_requires=">=3.10",
-    install_requires=requirements(),
+    python_requires=">=3.10,<3.13",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    classifiers=[
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Operating System :: POSIX :: Linux",
+    ],
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     zip_safe=False,

@@ -10,6 +10,9 @@
 #   3. checks that gramgan._C imports with its CUDA part, and which op backends can run,
 #   4. runs the GPU tests of tests/ops: the CUDA extension's, then the Triton backend's,
 #   5. runs the benchmarks gram_select.py, train_step.py and texture_mask.py on the GPU.
+# It uses whatever torch/Triton the machine has, within the supported range (torch 2.11-2.14, Triton
+# 3.6-3.8, Python 3.10-3.12), and needs no network: the package is installed with --no-deps,
+# --no-build-isolation and --no-index (ninja is optional; without it the build is serial).
 # Every step runs under `timeout` (a hang costs only its own step) and inside one overall budget;
 # a failing step does not stop the later ones; the exit status is non-zero when any step failed,
 # timed out or was not reached.
@@ -148,16 +151,15 @@ run_step extension 30 "
 import sys
 import torch
 import gramgan._C as ext
-from gramgan.ops._dispatch import _table
+from gramgan.ops import backend_availability
 print('extension:', ext.__file__)
 probe = getattr(ext, 'built_with_cuda', None) or getattr(ext, 'has_cuda', None)
 print('extension holds CUDA code:', bool(probe()) if callable(probe) else 'unknown')
 device = torch.device(sys.argv[1])
-reasons = {}
-for name in ('reference', 'cpu', 'cuda', 'triton'):
+reasons = {**backend_availability(device), 'cpu': backend_availability('cpu')['cpu']}
+for name, reason in reasons.items():
     where = torch.device('cpu') if name == 'cpu' else device
-    reasons[name] = _table(name).unavailable_reason(where)
-    print(f'backend {name:<9} on {where}:', reasons[name] or 'runs')
+    print(f'backend {name:<9} on {where}:', reason or 'runs')
 if device.type == 'cuda':
     assert torch.cuda.is_available(), 'torch sees no CUDA GPU'
     print('gpu:', torch.cuda.get_device_name(), 'capability', torch.cuda.get_device_capability())

@@ -8,6 +8,8 @@ from typing import Any
 
 import triton
 
+from ._interpreter_compat import patch_interpreter_index
+
 
 @triton.jit
 def _probe():
@@ -16,6 +18,8 @@ def _probe():
 
 # ``@triton.jit`` returns an InterpretedFunction when TRITON_INTERPRET was set at decoration time.
 INTERPRET: bool = type(_probe).__name__ == "InterpretedFunction"
+if INTERPRET:
+    patch_interpreter_index()  # Triton 3.6's interpreter with NumPy >= 2.4 (see _interpreter_compat)
 
 # GRAMGAN_TRITON_AUTOTUNE=0 keeps only the first GPU configuration of each kernel: correctness runs
 # (the GPU tests) then compile each kernel once per shape instead of once per configuration.

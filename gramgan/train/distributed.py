@@ -7,14 +7,24 @@ the group (NCCL for CUDA, gloo for CPU). Without them the run is a single proces
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["DistInfo", "all_gather_objects", "barrier", "cleanup_distributed", "init_distributed"]
+__all__ = [
+    "DistInfo",
+    "all_gather_objects",
+    "barrier",
+    "cleanup_distributed",
+    "init_distributed",
+    "wrap_discriminator",
+]
 
 
 @dataclass(frozen=True)
@@ -86,3 +96,22 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def wrap_discriminator(module: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """The discriminator under DDP, without DDP's buffer broadcast at every forward.
+
+    The D step runs the discriminator twice (real, then fake) and then one backward. BatchNorm in
+    train mode saves its running statistics for that backward, and by default DDP copies rank 0's
+    buffers into every replica, in place, at the start of each forward. Up to torch 2.12 that copy
+    bumps the buffers' version counters (2.13 hides it with ``_unsafe_preserve_version_counter``), so
+    the second forward invalidates what the first one saved and backward fails with "modified by an
+    inplace operation ... is at version 4; expected version 3". The running statistics are never read
+    (the discriminator only runs in train mode, on batch statistics) and the G step updates them per
+    rank anyway, so they need no syncing; the parameters stay identical through the gradient all-reduce.
+    torch >= 2.13 names the switch ``forward_sync_buffers`` (``broadcast_buffers`` is deprecated there).
+    """
+    ids = [device.index] if device.type == "cuda" else None
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)

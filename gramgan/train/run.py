@@ -36,7 +36,7 @@ from gramgan.train.checkpoint import (
 )
 from gramgan.train.config_schema import ConfigError, TrainConfig
 from gramgan.train.data_check import DataError
-from gramgan.train.distributed import DistInfo, init_distributed
+from gramgan.train.distributed import DistInfo, init_distributed, wrap_discriminator
 from gramgan.train.ema import ModelEMA
 from gramgan.train.logs import Messages
 from gramgan.train.schedule import WarmupCosineScheduler
@@ -142,7 +142,7 @@ def build_run(
     run = Run(
         cfg=cfg, output_dir=output_dir, dist=dist, device=device, autocast=autocast, say=messages,
         g=g, g_ddp=_ddp(g, dist, device), ema=ModelEMA(g, t.ema_decay), opt_g=opt_g, sched_g=sched_g,
-        d=d, d_ddp=_ddp(d, dist, device), opt_d=opt_d, sched_d=sched_d, loss_fn=loss_fn,
+        d=d, d_ddp=_ddp(d, dist, device, discriminator=True), opt_d=opt_d, sched_d=sched_d, loss_fn=loss_fn,
         loader=loader, val_set=val_set, val_name=val_name, finished=finished,
     )  # fmt: skip
     if state is not None:
@@ -190,9 +190,15 @@ def _adam(module: nn.Module, cfg: TrainConfig) -> tuple[Adam, WarmupCosineSchedu
     return optimizer, WarmupCosineScheduler(optimizer, cfg.schedule, cfg.train.total_iters)
 
 
-def _ddp(module: nn.Module | None, dist: DistInfo, device: torch.device) -> nn.Module | None:
+def _ddp(
+    module: nn.Module | None, dist: DistInfo, device: torch.device, discriminator: bool = False
+) -> nn.Module | None:
+    """``module`` under DDP when the run is distributed; the discriminator without the per-forward
+    buffer sync (see :func:`gramgan.train.distributed.wrap_discriminator`)."""
     if module is None or not dist.enabled:
         return module
+    if discriminator:
+        return wrap_discriminator(module, device)
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 

@@ -39,3 +39,61 @@ def test_torchrun_two_cpu_ranks_keep_identical_weights(tmp_path, tiny, cli_env, 
     # Only rank 0 logged: one record per logging step, not two.
     iterations = [json.loads(line)["iteration"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert iterations == [2, 4, 5, 5]  # train records at 2, 4, 5 and the final validation
+
+
+def _gan_steps_on_rank(rank: int, world_size: int, init_file: str, steps: int) -> None:
+    """One rank of :func:`test_gan_step_discriminator_passes_keep_ranks_identical` (gloo, CPU)."""
+    import torch.distributed as dist
+    from torch import nn
+
+    from gramgan.losses import GramGANLoss, GramGANLossConfig, discriminator_loss
+    from gramgan.models import VGGStyleDiscriminator
+    from gramgan.train.distributed import wrap_discriminator
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)  # the same initial weights on every rank, as the trainer's seeding gives
+        g_module = nn.Conv2d(3, 3, 3, padding=1)
+        d_module = VGGStyleDiscriminator(num_feat=4, input_size=64)
+        g = nn.parallel.DistributedDataParallel(g_module)
+        d = wrap_discriminator(d_module, torch.device("cpu"))
+        opt_g = torch.optim.Adam(g.parameters(), lr=1e-3)
+        opt_d = torch.optim.Adam(d.parameters(), lr=1e-3)
+        # Every D pass of the G step (taps with and without grad, logits with and without grad), no VGG.
+        loss_fn = GramGANLoss(GramGANLossConfig(texture_weight=0.0, backend="reference"))
+        torch.manual_seed(1 + rank)  # different data (and BatchNorm statistics) on every rank
+        for _ in range(steps):
+            lr, hr = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+            # The trainer's G step: the raw discriminator as a fixed critic, G's gradients all-reduced.
+            d_module.requires_grad_(False)
+            out = loss_fn(g(lr), hr, d_module)
+            opt_g.zero_grad(set_to_none=True)
+            out.total.backward()
+            opt_g.step()
+            d_module.requires_grad_(True)
+            # The D step: real and fake passes through the DDP discriminator, then one backward.
+            d_loss, _ = discriminator_loss(d, out.masked_sr.detach(), out.masked_hr)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        for name, module in (("G", g_module), ("D", d_module)):
+            flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+            gathered = [torch.empty_like(flat) for _ in range(world_size)]
+            dist.all_gather(gathered, flat)
+            assert all(torch.equal(gathered[0], other) for other in gathered[1:]), f"{name} differs between ranks"
+        # The ranks saw different batches, so identical weights are the all-reduce's doing, not chance.
+        stats = d_module.bn1_0.running_mean.clone()
+        gathered = [torch.empty_like(stats) for _ in range(world_size)]
+        dist.all_gather(gathered, stats)
+        assert not torch.equal(gathered[0], gathered[1]), "every rank saw the same batches"
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gan_step_discriminator_passes_keep_ranks_identical(tmp_path):
+    """The G step's D passes and the D step's two passes under DDP (two gloo ranks): no in-place error
+    in backward, and identical G and D weights on both ranks after a few steps."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_gan_steps_on_rank, args=(2, str(tmp_path / "init"), 3), nprocs=2, join=True)

@@ -1,0 +1,13 @@
+"""CI: gramgan._C imports, holds its CUDA part (FORCE_CUDA=1 builds), and gramgan.ops imports."""
+
+import sys
+
+import torch
+
+import gramgan._C as ext
+
+print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)
+print("extension:", ext.__file__)
+print("extension holds CUDA code:", bool(ext.built_with_cuda()))
+assert ext.built_with_cuda(), "FORCE_CUDA=1 build has no CUDA part"
+import gramgan.ops  # noqa: E402, F401

@@ -9,6 +9,7 @@ happened. Exits 0 (2 if given arguments: it takes none).
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import importlib.util
 import json
@@ -143,10 +144,13 @@ def format_report(report: Report) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: print the report; exit 0."""
-    if argv:
-        print("usage: python -m gramgan.info (no arguments)", file=sys.stderr)
-        return 2
+    """Entry point: print the report; exit 0 (2 for unknown arguments)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m gramgan.info",
+        description="What this installation of gramgan can do: versions, the extension's CUDA part and "
+        "architectures, which backends run here and why not, VGG19/LPIPS weights, threads.",
+    )
+    parser.parse_args(argv)
     print(format_report(collect()))
     return 0
 

@@ -50,5 +50,13 @@ def test_recorded_cuda_architectures_are_shown(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_arguments_are_a_usage_error(capsys: pytest.CaptureFixture) -> None:
-    assert info.main(["--json"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        info.main(["--json"])
+    assert stop.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        info.main(["--help"])
+    assert stop.value.code == 0 and "backends" in capsys.readouterr().out

@@ -59,7 +59,13 @@ def test_oldest_environment_pins_the_oldest_supported_torch_and_triton():
 
 def test_the_kernels_install_inside_gramgan_and_the_presets_ship():
     source = (REPO / "setup.py").read_text(encoding="utf-8")
-    assert '"gramgan.kernels": "kernels"' in source and '"gramgan.configs": ["*.yaml"]' in source
+    assert '"gramgan.kernels": "kernels"' in source
+    data = re.search(r'"gramgan\.configs": (\[[^\]]*\])', source)
+    assert data, "setup.py ships no package data for gramgan.configs"
+    patterns = ast.literal_eval(data.group(1))
+    configs = REPO / "gramgan" / "configs"
+    for yaml_file in configs.rglob("*.yaml"):  # every preset, ablation ones included, is package data
+        assert any(yaml_file.relative_to(configs).match(p) for p in patterns), yaml_file
     manifest = (REPO / "MANIFEST.in").read_text(encoding="utf-8")
     for line in ("recursive-include csrc *.cpp *.cu *.h *.cuh", "recursive-include kernels *.py"):
         assert line in manifest

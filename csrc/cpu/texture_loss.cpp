@@ -19,34 +19,15 @@ namespace cpu {
 namespace {
 
 // Folds one candidate's Grams gc into the running argmin of n patches (ge, gg, gc, g_best in pairs
-// layout with stride n): score = ||Ge - Gc||^2 (+ beta ||Gg - Gc||^2 when beta != 0, as the
-// reference), NaN never wins, ties keep the lower index.
+// layout with stride n), with the shared selection score and rule (gramgan_patch.h).
 template <typename T, int C>
 void update_local_selection(const T* ge, const T* gg, const T* gc, int64_t n, T beta, int32_t candidate, T* score,
                             T* best, int32_t* index, T* g_best) {
   constexpr int P = pair_count<C>();
-  constexpr PairWeights<C> weights;
-  for (int64_t j = 0; j < n; ++j) score[j] = T(0);
-  for (int q = 0; q < P; ++q) {
-    const T w = T(weights.w[q]);
-    for (int64_t j = 0; j < n; ++j) {
-      const T d = ge[q * n + j] - gc[q * n + j];
-      score[j] += w * (d * d);
-    }
-  }
-  if (beta != T(0)) {
-    for (int64_t j = 0; j < n; ++j) {
-      T sum = T(0);
-      for (int q = 0; q < P; ++q) {
-        const T d = gg[q * n + j] - gc[q * n + j];
-        sum += T(weights.w[q]) * (d * d);
-      }
-      score[j] += beta * sum;
-    }
-  }
+  for (int64_t j = 0; j < n; ++j) score[j] = selection_score<C>(ge + j, gg + j, n, gc + j, n, beta);
   for (int64_t j = 0; j < n; ++j) {
     const T key = selection_key(score[j]);
-    if (candidate == 0 || key < best[j]) {
+    if (improves(key, best[j], candidate == 0)) {
       best[j] = key;
       index[j] = candidate;
       for (int q = 0; q < P; ++q) g_best[q * n + j] = gc[q * n + j];
@@ -100,10 +81,11 @@ void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double g
       T* out = lp + (b * Hp + i0) * Wp;
       for (int64_t u = 0; u < n_patches; ++u) {
         if (target == kTargetGram) {
-          out[u] = gram_loss<T, C>(ge.data() + u, n_patches, g_best.data() + u, n_patches, criterion);
+          out[u] = gram_target_loss<C>(ge.data() + u, n_patches, g_best.data() + u, n_patches, C, criterion);
         } else {
           const int64_t offset = (i0 + u / Wp) * K * W + (u % Wp) * K;
-          out[u] = pixel_loss<T, K, C>(sp + b * CHW + offset, H, W, cand_b + idx[u] * CHW + offset, H, W, criterion);
+          out[u] = pixel_target_loss<T>(sp + b * CHW + offset, H * W, W, cand_b + idx[u] * CHW + offset, H * W, W, C, K,
+                                        criterion);
         }
       }
     }
@@ -163,31 +145,14 @@ template <typename T, int C>
 void global_search_row(const T* ge, const T* gg, const T* bank, int64_t M, int64_t Wp, T beta, T* best,
                        int32_t* index) {
   constexpr int P = pair_count<C>();
-  constexpr PairWeights<C> weights;
-  const bool with_gt = beta != T(0);
-  T w[P];
-  for (int q = 0; q < P; ++q) w[q] = T(weights.w[q]);
   for (int64_t m = 0; m < M; ++m) {
     T gc[P];
     for (int q = 0; q < P; ++q) gc[q] = bank[m * P + q];
     const int32_t mi = static_cast<int32_t>(m);
     const bool first = m == 0;
     for (int64_t j = 0; j < Wp; ++j) {
-      T s = T(0);
-      for (int q = 0; q < P; ++q) {
-        const T d = ge[q * Wp + j] - gc[q];
-        s += w[q] * (d * d);
-      }
-      if (with_gt) {
-        T u = T(0);
-        for (int q = 0; q < P; ++q) {
-          const T d = gg[q * Wp + j] - gc[q];
-          u += w[q] * (d * d);
-        }
-        s += beta * u;
-      }
-      const T key = selection_key(s);
-      const bool better = first || key < best[j];
+      const T key = selection_key(selection_score<C>(ge + j, gg + j, Wp, gc, 1, beta));
+      const bool better = improves(key, best[j], first);
       best[j] = better ? key : best[j];
       index[j] = better ? mi : index[j];
     }
@@ -232,11 +197,12 @@ void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt
       if (lp == nullptr) continue;
       for (int64_t j = 0; j < Wp; ++j) {
         if (target == kTargetGram) {
-          lp[t * Wp + j] = gram_loss<T, C>(ge.data() + j, Wp, bank_b + int64_t{idx[j]} * P, 1, criterion);
+          lp[t * Wp + j] = gram_target_loss<C>(ge.data() + j, Wp, bank_b + int64_t{idx[j]} * P, 1, C, criterion);
         } else {
           int64_t cH = 0, cW = 0;
           const T* c = global_patch<T, K, C>(levels, b, idx[j], &cH, &cW);
-          lp[t * Wp + j] = pixel_loss<T, K, C>(sp + b * CHW + i * K * W + j * K, H, W, c, cH, cW, criterion);
+          lp[t * Wp + j] = pixel_target_loss<T>(sp + b * CHW + i * K * W + j * K, H * W, W, c, cH * cW, cW, C, K,
+                                                 criterion);
         }
       }
     }
@@ -303,33 +269,7 @@ std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::T
   return {loss, index};
 }
 
-void check_backward_args(const at::Tensor& grad, const at::Tensor& index, const at::Tensor& sr, int64_t k) {
-  const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k};
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape), "gramgan: grad has shape ", grad.sizes(), ", expected ",
-              at::IntArrayRef(shape));
-  TORCH_CHECK(index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong,
-              "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), ", got ", index.sizes());
-}
-
-at::Tensor gram_select_local_cpu(const at::Tensor& sr, const at::Tensor& candidates, int64_t k, double gt_weight) {
-  return std::get<1>(local_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
-}
-
-at::Tensor gram_select_global_cpu(const at::Tensor& sr, at::TensorList candidates, int64_t k, double gt_weight) {
-  return std::get<1>(global_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
-}
-
-std::tuple<at::Tensor, at::Tensor> texture_loss_local_cpu(const at::Tensor& sr, const at::Tensor& candidates,
-                                                          int64_t k, double gt_weight, c10::string_view target,
-                                                          c10::string_view criterion) {
-  return local_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
-}
-
-std::tuple<at::Tensor, at::Tensor> texture_loss_global_cpu(const at::Tensor& sr, at::TensorList candidates,
-                                                           int64_t k, double gt_weight, c10::string_view target,
-                                                           c10::string_view criterion) {
-  return global_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
-}
+using Ops = SelectionOps<local_forward, global_forward>;
 
 at::Tensor texture_loss_local_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
                                            const at::Tensor& cand_in, const at::Tensor& index_in, int64_t k,
@@ -370,10 +310,10 @@ at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at:
 }  // namespace gramgan
 
 TORCH_LIBRARY_IMPL(gramgan, CPU, m) {
-  m.impl("gram_select_local", &gramgan::cpu::gram_select_local_cpu);
-  m.impl("gram_select_global", &gramgan::cpu::gram_select_global_cpu);
-  m.impl("texture_loss_local", &gramgan::cpu::texture_loss_local_cpu);
-  m.impl("texture_loss_global", &gramgan::cpu::texture_loss_global_cpu);
+  m.impl("gram_select_local", &gramgan::cpu::Ops::select_local);
+  m.impl("gram_select_global", &gramgan::cpu::Ops::select_global);
+  m.impl("texture_loss_local", &gramgan::cpu::Ops::loss_local);
+  m.impl("texture_loss_global", &gramgan::cpu::Ops::loss_global);
   m.impl("texture_loss_local_backward", &gramgan::cpu::texture_loss_local_backward_cpu);
   m.impl("texture_loss_global_backward", &gramgan::cpu::texture_loss_global_backward_cpu);
 }

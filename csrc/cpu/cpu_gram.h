@@ -74,35 +74,6 @@ inline void row_grams(const T* image, int64_t H, int64_t W, int64_t i, T* G, int
   }
 }
 
-// Writes D x_u for every pixel u of the K x K patch at x into dx (same strides HW, W), a row of K
-// pixels at a time.
-template <typename T, int K, int C>
-inline void apply_patch_rows(const T (*D)[C], const T* x, int64_t HW, int64_t W, T* dx) {
-  using V = typename RowVec<T, K>::type;
-  for (int r = 0; r < K; ++r) {
-    V v[C];
-    for (int c = 0; c < C; ++c) load_row<T, K>(v[c], x + c * HW + r * W);
-    for (int a = 0; a < C; ++a) store_row<T, K>(dx + a * HW + r * W, matrix_row_times<C>(D, v, a));
-  }
-}
-
-// Writes the gradient of one patch's texture loss (upstream g) into the patch of dx at dx_p (same
-// strides as the SR patch e, from a (C, H, W) image; c from a (C, c_H, c_W) image).
-template <typename T, int K, int C>
-inline void patch_grad(const T* e, int64_t H, int64_t W, const T* c, int64_t c_H, int64_t c_W, T g, int target,
-                       int criterion, T* dx_p) {
-  if (target == kTargetGram) {
-    constexpr int P = pair_count<C>();
-    T ge[P], gc[P], D[C][C];
-    patch_gram<T, K, C>(e, H * W, W, ge, 1);
-    patch_gram<T, K, C>(c, c_H * c_W, c_W, gc, 1);
-    gram_target_grad_matrix<C>(ge, gc, g, C, K, criterion, D);
-    apply_patch_rows<T, K, C>(D, e, H * W, W, dx_p);
-  } else {
-    pixel_target_grad<T>(e, H * W, W, c, c_H * c_W, c_W, C, K, g, criterion, dx_p);
-  }
-}
-
 // Runs f(std::integral_constant<int, C>{}) for the runtime channel count C (1 to 4).
 template <typename F>
 inline void dispatch_channels(int64_t channels, F&& f) {

@@ -110,8 +110,8 @@ void local_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const a
         const int64_t n = ip[t * Wp + j];
         TORCH_CHECK(n >= 0 && n < NC, "gramgan: saved index ", n, " out of range [0, ", NC, ")");
         const int64_t offset = b * CHW + i * K * W + j * K;
-        patch_grad<T, K, C>(sp + offset, H, W, cp + (b * NC + n) * CHW + i * K * W + j * K, H, W, gp[t * Wp + j],
-                            target, criterion, dp + offset);
+        patch_target_grad<C>(sp + offset, H * W, W, cp + (b * NC + n) * CHW + i * K * W + j * K, H * W, W, C, K,
+                             target, criterion, gp[t * Wp + j], dp + offset);
       }
     }
   });
@@ -227,7 +227,8 @@ void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const 
         int64_t cH = 0, cW = 0;
         const T* c = global_patch<T, K, C>(levels, b, m, &cH, &cW);
         const int64_t offset = b * CHW + i * K * W + j * K;
-        patch_grad<T, K, C>(sp + offset, H, W, c, cH, cW, gp[t * Wp + j], target, criterion, dp + offset);
+        patch_target_grad<C>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[t * Wp + j],
+                             dp + offset);
       }
     }
   });

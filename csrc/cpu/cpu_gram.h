@@ -9,6 +9,7 @@
 // work by patch-rows (at::parallel_for); every output element is written by one thread.
 #pragma once
 
+#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -72,6 +73,17 @@ inline void row_grams(const T* image, int64_t H, int64_t W, int64_t i, T* G, int
   for (int64_t j = 0; j < W / K; ++j) {
     patch_gram<T, K, C>(row + j * K, H * W, W, G + j * patch_stride, pair_stride);
   }
+}
+
+// Runs f(n, b, i, j) for every patch (b, i, j) of a (B, Hp, Wp) grid, n = (b * Hp + i) * Wp + j its flat
+// index; threads split the patch-rows.
+template <typename F>
+inline void for_each_patch(int64_t B, int64_t Hp, int64_t Wp, const F& f) {
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      for (int64_t j = 0; j < Wp; ++j) f(t * Wp + j, t / Hp, t % Hp, j);
+    }
+  });
 }
 
 // Runs f(std::integral_constant<int, C>{}) for the runtime channel count C (1 to 4).

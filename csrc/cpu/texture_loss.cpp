@@ -103,17 +103,12 @@ void local_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const a
   const int64_t* ip = index.data_ptr<int64_t>();
   const T* gp = grad.data_ptr<T>();
   T* dp = dx.data_ptr<T>();
-  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / Hp, i = t % Hp;
-      for (int64_t j = 0; j < Wp; ++j) {
-        const int64_t n = ip[t * Wp + j];
-        TORCH_CHECK(n >= 0 && n < NC, "gramgan: saved index ", n, " out of range [0, ", NC, ")");
-        const int64_t offset = b * CHW + i * K * W + j * K;
-        patch_target_grad<C>(sp + offset, H * W, W, cp + (b * NC + n) * CHW + i * K * W + j * K, H * W, W, C, K,
-                             target, criterion, gp[t * Wp + j], dp + offset);
-      }
-    }
+  for_each_patch(B, Hp, Wp, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
+    const int64_t n = ip[u];
+    TORCH_CHECK(n >= 0 && n < NC, "gramgan: saved index ", n, " out of range [0, ", NC, ")");
+    const int64_t offset = b * CHW + i * K * W + j * K;
+    patch_target_grad<C>(sp + offset, H * W, W, cp + (b * NC + n) * CHW + i * K * W + j * K, H * W, W, C, K, target,
+                         criterion, gp[u], dp + offset);
   });
 }
 
@@ -218,19 +213,13 @@ void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const 
   const int64_t* ip = index.data_ptr<int64_t>();
   const T* gp = grad.data_ptr<T>();
   T* dp = dx.data_ptr<T>();
-  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / Hp, i = t % Hp;
-      for (int64_t j = 0; j < Wp; ++j) {
-        const int64_t m = ip[t * Wp + j];
-        TORCH_CHECK(m >= 0 && m < M, "gramgan: saved index ", m, " out of range [0, ", M, ")");
-        int64_t cH = 0, cW = 0;
-        const T* c = global_patch<T, K, C>(levels, b, m, &cH, &cW);
-        const int64_t offset = b * CHW + i * K * W + j * K;
-        patch_target_grad<C>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[t * Wp + j],
-                             dp + offset);
-      }
-    }
+  for_each_patch(B, Hp, Wp, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
+    const int64_t m = ip[u];
+    TORCH_CHECK(m >= 0 && m < M, "gramgan: saved index ", m, " out of range [0, ", M, ")");
+    int64_t cH = 0, cW = 0;
+    const T* c = global_patch<T, K, C>(levels, b, m, &cH, &cW);
+    const int64_t offset = b * CHW + i * K * W + j * K;
+    patch_target_grad<C>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[u], dp + offset);
   });
 }
 

@@ -88,20 +88,25 @@ GRAMGAN_HD void patch_gram(const scalar_t* p, int64_t HW, int64_t W, int C, int 
 
 // ---- selection --------------------------------------------------------------------------------------
 
-// ||A - B||_F^2 of two Grams given by their pairs (strides a_stride, b_stride).
+// Sum over the full NC x NC matrices of criterion(A - B), from their pairs (strides a_stride, b_stride).
 template <int NC, typename T>
-GRAMGAN_HD T frobenius2(const T* A, int64_t a_stride, const T* B, int64_t b_stride) {
+GRAMGAN_HD T pair_criterion_sum(const T* A, int64_t a_stride, const T* B, int64_t b_stride, int criterion) {
   T sum = T(0);
   int q = 0;
   GRAMGAN_UNROLL
   for (int a = 0; a < NC; ++a) {
     GRAMGAN_UNROLL
     for (int b = a; b < NC; ++b, ++q) {
-      const T d = A[q * a_stride] - B[q * b_stride];
-      sum += T(pair_weight(a, b)) * (d * d);
+      sum += T(pair_weight(a, b)) * criterion_value(A[q * a_stride] - B[q * b_stride], criterion);
     }
   }
   return sum;
+}
+
+// ||A - B||_F^2 of two Grams given by their pairs.
+template <int NC, typename T>
+GRAMGAN_HD T frobenius2(const T* A, int64_t a_stride, const T* B, int64_t b_stride) {
+  return pair_criterion_sum<NC>(A, a_stride, B, b_stride, kCriterionMse);
 }
 
 // The selection score ||Ge - Gc||^2 (+ beta ||Gg - Gc||^2 when beta != 0, as the reference): ge and
@@ -125,16 +130,7 @@ GRAMGAN_HD bool improves(T key, T best, bool first) {
 // Mean over the C x C Gram entries of criterion(Ge - Gc) (pairs with strides e_stride, c_stride).
 template <int NC, typename T>
 GRAMGAN_HD T gram_target_loss(const T* ge, int64_t e_stride, const T* gc, int64_t c_stride, int C, int criterion) {
-  T sum = T(0);
-  int q = 0;
-  GRAMGAN_UNROLL
-  for (int a = 0; a < NC; ++a) {
-    GRAMGAN_UNROLL
-    for (int b = a; b < NC; ++b, ++q) {
-      sum += T(pair_weight(a, b)) * criterion_value(ge[q * e_stride] - gc[q * c_stride], criterion);
-    }
-  }
-  return sum / T(C * C);
+  return pair_criterion_sum<NC>(ge, e_stride, gc, c_stride, criterion) / T(C * C);
 }
 
 // Mean over a patch's C K^2 values of criterion(e - c); e and c point at the patches' top-left pixels

@@ -75,6 +75,29 @@ inline void row_grams(const T* image, int64_t H, int64_t W, int64_t i, T* G, int
   }
 }
 
+// Writes D x_u for every pixel u of the K x K patch at x into dx (same strides HW, W), a row of K
+// pixels at a time.
+template <typename T, int K, int C>
+inline void apply_patch_rows(const T (*D)[C], const T* x, int64_t HW, int64_t W, T* dx) {
+  using V = typename RowVec<T, K>::type;
+  for (int r = 0; r < K; ++r) {
+    V v[C];
+    for (int c = 0; c < C; ++c) load_row<T, K>(v[c], x + c * HW + r * W);
+    for (int a = 0; a < C; ++a) store_row<T, K>(dx + a * HW + r * W, matrix_row_times<C>(D, v, a));
+  }
+}
+
+// The patch loops of the shared per-patch code (gramgan_patch.h's PixelLoops) with SIMD rows.
+template <typename T, int K, int C>
+struct RowLoops {
+  static void gram(const T* p, int64_t HW, int64_t W, int /*C*/, int /*K*/, T* G) {
+    patch_gram<T, K, C>(p, HW, W, G, 1);
+  }
+  static void apply(const T (*D)[C], const T* x, int64_t HW, int64_t W, int /*C*/, int /*K*/, T* dx) {
+    apply_patch_rows<T, K, C>(D, x, HW, W, dx);
+  }
+};
+
 // Runs f(n, b, i, j) for every patch (b, i, j) of a (B, Hp, Wp) grid, n = (b * Hp + i) * Wp + j its flat
 // index; threads split the patch-rows.
 template <typename F>

@@ -35,7 +35,7 @@ void patch_gram_backward_kernel(const at::Tensor& grad, const at::Tensor& x, at:
     T S[C][C];
     patch_gram_grad_matrix<C>(gp + n * C * C, C, K, S);
     const int64_t offset = (b * C * H + i * K) * W + j * K;
-    apply_patch_matrix<C>(S, xp + offset, HW, W, C, K, dp + offset);
+    apply_patch_rows<T, K, C>(S, xp + offset, HW, W, dp + offset);
   });
 }
 

@@ -107,8 +107,9 @@ void local_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const a
     const int64_t n = ip[u];
     TORCH_CHECK(n >= 0 && n < NC, "gramgan: saved index ", n, " out of range [0, ", NC, ")");
     const int64_t offset = b * CHW + i * K * W + j * K;
-    patch_target_grad<C>(sp + offset, H * W, W, cp + (b * NC + n) * CHW + i * K * W + j * K, H * W, W, C, K, target,
-                         criterion, gp[u], dp + offset);
+    const T* c = cp + (b * NC + n) * CHW + i * K * W + j * K;
+    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, H * W, W, c, H * W, W, C, K, target, criterion, gp[u],
+                                            dp + offset);
   });
 }
 
@@ -219,7 +220,8 @@ void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const 
     int64_t cH = 0, cW = 0;
     const T* c = global_patch<T, K, C>(levels, b, m, &cH, &cW);
     const int64_t offset = b * CHW + i * K * W + j * K;
-    patch_target_grad<C>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[u], dp + offset);
+    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[u],
+                                            dp + offset);
   });
 }
 

@@ -221,18 +221,33 @@ GRAMGAN_HD void pixel_target_grad(const scalar_t* e, int64_t HW, int64_t W, cons
   }
 }
 
+// The patch loops of the CUDA kernels: one pixel at a time (patch_gram and apply_patch_matrix above).
+// The CPU kernels pass their own, which run a row of K pixels as one SIMD value.
+template <int NC>
+struct PixelLoops {
+  template <typename acc_t, typename scalar_t>
+  GRAMGAN_HD static void gram(const scalar_t* p, int64_t HW, int64_t W, int C, int K, acc_t* G) {
+    patch_gram<NC>(p, HW, W, C, K, G);
+  }
+  template <typename acc_t, typename scalar_t>
+  GRAMGAN_HD static void apply(const acc_t (*D)[NC], const scalar_t* x, int64_t HW, int64_t W, int C, int K,
+                               scalar_t* dx) {
+    apply_patch_matrix<NC>(D, x, HW, W, C, K, dx);
+  }
+};
+
 // Writes the gradient of one patch's texture loss (upstream g) into dx (e's strides HW, W): the Gram
 // target recomputes both Grams, the pixel target compares the pixels; c is the chosen candidate's patch
 // (channel stride c_HW, row stride c_W).
-template <int NC, typename acc_t, typename scalar_t>
+template <int NC, typename Loops = PixelLoops<NC>, typename acc_t, typename scalar_t>
 GRAMGAN_HD void patch_target_grad(const scalar_t* e, int64_t HW, int64_t W, const scalar_t* c, int64_t c_HW,
                                   int64_t c_W, int C, int K, int target, int criterion, acc_t g, scalar_t* dx) {
   if (target == kTargetGram) {
     acc_t ge[pair_count<NC>()], gc[pair_count<NC>()], D[NC][NC];
-    patch_gram<NC>(e, HW, W, C, K, ge);
-    patch_gram<NC>(c, c_HW, c_W, C, K, gc);
+    Loops::gram(e, HW, W, C, K, ge);
+    Loops::gram(c, c_HW, c_W, C, K, gc);
     gram_target_grad_matrix<NC>(ge, gc, g, C, K, criterion, D);
-    apply_patch_matrix<NC>(D, e, HW, W, C, K, dx);
+    Loops::apply(D, e, HW, W, C, K, dx);
   } else {
     pixel_target_grad<acc_t>(e, HW, W, c, c_HW, c_W, C, K, g, criterion, dx);
   }

@@ -228,20 +228,28 @@ void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const 
 // ---- entry points -------------------------------------------------------------------------------
 // float16 / bfloat16 inputs are converted to float32 once here; the kernels read T = float or double.
 
+// Allocates the index (and with with_loss the loss) of sr's patches and runs
+// kernel(T{}, K-constant, C-constant, index, loss or nullptr) for sr's type (float or double).
+template <typename F>
+std::tuple<at::Tensor, at::Tensor> run_forward(const at::Tensor& sr, int64_t k, bool with_loss, const F& kernel) {
+  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
+  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
+  at::Tensor loss;
+  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
+  dispatch_kernel(sr.scalar_type(), k, sr.size(1),
+                  [&](auto t, auto kc, auto cc) { kernel(t, kc, cc, index, with_loss ? &loss : nullptr); });
+  return {loss, index};
+}
+
 std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in, int64_t k,
                                                  double gt_weight, int target, int criterion, bool with_loss) {
   check_local(sr_in, cand_in, k);
   const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
   const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
-  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
-  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
-  at::Tensor loss;
-  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
-  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
-    local_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(
-        sr, cand, gt_weight, target, criterion, index, with_loss ? &loss : nullptr);
+  return run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
+    local_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(sr, cand, gt_weight, target,
+                                                                                criterion, index, loss);
   });
-  return {loss, index};
 }
 
 std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::TensorList candidates, int64_t k,
@@ -250,15 +258,10 @@ std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::T
   const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
   const Levels levels(sr_in, candidates, k, compute);
   const at::Tensor sr = sr_in.to(compute).contiguous();
-  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
-  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
-  at::Tensor loss;
-  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
-  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
-    global_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(
-        sr, levels, gt_weight, target, criterion, index, with_loss ? &loss : nullptr);
+  return run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
+    global_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(sr, levels, gt_weight, target,
+                                                                                 criterion, index, loss);
   });
-  return {loss, index};
 }
 
 using Ops = SelectionOps<local_forward, global_forward>;

@@ -14,8 +14,12 @@
 
 #include "gramgan_common.h"
 
-#if defined(__CUDACC__)
+// Unrolls a loop of compile-time length: in nvcc's device pass and in plain C++ (GCC / clang); nvcc's
+// host pass of a .cu file, which runs none of this, leaves the loop as it is.
+#if defined(__CUDA_ARCH__)
 #define GRAMGAN_UNROLL _Pragma("unroll")
+#elif defined(__CUDACC__)
+#define GRAMGAN_UNROLL
 #else
 #define GRAMGAN_UNROLL _Pragma("GCC unroll 16")
 #endif

@@ -83,7 +83,11 @@ inline void apply_patch_rows(const T (*D)[C], const T* x, int64_t HW, int64_t W,
   for (int r = 0; r < K; ++r) {
     V v[C];
     for (int c = 0; c < C; ++c) load_row<T, K>(v[c], x + c * HW + r * W);
-    for (int a = 0; a < C; ++a) store_row<T, K>(dx + a * HW + r * W, matrix_row_times<C>(D, v, a));
+    for (int a = 0; a < C; ++a) {
+      V out;
+      matrix_row_times<C>(D, v, a, out);
+      store_row<T, K>(dx + a * HW + r * W, out);
+    }
   }
 }
 

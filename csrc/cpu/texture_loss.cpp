@@ -92,23 +92,24 @@ void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double g
   });
 }
 
-// Local scope backward: gradient of sum(grad * loss) with respect to sr, from the saved index.
-template <typename T, int K, int C>
-void local_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& cand,
-                           const at::Tensor& index, int target, int criterion, at::Tensor& dx) {
-  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
-  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W;
+// Backward of either scope: gradient of sum(grad * loss) with respect to sr, from the saved index.
+// locate(b, i, j, m, &cH, &cW) returns the chosen candidate m's patch for SR patch (b, i, j), from a
+// (C, cH, cW) image; m must lie in [0, count).
+template <typename T, int K, int C, typename Locate>
+void backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& index, at::Tensor& dx,
+                     int64_t count, const Locate& locate, int target, int criterion) {
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3);
   const T* sp = sr.data_ptr<T>();
-  const T* cp = cand.data_ptr<T>();
   const int64_t* ip = index.data_ptr<int64_t>();
   const T* gp = grad.data_ptr<T>();
   T* dp = dx.data_ptr<T>();
-  for_each_patch(B, Hp, Wp, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
-    const int64_t n = ip[u];
-    TORCH_CHECK(n >= 0 && n < NC, "gramgan: saved index ", n, " out of range [0, ", NC, ")");
-    const int64_t offset = b * CHW + i * K * W + j * K;
-    const T* c = cp + (b * NC + n) * CHW + i * K * W + j * K;
-    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, H * W, W, c, H * W, W, C, K, target, criterion, gp[u],
+  for_each_patch(B, H / K, W / K, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
+    const int64_t m = ip[u];
+    TORCH_CHECK(m >= 0 && m < count, "gramgan: saved index ", m, " out of range [0, ", count, ")");
+    int64_t cH = H, cW = W;
+    const T* c = locate(b, i, j, m, &cH, &cW);
+    const int64_t offset = b * C * H * W + i * K * W + j * K;
+    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[u],
                                             dp + offset);
   });
 }
@@ -205,26 +206,6 @@ void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt
   });
 }
 
-template <typename T, int K, int C>
-void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const Levels& levels,
-                            const at::Tensor& index, int target, int criterion, at::Tensor& dx) {
-  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3);
-  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, M = levels.total;
-  const T* sp = sr.data_ptr<T>();
-  const int64_t* ip = index.data_ptr<int64_t>();
-  const T* gp = grad.data_ptr<T>();
-  T* dp = dx.data_ptr<T>();
-  for_each_patch(B, Hp, Wp, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
-    const int64_t m = ip[u];
-    TORCH_CHECK(m >= 0 && m < M, "gramgan: saved index ", m, " out of range [0, ", M, ")");
-    int64_t cH = 0, cW = 0;
-    const T* c = global_patch<T, K, C>(levels, b, m, &cH, &cW);
-    const int64_t offset = b * CHW + i * K * W + j * K;
-    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[u],
-                                            dp + offset);
-  });
-}
-
 // ---- entry points -------------------------------------------------------------------------------
 // float16 / bfloat16 inputs are converted to float32 once here; the kernels read T = float or double.
 
@@ -266,38 +247,52 @@ std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::T
 
 using Ops = SelectionOps<local_forward, global_forward>;
 
+// Converts the backward's inputs to the computation type and runs
+// kernel(T{}, K-constant, C-constant, grad, sr, index, dx); returns dx in sr_in's dtype.
+template <typename F>
+at::Tensor run_backward(const at::Tensor& grad_in, const at::Tensor& sr_in, const at::Tensor& index_in, int64_t k,
+                        const F& kernel) {
+  check_backward_args(grad_in, index_in, sr_in, k);
+  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
+  const at::Tensor sr = sr_in.to(compute).contiguous();
+  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
+  at::Tensor dx = at::empty_like(sr);
+  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) { kernel(t, kc, cc, grad, sr, index, dx); });
+  return dx.to(sr_in.scalar_type());
+}
+
 at::Tensor texture_loss_local_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
                                            const at::Tensor& cand_in, const at::Tensor& index_in, int64_t k,
                                            c10::string_view target, c10::string_view criterion) {
   check_local(sr_in, cand_in, k);
-  check_backward_args(grad_in, index_in, sr_in, k);
-  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
-  const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
-  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
-  const int t = parse_target(target), c = parse_criterion(criterion);
-  at::Tensor dx = at::empty_like(sr);
-  dispatch_kernel(compute, k, sr.size(1), [&](auto tt, auto kc, auto cc) {
-    local_backward_kernel<decltype(tt), decltype(kc)::value, decltype(cc)::value>(grad, sr, cand, index, t, c, dx);
+  const at::Tensor cand = cand_in.to(acc_scalar_type(sr_in.scalar_type())).contiguous();
+  const int tg = parse_target(target), cr = parse_criterion(criterion);
+  return run_backward(grad_in, sr_in, index_in, k, [&](auto t, auto kc, auto cc, auto&... args) {
+    using T = decltype(t);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    const int64_t NC = cand.size(1), H = cand.size(3), W = cand.size(4), CHW = C * H * W;
+    const T* cp = cand.data_ptr<T>();
+    auto locate = [&](int64_t b, int64_t i, int64_t j, int64_t m, int64_t*, int64_t*) {
+      return cp + (b * NC + m) * CHW + i * K * W + j * K;
+    };
+    backward_kernel<T, K, C>(args..., NC, locate, tg, cr);
   });
-  return dx.to(sr_in.scalar_type());
 }
 
 at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
                                             at::TensorList candidates, const at::Tensor& index_in, int64_t k,
                                             c10::string_view target, c10::string_view criterion) {
   check_image(sr_in, "sr", k);
-  check_backward_args(grad_in, index_in, sr_in, k);
-  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
-  const Levels levels(sr_in, candidates, k, compute);
-  const at::Tensor sr = sr_in.to(compute).contiguous();
-  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
-  const int t = parse_target(target), c = parse_criterion(criterion);
-  at::Tensor dx = at::empty_like(sr);
-  dispatch_kernel(compute, k, sr.size(1), [&](auto tt, auto kc, auto cc) {
-    global_backward_kernel<decltype(tt), decltype(kc)::value, decltype(cc)::value>(grad, sr, levels, index, t, c,
-                                                                                   dx);
+  const Levels levels(sr_in, candidates, k, acc_scalar_type(sr_in.scalar_type()));
+  const int tg = parse_target(target), cr = parse_criterion(criterion);
+  return run_backward(grad_in, sr_in, index_in, k, [&](auto t, auto kc, auto cc, auto&... args) {
+    using T = decltype(t);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    auto locate = [&](int64_t b, int64_t, int64_t, int64_t m, int64_t* cH, int64_t* cW) {
+      return global_patch<T, K, C>(levels, b, m, cH, cW);
+    };
+    backward_kernel<T, K, C>(args..., levels.total, locate, tg, cr);
   });
-  return dx.to(sr_in.scalar_type());
 }
 
 }  // namespace

@@ -182,13 +182,13 @@ GRAMGAN_HD void patch_gram_grad_matrix(const T* dG, int C, int K, T (*S)[NC]) {
   }
 }
 
-// Row a of D times the pixel values v (scalar V) or pixel rows (SIMD V): sum_b D[a][b] v[b].
+// out = row a of D times the pixel values v (scalar V) or pixel rows (SIMD V): sum_b D[a][b] v[b].
+// (out by reference: a SIMD value returned by value would change the ABI without AVX.)
 template <int NC, typename T, typename V>
-GRAMGAN_HD V matrix_row_times(const T (*D)[NC], const V* v, int a) {
-  V out = V{};
+GRAMGAN_HD void matrix_row_times(const T (*D)[NC], const V* v, int a, V& out) {
+  out = V{};
   GRAMGAN_UNROLL
   for (int b = 0; b < NC; ++b) out += D[a][b] * v[b];
-  return out;
 }
 
 // Writes D x_u into dx for every pixel u of the K x K patch at x (dx has x's strides HW, W).
@@ -202,7 +202,11 @@ GRAMGAN_HD void apply_patch_matrix(const acc_t (*D)[NC], const scalar_t* x, int6
       load_pixel<NC>(x + pixel, HW, C, v);
       GRAMGAN_UNROLL
       for (int a = 0; a < NC; ++a) {
-        if (a < C) dx[a * HW + pixel] = static_cast<scalar_t>(matrix_row_times<NC>(D, v, a));
+        if (a < C) {
+          acc_t out;
+          matrix_row_times<NC>(D, v, a, out);
+          dx[a * HW + pixel] = static_cast<scalar_t>(out);
+        }
       }
     }
   }

@@ -1,5 +1,4 @@
 // CPU kernels of gramgan::patch_gram and its backward: threads over patch-rows.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "cpu_gram.h"
@@ -14,19 +13,13 @@ void patch_gram_kernel(const at::Tensor& x, at::Tensor& out) {
   const int64_t B = x.size(0), H = x.size(2), W = x.size(3), Hp = H / K, Wp = W / K;
   const T* xp = x.data_ptr<T>();
   T* op = out.data_ptr<T>();
-  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / Hp, i = t % Hp;
-      const T* row = xp + (b * C * H + i * K) * W;
-      for (int64_t j = 0; j < Wp; ++j) {
-        T g[P];
-        patch_gram<T, K, C>(row + j * K, H * W, W, g, 1);
-        T* dst = op + (t * Wp + j) * C * C;
-        int q = 0;
-        for (int a = 0; a < C; ++a) {
-          for (int c = a; c < C; ++c, ++q) dst[a * C + c] = dst[c * C + a] = g[q];
-        }
-      }
+  for_each_patch(B, Hp, Wp, [&](int64_t n, int64_t b, int64_t i, int64_t j) {
+    T g[P];
+    patch_gram<T, K, C>(xp + (b * C * H + i * K) * W + j * K, H * W, W, g, 1);
+    T* dst = op + n * C * C;
+    int q = 0;
+    for (int a = 0; a < C; ++a) {
+      for (int c = a; c < C; ++c, ++q) dst[a * C + c] = dst[c * C + a] = g[q];
     }
   });
 }
@@ -38,29 +31,11 @@ void patch_gram_backward_kernel(const at::Tensor& grad, const at::Tensor& x, at:
   const T* xp = x.data_ptr<T>();
   const T* gp = grad.data_ptr<T>();
   T* dp = dx.data_ptr<T>();
-  const T inv_area = T(1) / T(K * K);
-  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / Hp, i = t % Hp;
-      for (int64_t j = 0; j < Wp; ++j) {
-        const T* g = gp + (t * Wp + j) * C * C;
-        T S[C][C];
-        for (int a = 0; a < C; ++a) {
-          for (int c = 0; c < C; ++c) S[a][c] = (g[a * C + c] + g[c * C + a]) * inv_area;
-        }
-        const int64_t offset = (b * C * H + i * K) * W + j * K;
-        using V = typename RowVec<T, K>::type;
-        for (int r = 0; r < K; ++r) {
-          V v[C];
-          for (int c = 0; c < C; ++c) load_row<T, K>(v[c], xp + offset + c * HW + r * W);
-          for (int a = 0; a < C; ++a) {
-            V out = V{};
-            for (int c = 0; c < C; ++c) out += S[a][c] * v[c];
-            store_row<T, K>(dp + offset + a * HW + r * W, out);
-          }
-        }
-      }
-    }
+  for_each_patch(B, Hp, Wp, [&](int64_t n, int64_t b, int64_t i, int64_t j) {
+    T S[C][C];
+    patch_gram_grad_matrix<C>(gp + n * C * C, C, K, S);
+    const int64_t offset = (b * C * H + i * K) * W + j * K;
+    apply_patch_rows<T, K, C>(S, xp + offset, HW, W, dp + offset);
   });
 }
 
@@ -81,9 +56,7 @@ at::Tensor patch_gram_backward_cpu(const at::Tensor& grad_in, const at::Tensor& 
   const at::ScalarType compute = acc_scalar_type(x_in.scalar_type());
   const at::Tensor x = x_in.to(compute).contiguous();
   const int64_t C = x.size(1);
-  TORCH_CHECK(grad_in.dim() == 5 && grad_in.size(0) == x.size(0) && grad_in.size(1) == x.size(2) / k &&
-                  grad_in.size(2) == x.size(3) / k && grad_in.size(3) == C && grad_in.size(4) == C,
-              "gramgan: patch_gram_backward: grad has shape ", grad_in.sizes(), " for x ", x.sizes());
+  check_gram_grad(grad_in, x, k);
   const at::Tensor grad = grad_in.to(compute).contiguous();
   at::Tensor dx = at::empty_like(x);
   dispatch_kernel(compute, k, C, [&](auto t, auto kc, auto cc) {

@@ -19,34 +19,15 @@ namespace cpu {
 namespace {
 
 // Folds one candidate's Grams gc into the running argmin of n patches (ge, gg, gc, g_best in pairs
-// layout with stride n): score = ||Ge - Gc||^2 (+ beta ||Gg - Gc||^2 when beta != 0, as the
-// reference), NaN never wins, ties keep the lower index.
+// layout with stride n), with the shared selection score and rule (gramgan_patch.h).
 template <typename T, int C>
 void update_local_selection(const T* ge, const T* gg, const T* gc, int64_t n, T beta, int32_t candidate, T* score,
                             T* best, int32_t* index, T* g_best) {
   constexpr int P = pair_count<C>();
-  constexpr PairWeights<C> weights;
-  for (int64_t j = 0; j < n; ++j) score[j] = T(0);
-  for (int q = 0; q < P; ++q) {
-    const T w = T(weights.w[q]);
-    for (int64_t j = 0; j < n; ++j) {
-      const T d = ge[q * n + j] - gc[q * n + j];
-      score[j] += w * (d * d);
-    }
-  }
-  if (beta != T(0)) {
-    for (int64_t j = 0; j < n; ++j) {
-      T sum = T(0);
-      for (int q = 0; q < P; ++q) {
-        const T d = gg[q * n + j] - gc[q * n + j];
-        sum += T(weights.w[q]) * (d * d);
-      }
-      score[j] += beta * sum;
-    }
-  }
+  for (int64_t j = 0; j < n; ++j) score[j] = selection_score<C>(ge + j, gg + j, n, gc + j, n, beta);
   for (int64_t j = 0; j < n; ++j) {
     const T key = selection_key(score[j]);
-    if (candidate == 0 || key < best[j]) {
+    if (improves(key, best[j], candidate == 0)) {
       best[j] = key;
       index[j] = candidate;
       for (int q = 0; q < P; ++q) g_best[q * n + j] = gc[q * n + j];
@@ -100,38 +81,36 @@ void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double g
       T* out = lp + (b * Hp + i0) * Wp;
       for (int64_t u = 0; u < n_patches; ++u) {
         if (target == kTargetGram) {
-          out[u] = gram_loss<T, C>(ge.data() + u, n_patches, g_best.data() + u, n_patches, criterion);
+          out[u] = gram_target_loss<C>(ge.data() + u, n_patches, g_best.data() + u, n_patches, C, criterion);
         } else {
           const int64_t offset = (i0 + u / Wp) * K * W + (u % Wp) * K;
-          out[u] = pixel_loss<T, K, C>(sp + b * CHW + offset, H, W, cand_b + idx[u] * CHW + offset, H, W, criterion);
+          out[u] = pixel_target_loss<T>(sp + b * CHW + offset, H * W, W, cand_b + idx[u] * CHW + offset, H * W, W, C, K,
+                                        criterion);
         }
       }
     }
   });
 }
 
-// Local scope backward: gradient of sum(grad * loss) with respect to sr, from the saved index.
-template <typename T, int K, int C>
-void local_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& cand,
-                           const at::Tensor& index, int target, int criterion, at::Tensor& dx) {
-  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
-  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W;
+// Backward of either scope: gradient of sum(grad * loss) with respect to sr, from the saved index.
+// locate(b, i, j, m, &cH, &cW) returns the chosen candidate m's patch for SR patch (b, i, j), from a
+// (C, cH, cW) image; m must lie in [0, count).
+template <typename T, int K, int C, typename Locate>
+void backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& index, at::Tensor& dx,
+                     int64_t count, const Locate& locate, int target, int criterion) {
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3);
   const T* sp = sr.data_ptr<T>();
-  const T* cp = cand.data_ptr<T>();
   const int64_t* ip = index.data_ptr<int64_t>();
   const T* gp = grad.data_ptr<T>();
   T* dp = dx.data_ptr<T>();
-  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / Hp, i = t % Hp;
-      for (int64_t j = 0; j < Wp; ++j) {
-        const int64_t n = ip[t * Wp + j];
-        TORCH_CHECK(n >= 0 && n < NC, "gramgan: saved index ", n, " out of range [0, ", NC, ")");
-        const int64_t offset = b * CHW + i * K * W + j * K;
-        patch_grad<T, K, C>(sp + offset, H, W, cp + (b * NC + n) * CHW + i * K * W + j * K, H, W, gp[t * Wp + j],
-                            target, criterion, dp + offset);
-      }
-    }
+  for_each_patch(B, H / K, W / K, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
+    const int64_t m = ip[u];
+    TORCH_CHECK(m >= 0 && m < count, "gramgan: saved index ", m, " out of range [0, ", count, ")");
+    int64_t cH = H, cW = W;
+    const T* c = locate(b, i, j, m, &cH, &cW);
+    const int64_t offset = b * C * H * W + i * K * W + j * K;
+    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, H * W, W, c, cH * cW, cW, C, K, target, criterion, gp[u],
+                                            dp + offset);
   });
 }
 
@@ -163,31 +142,14 @@ template <typename T, int C>
 void global_search_row(const T* ge, const T* gg, const T* bank, int64_t M, int64_t Wp, T beta, T* best,
                        int32_t* index) {
   constexpr int P = pair_count<C>();
-  constexpr PairWeights<C> weights;
-  const bool with_gt = beta != T(0);
-  T w[P];
-  for (int q = 0; q < P; ++q) w[q] = T(weights.w[q]);
   for (int64_t m = 0; m < M; ++m) {
     T gc[P];
     for (int q = 0; q < P; ++q) gc[q] = bank[m * P + q];
     const int32_t mi = static_cast<int32_t>(m);
     const bool first = m == 0;
     for (int64_t j = 0; j < Wp; ++j) {
-      T s = T(0);
-      for (int q = 0; q < P; ++q) {
-        const T d = ge[q * Wp + j] - gc[q];
-        s += w[q] * (d * d);
-      }
-      if (with_gt) {
-        T u = T(0);
-        for (int q = 0; q < P; ++q) {
-          const T d = gg[q * Wp + j] - gc[q];
-          u += w[q] * (d * d);
-        }
-        s += beta * u;
-      }
-      const T key = selection_key(s);
-      const bool better = first || key < best[j];
+      const T key = selection_key(selection_score<C>(ge + j, gg + j, Wp, gc, 1, beta));
+      const bool better = improves(key, best[j], first);
       best[j] = better ? key : best[j];
       index[j] = better ? mi : index[j];
     }
@@ -232,36 +194,13 @@ void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt
       if (lp == nullptr) continue;
       for (int64_t j = 0; j < Wp; ++j) {
         if (target == kTargetGram) {
-          lp[t * Wp + j] = gram_loss<T, C>(ge.data() + j, Wp, bank_b + int64_t{idx[j]} * P, 1, criterion);
+          lp[t * Wp + j] = gram_target_loss<C>(ge.data() + j, Wp, bank_b + int64_t{idx[j]} * P, 1, C, criterion);
         } else {
           int64_t cH = 0, cW = 0;
           const T* c = global_patch<T, K, C>(levels, b, idx[j], &cH, &cW);
-          lp[t * Wp + j] = pixel_loss<T, K, C>(sp + b * CHW + i * K * W + j * K, H, W, c, cH, cW, criterion);
+          lp[t * Wp + j] = pixel_target_loss<T>(sp + b * CHW + i * K * W + j * K, H * W, W, c, cH * cW, cW, C, K,
+                                                 criterion);
         }
-      }
-    }
-  });
-}
-
-template <typename T, int K, int C>
-void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const Levels& levels,
-                            const at::Tensor& index, int target, int criterion, at::Tensor& dx) {
-  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3);
-  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, M = levels.total;
-  const T* sp = sr.data_ptr<T>();
-  const int64_t* ip = index.data_ptr<int64_t>();
-  const T* gp = grad.data_ptr<T>();
-  T* dp = dx.data_ptr<T>();
-  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / Hp, i = t % Hp;
-      for (int64_t j = 0; j < Wp; ++j) {
-        const int64_t m = ip[t * Wp + j];
-        TORCH_CHECK(m >= 0 && m < M, "gramgan: saved index ", m, " out of range [0, ", M, ")");
-        int64_t cH = 0, cW = 0;
-        const T* c = global_patch<T, K, C>(levels, b, m, &cH, &cW);
-        const int64_t offset = b * CHW + i * K * W + j * K;
-        patch_grad<T, K, C>(sp + offset, H, W, c, cH, cW, gp[t * Wp + j], target, criterion, dp + offset);
       }
     }
   });
@@ -270,20 +209,28 @@ void global_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const 
 // ---- entry points -------------------------------------------------------------------------------
 // float16 / bfloat16 inputs are converted to float32 once here; the kernels read T = float or double.
 
+// Allocates the index (and with with_loss the loss) of sr's patches and runs
+// kernel(T{}, K-constant, C-constant, index, loss or nullptr) for sr's type (float or double).
+template <typename F>
+std::tuple<at::Tensor, at::Tensor> run_forward(const at::Tensor& sr, int64_t k, bool with_loss, const F& kernel) {
+  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
+  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
+  at::Tensor loss;
+  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
+  dispatch_kernel(sr.scalar_type(), k, sr.size(1),
+                  [&](auto t, auto kc, auto cc) { kernel(t, kc, cc, index, with_loss ? &loss : nullptr); });
+  return {loss, index};
+}
+
 std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in, int64_t k,
                                                  double gt_weight, int target, int criterion, bool with_loss) {
   check_local(sr_in, cand_in, k);
   const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
   const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
-  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
-  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
-  at::Tensor loss;
-  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
-  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
-    local_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(
-        sr, cand, gt_weight, target, criterion, index, with_loss ? &loss : nullptr);
+  return run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
+    local_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(sr, cand, gt_weight, target,
+                                                                                criterion, index, loss);
   });
-  return {loss, index};
 }
 
 std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::TensorList candidates, int64_t k,
@@ -292,77 +239,60 @@ std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::T
   const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
   const Levels levels(sr_in, candidates, k, compute);
   const at::Tensor sr = sr_in.to(compute).contiguous();
-  const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;
-  at::Tensor index = at::empty({B, Hp, Wp}, sr.options().dtype(at::kLong));
-  at::Tensor loss;
-  if (with_loss) loss = at::empty({B, Hp, Wp}, sr.options());
-  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
-    global_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(
-        sr, levels, gt_weight, target, criterion, index, with_loss ? &loss : nullptr);
+  return run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
+    global_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(sr, levels, gt_weight, target,
+                                                                                 criterion, index, loss);
   });
-  return {loss, index};
 }
 
-void check_backward_args(const at::Tensor& grad, const at::Tensor& index, const at::Tensor& sr, int64_t k) {
-  const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k};
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape), "gramgan: grad has shape ", grad.sizes(), ", expected ",
-              at::IntArrayRef(shape));
-  TORCH_CHECK(index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong,
-              "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), ", got ", index.sizes());
-}
+using Ops = SelectionOps<local_forward, global_forward>;
 
-at::Tensor gram_select_local_cpu(const at::Tensor& sr, const at::Tensor& candidates, int64_t k, double gt_weight) {
-  return std::get<1>(local_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
-}
-
-at::Tensor gram_select_global_cpu(const at::Tensor& sr, at::TensorList candidates, int64_t k, double gt_weight) {
-  return std::get<1>(global_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
-}
-
-std::tuple<at::Tensor, at::Tensor> texture_loss_local_cpu(const at::Tensor& sr, const at::Tensor& candidates,
-                                                          int64_t k, double gt_weight, c10::string_view target,
-                                                          c10::string_view criterion) {
-  return local_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
-}
-
-std::tuple<at::Tensor, at::Tensor> texture_loss_global_cpu(const at::Tensor& sr, at::TensorList candidates,
-                                                           int64_t k, double gt_weight, c10::string_view target,
-                                                           c10::string_view criterion) {
-  return global_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+// Converts the backward's inputs to the computation type and runs
+// kernel(T{}, K-constant, C-constant, grad, sr, index, dx); returns dx in sr_in's dtype.
+template <typename F>
+at::Tensor run_backward(const at::Tensor& grad_in, const at::Tensor& sr_in, const at::Tensor& index_in, int64_t k,
+                        const F& kernel) {
+  check_backward_args(grad_in, index_in, sr_in, k);
+  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
+  const at::Tensor sr = sr_in.to(compute).contiguous();
+  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
+  at::Tensor dx = at::empty_like(sr);
+  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) { kernel(t, kc, cc, grad, sr, index, dx); });
+  return dx.to(sr_in.scalar_type());
 }
 
 at::Tensor texture_loss_local_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
                                            const at::Tensor& cand_in, const at::Tensor& index_in, int64_t k,
                                            c10::string_view target, c10::string_view criterion) {
   check_local(sr_in, cand_in, k);
-  check_backward_args(grad_in, index_in, sr_in, k);
-  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
-  const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
-  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
-  const int t = parse_target(target), c = parse_criterion(criterion);
-  at::Tensor dx = at::empty_like(sr);
-  dispatch_kernel(compute, k, sr.size(1), [&](auto tt, auto kc, auto cc) {
-    local_backward_kernel<decltype(tt), decltype(kc)::value, decltype(cc)::value>(grad, sr, cand, index, t, c, dx);
+  const at::Tensor cand = cand_in.to(acc_scalar_type(sr_in.scalar_type())).contiguous();
+  const int tg = parse_target(target), cr = parse_criterion(criterion);
+  return run_backward(grad_in, sr_in, index_in, k, [&](auto t, auto kc, auto cc, auto&... args) {
+    using T = decltype(t);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    const int64_t NC = cand.size(1), H = cand.size(3), W = cand.size(4), CHW = C * H * W;
+    const T* cp = cand.data_ptr<T>();
+    auto locate = [&](int64_t b, int64_t i, int64_t j, int64_t m, int64_t*, int64_t*) {
+      return cp + (b * NC + m) * CHW + i * K * W + j * K;
+    };
+    backward_kernel<T, K, C>(args..., NC, locate, tg, cr);
   });
-  return dx.to(sr_in.scalar_type());
 }
 
 at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
                                             at::TensorList candidates, const at::Tensor& index_in, int64_t k,
                                             c10::string_view target, c10::string_view criterion) {
   check_image(sr_in, "sr", k);
-  check_backward_args(grad_in, index_in, sr_in, k);
-  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
-  const Levels levels(sr_in, candidates, k, compute);
-  const at::Tensor sr = sr_in.to(compute).contiguous();
-  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
-  const int t = parse_target(target), c = parse_criterion(criterion);
-  at::Tensor dx = at::empty_like(sr);
-  dispatch_kernel(compute, k, sr.size(1), [&](auto tt, auto kc, auto cc) {
-    global_backward_kernel<decltype(tt), decltype(kc)::value, decltype(cc)::value>(grad, sr, levels, index, t, c,
-                                                                                   dx);
+  const Levels levels(sr_in, candidates, k, acc_scalar_type(sr_in.scalar_type()));
+  const int tg = parse_target(target), cr = parse_criterion(criterion);
+  return run_backward(grad_in, sr_in, index_in, k, [&](auto t, auto kc, auto cc, auto&... args) {
+    using T = decltype(t);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    auto locate = [&](int64_t b, int64_t, int64_t, int64_t m, int64_t* cH, int64_t* cW) {
+      return global_patch<T, K, C>(levels, b, m, cH, cW);
+    };
+    backward_kernel<T, K, C>(args..., levels.total, locate, tg, cr);
   });
-  return dx.to(sr_in.scalar_type());
 }
 
 }  // namespace
@@ -370,10 +300,10 @@ at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at:
 }  // namespace gramgan
 
 TORCH_LIBRARY_IMPL(gramgan, CPU, m) {
-  m.impl("gram_select_local", &gramgan::cpu::gram_select_local_cpu);
-  m.impl("gram_select_global", &gramgan::cpu::gram_select_global_cpu);
-  m.impl("texture_loss_local", &gramgan::cpu::texture_loss_local_cpu);
-  m.impl("texture_loss_global", &gramgan::cpu::texture_loss_global_cpu);
+  m.impl("gram_select_local", &gramgan::cpu::Ops::select_local);
+  m.impl("gram_select_global", &gramgan::cpu::Ops::select_global);
+  m.impl("texture_loss_local", &gramgan::cpu::Ops::loss_local);
+  m.impl("texture_loss_global", &gramgan::cpu::Ops::loss_global);
   m.impl("texture_loss_local_backward", &gramgan::cpu::texture_loss_local_backward_cpu);
   m.impl("texture_loss_global_backward", &gramgan::cpu::texture_loss_global_backward_cpu);
 }

@@ -32,9 +32,11 @@ at::Tensor texture_loss_global_backward_cuda(const at::Tensor& grad, const at::T
 
 at::Tensor texture_mask_cuda(const at::Tensor& x, int64_t k, double threshold, int64_t offset_y, int64_t offset_x,
                              c10::string_view mode, int64_t window);
-std::tuple<at::Tensor, at::Tensor, at::Tensor> mask_pair_cuda(const at::Tensor& sr, const at::Tensor& hr, int64_t k,
-                                                              double threshold, int64_t offset_y, int64_t offset_x,
-                                                              c10::string_view mode, int64_t window);
+std::tuple<at::Tensor, at::Tensor> mask_pair_cuda(const at::Tensor& sr, const at::Tensor& hr, int64_t k,
+                                                  double threshold, int64_t offset_y, int64_t offset_x,
+                                                  c10::string_view mode, int64_t window);
+at::Tensor mask_pair_backward_cuda(const at::Tensor& grad, const at::Tensor& hr, int64_t k, double threshold,
+                                   int64_t offset_y, int64_t offset_x, c10::string_view mode, int64_t window);
 
 }  // namespace cuda
 }  // namespace gramgan

@@ -14,7 +14,7 @@ __global__ void patch_gram_kernel(const scalar_t* __restrict__ x, acc_type_t<sca
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
     const int64_t b = n / (Hp * Wp), i = (n / Wp) % Hp, j = n % Wp;
     acc_t G[kMaxPairs];
-    patch_gram<scalar_t, acc_t>(x + b * C * H * W, H, W, i * K, j * K, C, K, G);
+    patch_gram<kMaxChannels>(x + b * C * H * W + (i * K) * W + j * K, H * W, W, C, K, G);
     acc_t* dst = out + n * C * C;
     int q = 0;
 #pragma unroll
@@ -34,36 +34,12 @@ __global__ void patch_gram_backward_kernel(const acc_type_t<scalar_t>* __restric
                                            int C, int K, int64_t H, int64_t W) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, HW = H * W;
-  const acc_t inv_area = acc_t(1) / acc_t(K * K);
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
     const int64_t b = n / (Hp * Wp), i = (n / Wp) % Hp, j = n % Wp;
-    const acc_t* g = grad + n * C * C;
     acc_t S[kMaxChannels][kMaxChannels];
-#pragma unroll
-    for (int a = 0; a < kMaxChannels; ++a) {
-#pragma unroll
-      for (int c = 0; c < kMaxChannels; ++c) {
-        S[a][c] = (a < C && c < C) ? (g[a * C + c] + g[c * C + a]) * inv_area : acc_t(0);
-      }
-    }
-    const scalar_t* image = x + b * C * HW;
-    scalar_t* out = dx + b * C * HW;
-    for (int r = 0; r < K; ++r) {
-      for (int s = 0; s < K; ++s) {
-        const int64_t pixel = (i * K + r) * W + j * K + s;
-        acc_t v[kMaxChannels];
-        load_pixel(image + pixel, HW, C, v);
-#pragma unroll
-        for (int a = 0; a < kMaxChannels; ++a) {
-          if (a < C) {
-            acc_t sum = acc_t(0);
-#pragma unroll
-            for (int c = 0; c < kMaxChannels; ++c) sum += S[a][c] * v[c];
-            out[a * HW + pixel] = static_cast<scalar_t>(sum);
-          }
-        }
-      }
-    }
+    patch_gram_grad_matrix<kMaxChannels>(grad + n * C * C, C, K, S);
+    const int64_t offset = b * C * HW + (i * K) * W + j * K;
+    apply_patch_matrix<kMaxChannels>(S, x + offset, HW, W, C, K, dx + offset);
   }
 }
 
@@ -92,10 +68,7 @@ at::Tensor patch_gram_backward_cuda(const at::Tensor& grad_in, const at::Tensor&
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  TORCH_CHECK(grad_in.dim() == 5 && grad_in.size(0) == B && grad_in.size(1) == H / k && grad_in.size(2) == W / k &&
-                  grad_in.size(3) == C && grad_in.size(4) == C,
-              "gramgan: patch_gram_backward: grad has shape ", grad_in.sizes(), " for x ", x.sizes());
-  TORCH_CHECK(grad_in.device() == x.device(), "gramgan: grad is on ", grad_in.device(), ", x on ", x.device());
+  check_gram_grad(grad_in, x, k);
   const at::Tensor grad = grad_in.to(acc_scalar_type(x.scalar_type())).contiguous();
   at::Tensor dx = at::empty_like(x);
   const int64_t N = B * (H / k) * (W / k);

@@ -1,4 +1,5 @@
-// Registers the CUDA kernels of csrc/cuda/*.cu for the CUDA dispatch key of the gramgan ops.
+// Registers the CUDA kernels of csrc/cuda/*.cu for the CUDA dispatch key of the gramgan ops (whose
+// schemas gramgan/ops/_contract.py defines).
 #include <torch/library.h>
 
 #include "cuda_ops.h"
@@ -15,4 +16,5 @@ TORCH_LIBRARY_IMPL(gramgan, CUDA, m) {
   m.impl("texture_loss_global_backward", &texture_loss_global_backward_cuda);
   m.impl("texture_mask", &texture_mask_cuda);
   m.impl("mask_pair", &mask_pair_cuda);
+  m.impl("mask_pair_backward", &mask_pair_backward_cuda);
 }

@@ -26,19 +26,23 @@ __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scal
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
-    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
-    const scalar_t* cand_b = cand + b * NC * CHW;
+    const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
+    const scalar_t* e = sr + b * CHW + patch;
+    const scalar_t* cand_b = cand + b * NC * CHW + patch;  // candidate c's patch: cand_b + c * CHW
     acc_t ge[kMaxPairs], gg[kMaxPairs], gc[kMaxPairs], g_best[kMaxPairs];
-    patch_gram<scalar_t, acc_t>(sr + b * CHW, H, W, y0, x0, C, K, ge);
-    patch_gram<scalar_t, acc_t>(cand_b, H, W, y0, x0, C, K, gg);
-    acc_t best = selection_key(selection_score(ge, gg, gg, beta));
+    patch_gram<kMaxChannels>(e, H * W, W, C, K, ge);
+    patch_gram<kMaxChannels>(cand_b, H * W, W, C, K, gg);
+    acc_t best = acc_t(0);
     int64_t chosen = 0;
+    for (int64_t c = 0; c < NC; ++c) {
+      if (c == 0) {
 #pragma unroll
-    for (int q = 0; q < kMaxPairs; ++q) g_best[q] = gg[q];
-    for (int64_t c = 1; c < NC; ++c) {
-      patch_gram<scalar_t, acc_t>(cand_b + c * CHW, H, W, y0, x0, C, K, gc);
-      const acc_t key = selection_key(selection_score(ge, gg, gc, beta));
-      if (key < best) {
+        for (int q = 0; q < kMaxPairs; ++q) gc[q] = gg[q];
+      } else {
+        patch_gram<kMaxChannels>(cand_b + c * CHW, H * W, W, C, K, gc);
+      }
+      const acc_t key = selection_key(selection_score<kMaxChannels>(ge, gg, 1, gc, 1, beta));
+      if (improves(key, best, c == 0)) {
         best = key;
         chosen = c;
 #pragma unroll
@@ -48,10 +52,9 @@ __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scal
     index[n] = chosen;
     if (loss == nullptr) continue;
     if (target == kTargetGram) {
-      loss[n] = gram_target_loss(ge, g_best, C, criterion);
+      loss[n] = gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, C, criterion);
     } else {
-      loss[n] = pixel_target_loss<scalar_t, acc_t>(sr + b * CHW, H, W, y0, x0, cand_b + chosen * CHW, H, W, y0,
-                                                      x0, C, K, criterion);
+      loss[n] = pixel_target_loss<acc_t>(e, H * W, W, cand_b + chosen * CHW, H * W, W, C, K, criterion);
     }
   }
 }
@@ -61,14 +64,13 @@ __global__ void local_backward_kernel(const acc_type_t<scalar_t>* __restrict__ g
                                       const scalar_t* __restrict__ cand, const int64_t* __restrict__ index, int64_t B,
                                       int C, int K, int64_t H, int64_t W, int64_t NC, int target, int criterion,
                                       scalar_t* __restrict__ dx) {
-  using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
-    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
+    const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
     int64_t chosen = index[n];
     chosen = chosen < 0 ? 0 : (chosen >= NC ? NC - 1 : chosen);  // never read out of bounds
-    patch_grad<scalar_t, acc_t>(sr + b * CHW, dx + b * CHW, H, W, y0, x0, cand + (b * NC + chosen) * CHW, H, W,
-                                   y0, x0, C, K, target, criterion, grad[n]);
+    patch_target_grad<kMaxChannels>(sr + b * CHW + patch, H * W, W, cand + (b * NC + chosen) * CHW + patch, H * W,
+                                     W, C, K, target, criterion, grad[n], dx + b * CHW + patch);
   }
 }
 
@@ -81,7 +83,7 @@ __global__ void bank_kernel(const scalar_t* __restrict__ image, int64_t B, int C
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
     const int64_t b = n / (Hp * Wp), q = n % (Hp * Wp);
     acc_t G[kMaxPairs];
-    patch_gram<scalar_t, acc_t>(image + b * C * H * W, H, W, (q / Wp) * K, (q % Wp) * K, C, K, G);
+    patch_gram<kMaxChannels>(image + b * C * H * W + (q / Wp) * K * W + (q % Wp) * K, H * W, W, C, K, G);
     acc_t* dst = bank + (b * M + offset + q) * kMaxPairs;
 #pragma unroll
     for (int p = 0; p < kMaxPairs; ++p) dst[p] = G[p];
@@ -104,7 +106,7 @@ __global__ void global_search_kernel(const scalar_t* __restrict__ sr, const acc_
     const acc_t* bank_b = bank + b * M * kMaxPairs;
     acc_t ge[kMaxPairs], gg[kMaxPairs];
     if (active) {
-      patch_gram<scalar_t, acc_t>(sr + b * C * H * W, H, W, (n / Wp) * K, (n % Wp) * K, C, K, ge);
+      patch_gram<kMaxChannels>(sr + b * C * H * W + (n / Wp) * K * W + (n % Wp) * K, H * W, W, C, K, ge);
 #pragma unroll
       for (int p = 0; p < kMaxPairs; ++p) gg[p] = bank_b[n * kMaxPairs + p];  // level 0: the aligned GT
     }
@@ -117,9 +119,9 @@ __global__ void global_search_kernel(const scalar_t* __restrict__ sr, const acc_
       __syncthreads();
       if (active) {
         for (int t = 0; t < count; ++t) {
-          const acc_t key = selection_key(selection_score(ge, gg, tile + t * kMaxPairs, beta));
+          const acc_t key = selection_key(selection_score<kMaxChannels>(ge, gg, 1, tile + t * kMaxPairs, 1, beta));
           const int64_t m = start + t;
-          if (m == 0 || key < best) {
+          if (improves(key, best, m == 0)) {
             best = key;
             chosen = m;
           }
@@ -128,7 +130,7 @@ __global__ void global_search_kernel(const scalar_t* __restrict__ sr, const acc_
     }
     if (active) {
       index[b * N + n] = chosen;
-      if (loss != nullptr) loss[b * N + n] = gram_target_loss(ge, bank_b + chosen * kMaxPairs, C, criterion);
+      if (loss != nullptr) loss[b * N + n] = gram_target_loss<kMaxChannels>(ge, 1, bank_b + chosen * kMaxPairs, 1, C, criterion);
     }
   }
 }
@@ -144,9 +146,10 @@ __global__ void global_pixel_loss_kernel(const scalar_t* __restrict__ sr, const 
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
     const int64_t q = index[n] - offset;
     if (q < 0 || q >= count) continue;
-    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
-    loss[n] = pixel_target_loss<scalar_t, acc_t>(sr + b * C * H * W, H, W, y0, x0, level + b * C * lH * lW, lH,
-                                                    lW, (q / lWp) * K, (q % lWp) * K, C, K, criterion);
+    const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
+    const int64_t level_patch = (q / lWp) * K * lW + (q % lWp) * K;
+    loss[n] = pixel_target_loss<acc_t>(sr + b * C * H * W + patch, H * W, W, level + b * C * lH * lW + level_patch,
+                                       lH * lW, lW, C, K, criterion);
   }
 }
 
@@ -156,14 +159,14 @@ __global__ void global_backward_kernel(const acc_type_t<scalar_t>* __restrict__ 
                                        const scalar_t* __restrict__ level, const int64_t* __restrict__ index,
                                        int64_t B, int C, int K, int64_t H, int64_t W, int64_t lH, int64_t lW, int64_t offset,
                                        int target, int criterion, scalar_t* __restrict__ dx) {
-  using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, lWp = lW / K, count = (lH / K) * lWp;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
     const int64_t q = index[n] - offset;
     if (q < 0 || q >= count) continue;
-    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * K, x0 = (n % Wp) * K;
-    patch_grad<scalar_t, acc_t>(sr + b * C * H * W, dx + b * C * H * W, H, W, y0, x0, level + b * C * lH * lW, lH,
-                                   lW, (q / lWp) * K, (q % lWp) * K, C, K, target, criterion, grad[n]);
+    const int64_t b = n / (Hp * Wp), patch = b * C * H * W + ((n / Wp) % Hp) * K * W + (n % Wp) * K;
+    const int64_t level_patch = b * C * lH * lW + (q / lWp) * K * lW + (q % lWp) * K;
+    patch_target_grad<kMaxChannels>(sr + patch, H * W, W, level + level_patch, lH * lW, lW, C, K, target, criterion,
+                                     grad[n], dx + patch);
   }
 }
 
@@ -236,35 +239,28 @@ std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::T
   return {loss, index};
 }
 
-void check_backward_args(const at::Tensor& grad, const at::Tensor& index, const at::Tensor& sr, int64_t k) {
-  const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k};
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape) && grad.device() == sr.device(), "gramgan: grad has shape ",
-              grad.sizes(), " on ", grad.device(), ", expected ", at::IntArrayRef(shape), " on ", sr.device());
-  TORCH_CHECK(index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong &&
-                  index.device() == sr.device(),
-              "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), " on ", sr.device());
-}
+using Ops = SelectionOps<local_forward, global_forward>;
 
 }  // namespace
 
 at::Tensor gram_select_local_cuda(const at::Tensor& sr, const at::Tensor& candidates, int64_t k, double gt_weight) {
-  return std::get<1>(local_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+  return Ops::select_local(sr, candidates, k, gt_weight);
 }
 
 at::Tensor gram_select_global_cuda(const at::Tensor& sr, at::TensorList candidates, int64_t k, double gt_weight) {
-  return std::get<1>(global_forward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+  return Ops::select_global(sr, candidates, k, gt_weight);
 }
 
 std::tuple<at::Tensor, at::Tensor> texture_loss_local_cuda(const at::Tensor& sr, const at::Tensor& candidates,
                                                            int64_t k, double gt_weight, c10::string_view target,
                                                            c10::string_view criterion) {
-  return local_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+  return Ops::loss_local(sr, candidates, k, gt_weight, target, criterion);
 }
 
 std::tuple<at::Tensor, at::Tensor> texture_loss_global_cuda(const at::Tensor& sr, at::TensorList candidates,
                                                             int64_t k, double gt_weight, c10::string_view target,
                                                             c10::string_view criterion) {
-  return global_forward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+  return Ops::loss_global(sr, candidates, k, gt_weight, target, criterion);
 }
 
 at::Tensor texture_loss_local_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sr_in,

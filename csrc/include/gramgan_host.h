@@ -1,5 +1,5 @@
-// Host-side helpers shared by the CPU and CUDA entry points: argument decoding, the patch-size
-// dispatch and the level table of the global candidate list.
+// Host-side helpers shared by the CPU and CUDA entry points: argument decoding and checks, the
+// patch-size dispatch, the level table of the global candidate list and the mask entry points.
 //
 // The Python layer (gramgan/ops/_validate.py) checks every argument before an op runs; the checks
 // here are cheap guards so that a direct torch.ops.gramgan call with bad input raises instead of
@@ -11,14 +11,17 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/mul.h>
 #include <ATen/ops/zeros_like.h>
 #include <c10/util/string_view.h>
 
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
 #include "gramgan_common.h"
+#include "gramgan_patch.h"
 
 namespace gramgan {
 
@@ -93,6 +96,116 @@ inline void check_local(const at::Tensor& sr, const at::Tensor& candidates, int6
               "gramgan: candidates must be (B, K>=1, C, H, W) aligned with sr ", sr.sizes(), ", got ",
               candidates.sizes());
   TORCH_CHECK(candidates.size(1) < (int64_t{1} << 31), "gramgan: at most 2^31 - 1 local candidates");
+}
+
+// patch_gram_backward's upstream gradient: (B, H/k, W/k, C, C) on x's device.
+inline void check_gram_grad(const at::Tensor& grad, const at::Tensor& x, int64_t k) {
+  TORCH_CHECK(grad.dim() == 5 && grad.size(0) == x.size(0) && grad.size(1) == x.size(2) / k &&
+                  grad.size(2) == x.size(3) / k && grad.size(3) == x.size(1) && grad.size(4) == x.size(1),
+              "gramgan: patch_gram_backward: grad has shape ", grad.sizes(), " for x ", x.sizes());
+  TORCH_CHECK(grad.device() == x.device(), "gramgan: grad is on ", grad.device(), ", x on ", x.device());
+}
+
+// The texture-loss backward's upstream gradient and saved index: (B, H/k, W/k) on sr's device, the
+// index int64.
+inline void check_backward_args(const at::Tensor& grad, const at::Tensor& index, const at::Tensor& sr, int64_t k) {
+  const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k};
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape) && grad.device() == sr.device(), "gramgan: grad has shape ",
+              grad.sizes(), " on ", grad.device(), ", expected ", at::IntArrayRef(shape), " on ", sr.device());
+  TORCH_CHECK(index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong &&
+                  index.device() == sr.device(),
+              "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), " on ", sr.device(), ", got ",
+              index.scalar_type(), " ", index.sizes(), " on ", index.device());
+}
+
+// The mask's image, cell offset and (sliding mode) window.
+inline void check_mask_args(const at::Tensor& x, int64_t k, int64_t oy, int64_t ox, bool sliding, int64_t window) {
+  check_image(x, "x", 0);
+  TORCH_CHECK(k >= 1 && oy >= 0 && oy < k && ox >= 0 && ox < k, "gramgan: offset (", oy, ", ", ox,
+              ") must lie in [0, k)^2 with k=", k);
+  if (sliding) {
+    TORCH_CHECK(window >= 1 && window % 2 == 1, "gramgan: window must be an odd positive int, got ", window);
+    TORCH_CHECK(window / 2 < x.size(2) && window / 2 < x.size(3), "gramgan: window=", window,
+                " needs reflect padding smaller than H and W of ", x.sizes());
+  }
+}
+
+// A tensor paired with the mask's source image hr: same shape, dtype and device.
+inline void check_like_hr(const at::Tensor& hr, const at::Tensor& other, const char* name) {
+  check_pair(hr, other, "hr", name);
+  TORCH_CHECK(other.sizes() == hr.sizes(), "gramgan: ", name, " ", other.sizes(), " and hr ", hr.sizes(),
+              " must have the same shape");
+}
+
+// ---- selection and loss entry points ------------------------------------------------------------
+// The four forward ops of a backend from its two forward functions
+// forward(sr, candidates, k, gt_weight, target, criterion, with_loss) -> (loss or undefined, index).
+template <auto LocalForward, auto GlobalForward>
+struct SelectionOps {
+  static at::Tensor select_local(const at::Tensor& sr, const at::Tensor& candidates, int64_t k, double gt_weight) {
+    return std::get<1>(LocalForward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+  }
+  static at::Tensor select_global(const at::Tensor& sr, at::TensorList candidates, int64_t k, double gt_weight) {
+    return std::get<1>(GlobalForward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
+  }
+  static std::tuple<at::Tensor, at::Tensor> loss_local(const at::Tensor& sr, const at::Tensor& candidates, int64_t k,
+                                                       double gt_weight, c10::string_view target,
+                                                       c10::string_view criterion) {
+    return LocalForward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+  }
+  static std::tuple<at::Tensor, at::Tensor> loss_global(const at::Tensor& sr, at::TensorList candidates, int64_t k,
+                                                        double gt_weight, c10::string_view target,
+                                                        c10::string_view criterion) {
+    return GlobalForward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
+  }
+};
+
+// ---- mask entry points --------------------------------------------------------------------------
+// Shared by the CPU and CUDA backends, which pass `launch(x, k, threshold, oy, ox, sliding, window, out)`:
+// their mask kernels over the contiguous image x, writing to a MaskOut<scalar_t> out.
+
+template <typename Launch>
+at::Tensor texture_mask_entry(const at::Tensor& x_in, int64_t k, double threshold, int64_t oy, int64_t ox,
+                              c10::string_view mode, int64_t window, const Launch& launch) {
+  const bool sliding = parse_sliding(mode);
+  check_mask_args(x_in, k, oy, ox, sliding, window);
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor mask = at::empty({x.size(0), 1, x.size(2), x.size(3)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gramgan_texture_mask", [&] {
+    const MaskOut<scalar_t> out{mask.data_ptr<scalar_t>(), nullptr, nullptr, nullptr, nullptr,
+                                static_cast<int>(x.size(1)), x.size(2), x.size(3)};
+    launch(x, k, threshold, oy, ox, sliding, window, out);
+  });
+  return mask;
+}
+
+template <typename Launch>
+std::tuple<at::Tensor, at::Tensor> mask_pair_entry(const at::Tensor& sr_in, const at::Tensor& hr_in, int64_t k,
+                                                   double threshold, int64_t oy, int64_t ox, c10::string_view mode,
+                                                   int64_t window, const Launch& launch) {
+  const bool sliding = parse_sliding(mode);
+  check_mask_args(hr_in, k, oy, ox, sliding, window);
+  check_like_hr(hr_in, sr_in, "sr");
+  const at::Tensor sr = sr_in.contiguous(), hr = hr_in.contiguous();
+  at::Tensor mask = at::empty({hr.size(0), 1, hr.size(2), hr.size(3)}, hr.options());
+  at::Tensor sr_out = at::empty_like(sr), hr_out = at::empty_like(hr);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, hr.scalar_type(), "gramgan_mask_pair", [&] {
+    const MaskOut<scalar_t> out{mask.data_ptr<scalar_t>(), sr.data_ptr<scalar_t>(), hr.data_ptr<scalar_t>(),
+                                sr_out.data_ptr<scalar_t>(), hr_out.data_ptr<scalar_t>(),
+                                static_cast<int>(hr.size(1)), hr.size(2), hr.size(3)};
+    launch(hr, k, threshold, oy, ox, sliding, window, out);
+  });
+  return {sr_out, hr_out};
+}
+
+// grad * M(hr), contiguous: the gradient of mask_pair's sr_masked with respect to sr.
+template <typename Launch>
+at::Tensor mask_pair_backward_entry(const at::Tensor& grad, const at::Tensor& hr, int64_t k, double threshold,
+                                    int64_t oy, int64_t ox, c10::string_view mode, int64_t window,
+                                    const Launch& launch) {
+  check_like_hr(hr, grad, "grad");
+  const at::Tensor mask = texture_mask_entry(hr, k, threshold, oy, ox, mode, window, launch);
+  return at::mul(grad, mask).contiguous();
 }
 
 // The global candidate list: where each level's patches start in the flat index, and its size.

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from gramgan.ops import _validate as V
+from gramgan.ops._contract import accumulation_dtype, gram_shape, patch_grid
 from gramgan.ops._dispatch import BACKEND_NAMES, backend_availability, get_backend, resolve, set_backend
 
 __all__ = [
@@ -34,10 +35,6 @@ __all__ = [
 Candidates = torch.Tensor | Sequence[torch.Tensor]
 
 
-def _grid_shape(x: torch.Tensor, k: int) -> tuple[int, int, int]:
-    return x.shape[0], x.shape[-2] // k, x.shape[-1] // k
-
-
 def patch_gram(x: torch.Tensor, k: int = 4, *, backend: str | None = None) -> torch.Tensor:
     """Gram matrix ``(1/k^2) sum_u x_u x_u^T`` of every non-overlapping k x k patch of ``x``.
 
@@ -52,9 +49,7 @@ def patch_gram(x: torch.Tensor, k: int = 4, *, backend: str | None = None) -> to
     k = V.check_patch_size(k)
     V.check_image(x, "x", k)
     if x.shape[0] == 0:
-        b, i, j = _grid_shape(x, k)
-        c = x.shape[1]
-        return x.new_zeros((b, i, j, c, c), dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+        return x.new_zeros(gram_shape(x, k), dtype=accumulation_dtype(x.dtype))
     return resolve(backend, x.device, k, x.shape[1]).patch_gram(x, k)
 
 
@@ -87,7 +82,7 @@ def gram_select(
     """
     k, candidates, gt_weight = _check_selection(sr, candidates, k, scope, gt_weight)
     if sr.shape[0] == 0:
-        return torch.zeros(_grid_shape(sr, k), dtype=torch.long, device=sr.device)
+        return torch.zeros(patch_grid(sr, k), dtype=torch.long, device=sr.device)
     return resolve(backend, sr.device, k, sr.shape[1]).gram_select(sr, candidates, k, scope, gt_weight)
 
 
@@ -116,8 +111,8 @@ def gram_texture_loss(
     V.check_choice("criterion", criterion, V.CRITERIA)
     V.check_choice("reduction", reduction, V.REDUCTIONS)
     if sr.shape[0] == 0:
-        dtype = torch.float64 if sr.dtype == torch.float64 else torch.float32
-        per_patch = sr.new_zeros(_grid_shape(sr, k), dtype=dtype) + sr.sum().to(dtype) * 0
+        dtype = accumulation_dtype(sr.dtype)
+        per_patch = sr.new_zeros(patch_grid(sr, k), dtype=dtype) + sr.sum().to(dtype) * 0
     else:
         chosen = resolve(backend, sr.device, k, sr.shape[1])
         per_patch = chosen.texture_loss(sr, candidates, k, scope, gt_weight, target, criterion)

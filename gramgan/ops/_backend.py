@@ -18,6 +18,7 @@ Conventions shared by all backends (see SPEC §1):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, Union
 
 import torch
@@ -88,18 +89,30 @@ def kernel_unsupported_reason(k: int, channels: int) -> str | None:
 
 
 class LibraryBackend:
-    """A backend whose ops are registered as ``torch.ops.<namespace>.*`` with the shared op schemas.
+    """A backend whose ops are ``torch.ops.<namespace>.*``, defined with the shared contract (``_contract``).
 
-    The C++/CUDA extension (``gramgan``) and the Triton kernels (``gramgan_triton``) register the same
-    op names and signatures, so both are this one class; a subclass only says when it can run.
-    Candidates and the mask's source image are constants of the autograd graph, hence detached.
+    The C++/CUDA extension (``gramgan``), the Triton kernels (``gramgan_triton``) and any further namespace
+    register the same op names and signatures, so all of them are this one class: ``name`` is the backend's
+    table name, ``device_type`` the device its kernels run on, and ``missing`` says (or ``None``) what keeps
+    the kernels from loading at all. Candidates and the mask's source image are constants of the autograd
+    graph, hence detached.
     """
 
-    name: str
-    namespace: str
+    def __init__(
+        self, name: str, namespace: str, device_type: str, missing: Callable[[], str | None] = lambda: None
+    ) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.device_type = device_type
+        self._missing = missing
 
     def unavailable_reason(self, device: torch.device) -> str | None:
-        raise NotImplementedError
+        reason = self._missing()
+        if reason is not None:
+            return reason
+        if device.type != self.device_type:
+            return f"tensor is on {device.type}, backend {self.name!r} needs a {self.device_type.upper()} tensor"
+        return None
 
     def unsupported_reason(self, k: int, channels: int) -> str | None:
         return kernel_unsupported_reason(k, channels)
@@ -151,5 +164,4 @@ class LibraryBackend:
         mode: str,
         window: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = self._ops.mask_pair(sr, hr.detach(), k, threshold, offset[0], offset[1], mode, window)
-        return outputs[0], outputs[1]  # the extension also returns the mask itself, for its backward
+        return self._ops.mask_pair(sr, hr.detach(), k, threshold, offset[0], offset[1], mode, window)

@@ -20,6 +20,7 @@ import os
 import torch
 
 from gramgan.ops._backend import LibraryBackend
+from gramgan.ops._contract import SCHEMAS, accumulation_dtype, register_contract
 
 NAMESPACE = "gramgan_triton"
 
@@ -57,11 +58,6 @@ if _IMPORT_ERROR is None:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def _accumulation(dtype: torch.dtype) -> torch.dtype:
-    """Dtype of Grams and losses: float64 for float64 input, float32 otherwise (SPEC §1)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _pow2(n: int) -> int:
@@ -108,7 +104,7 @@ def _levels(candidates: list[torch.Tensor], k: int) -> list[tuple[int, int, int]
 
 def _patch_gram(x: torch.Tensor, k: int) -> torch.Tensor:
     b, c, h, w = x.shape
-    out = torch.empty((b, h // k, w // k, c, c), dtype=_accumulation(x.dtype), device=x.device)
+    out = torch.empty((b, h // k, w // k, c, c), dtype=accumulation_dtype(x.dtype), device=x.device)
     with _device_guard(x):
         _launch_gram(x, out, k, (h // k) * (w // k) * c * c, c * c, 0)
     return out
@@ -124,17 +120,6 @@ def _patch_gram_backward(grad: torch.Tensor, x: torch.Tensor, k: int) -> torch.T
             x, *x.stride(), grad, dx, *dx.stride(), b * n, n, w // k, **_common(x, k)
         )
     return dx
-
-
-def _patch_gram_setup(ctx, inputs, output) -> None:
-    x, k = inputs
-    ctx.save_for_backward(x)
-    ctx.k = k
-
-
-def _patch_gram_grad(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return torch.ops.gramgan_triton.patch_gram_backward(grad, x, ctx.k), None
 
 
 # ------------------------------------------------------------------------------------- selection & loss
@@ -166,7 +151,7 @@ def _texture_loss_local(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     b, _, h, w = sr.shape
     index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
-    loss = torch.empty((b, h // k, w // k), dtype=_accumulation(sr.dtype), device=sr.device)
+    loss = torch.empty((b, h // k, w // k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     mode = LOSS_GRAM if target == "gram" else LOSS_PIXEL
     with _device_guard(sr):
         _launch_local(sr, candidates, index, loss, k, gt_weight, mode, criterion == "l1")
@@ -181,7 +166,7 @@ def _launch_global_select(
     b, c, h, w = sr.shape
     levels = _levels(candidates, k)
     m = sum(count for _, count, _ in levels)
-    bank = torch.empty((b, m, c * c), dtype=_accumulation(sr.dtype), device=sr.device)
+    bank = torch.empty((b, m, c * c), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     for image, (start, _, _) in zip(candidates, levels):
         _launch_gram(image, bank, k, m * c * c, c * c, start)
     n = (h // k) * (w // k)
@@ -204,7 +189,7 @@ def _texture_loss_global(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     b, _, h, w = sr.shape
     index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
-    loss = torch.empty((b, h // k, w // k), dtype=_accumulation(sr.dtype), device=sr.device)
+    loss = torch.empty((b, h // k, w // k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     l1 = criterion == "l1"
     with _device_guard(sr):
         _launch_global_select(sr, candidates, index, loss, k, gt_weight, target == "gram", l1)
@@ -254,27 +239,6 @@ def _texture_loss_global_backward(
         for image, (start, count, wp_c) in zip(candidates, _levels(candidates, k)):
             _launch_backward(grad, sr, image, index, dx, k, target, criterion, False, start, count, wp_c)
     return dx
-
-
-def _texture_loss_setup(ctx, inputs, output) -> None:
-    sr, candidates, k, _, target, criterion = inputs
-    _, index = output
-    images = [candidates] if isinstance(candidates, torch.Tensor) else list(candidates)
-    ctx.save_for_backward(sr, index, *images)
-    ctx.local = isinstance(candidates, torch.Tensor)
-    ctx.args = (k, target, criterion)
-
-
-def _texture_loss_grad(ctx, grad_loss, _grad_index):
-    sr, index, *images = ctx.saved_tensors
-    grad_sr = None
-    if ctx.needs_input_grad[0]:
-        if ctx.local:
-            grad_sr = torch.ops.gramgan_triton.texture_loss_local_backward(grad_loss, sr, images[0], index, *ctx.args)
-        else:
-            grad_sr = torch.ops.gramgan_triton.texture_loss_global_backward(grad_loss, sr, images, index, *ctx.args)
-    no_grad_candidates = None if ctx.local else [None] * len(images)  # same structure as the input
-    return grad_sr, no_grad_candidates, None, None, None, None
 
 
 # ------------------------------------------------------------------------------------------ texture mask
@@ -336,80 +300,36 @@ def _mask_pair_backward(
     return dx
 
 
-def _mask_pair_setup(ctx, inputs, output) -> None:
-    _, hr, *args = inputs
-    ctx.save_for_backward(hr)
-    ctx.args = args
-    ctx.mark_non_differentiable(output[1])
-
-
-def _mask_pair_grad(ctx, grad_sr_m, _grad_hr_m):
-    (hr,) = ctx.saved_tensors
-    grad = None
-    if ctx.needs_input_grad[0]:
-        grad = torch.ops.gramgan_triton.mask_pair_backward(grad_sr_m, hr, *ctx.args)
-    return grad, None, None, None, None, None, None, None
-
-
 # ------------------------------------------------------------------------------------------ registration
 
 
-def _grid_like(x: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
-    b, _, h, w = x.shape
-    return x.new_empty((b, h // k, w // k), dtype=dtype)
-
-
-def _interpreter_fakes() -> dict:
-    """Shape-only fake implementations, used under ``TRITON_INTERPRET=1`` only.
-
-    A ``triton_op``'s own fake implementation is its body run on fake tensors, which on a GPU records the
-    kernels without running them; the interpreter would run them on data-less tensors instead. With these,
-    ``torch.compile(backend="eager")`` traces the ops on the CPU (the kernels run eagerly at call time);
-    compilers that trace into the body (aot_eager, inductor) need a GPU.
-    """
-    def loss(sr, candidates, k, *_):
-        return _grid_like(sr, k, _accumulation(sr.dtype)), _grid_like(sr, k, torch.int64)
-
-    def like(x):
-        return torch.empty(x.shape, dtype=x.dtype, device=x.device)
-
-    return {
-        "patch_gram": lambda x, k: x.new_empty((*_grid_like(x, k, x.dtype).shape, x.shape[1], x.shape[1]),
-                                               dtype=_accumulation(x.dtype)),
-        "patch_gram_backward": lambda grad, x, k: like(x),
-        "gram_select_local": lambda sr, candidates, k, *_: _grid_like(sr, k, torch.int64),
-        "gram_select_global": lambda sr, candidates, k, *_: _grid_like(sr, k, torch.int64),
-        "texture_loss_local": loss,
-        "texture_loss_global": loss,
-        "texture_loss_local_backward": lambda grad, sr, *_: like(sr),
-        "texture_loss_global_backward": lambda grad, sr, *_: like(sr),
-        "texture_mask": lambda x, *_: x.new_empty((x.shape[0], 1, *x.shape[2:])),
-        "mask_pair": lambda sr, hr, *_: (like(sr), like(hr)),
-        "mask_pair_backward": lambda grad, hr, *_: like(hr),
-    }  # fmt: skip
+_KERNELS = {
+    "patch_gram": _patch_gram,
+    "patch_gram_backward": _patch_gram_backward,
+    "gram_select_local": _select_local,
+    "gram_select_global": _select_global,
+    "texture_loss_local": _texture_loss_local,
+    "texture_loss_global": _texture_loss_global,
+    "texture_loss_local_backward": _texture_loss_local_backward,
+    "texture_loss_global_backward": _texture_loss_global_backward,
+    "texture_mask": _texture_mask,
+    "mask_pair": _mask_pair,
+    "mask_pair_backward": _mask_pair_backward,
+}
 
 
 def _register() -> None:
-    """Defines the ``gramgan_triton::*`` ops and their autograd formulas."""
-    fakes = _interpreter_fakes() if kernels.INTERPRET else {}
+    """Defines the ``gramgan_triton::*`` ops with the shared schemas, fakes and autograd (``_contract``).
 
-    def op(name, fn):
-        definition = triton_op(f"{NAMESPACE}::{name}", fn, mutates_args=())
-        if name in fakes:
-            definition.register_fake(fakes[name])
-        return definition
-
-    op("patch_gram", _patch_gram).register_autograd(_patch_gram_grad, setup_context=_patch_gram_setup)
-    op("patch_gram_backward", _patch_gram_backward)
-    op("gram_select_local", _select_local)
-    op("gram_select_global", _select_global)
-    for name, fn in (("texture_loss_local", _texture_loss_local), ("texture_loss_global", _texture_loss_global)):
-        op(name, fn).register_autograd(_texture_loss_grad, setup_context=_texture_loss_setup)
-    op("texture_loss_local_backward", _texture_loss_local_backward)
-    op("texture_loss_global_backward", _texture_loss_global_backward)
-    op("texture_mask", _texture_mask)
-    op("mask_pair", _mask_pair).register_autograd(_mask_pair_grad, setup_context=_mask_pair_setup)
-    op("mask_pair_backward", _mask_pair_backward)
+    A ``triton_op``'s own fake implementation is its body run on fake tensors, which on a GPU records the
+    kernels without running them (so inductor sees them); the interpreter would run them on data-less
+    tensors instead, so under ``TRITON_INTERPRET=1`` the contract's shape-only fakes replace it. With
+    those, ``torch.compile(backend="eager")`` traces the ops on the CPU (the kernels run eagerly at call
+    time); compilers that trace into the body (aot_eager, inductor) need a GPU.
+    """
+    for name, fn in _KERNELS.items():
+        triton_op(f"{NAMESPACE}::{name}", fn, mutates_args=(), schema=SCHEMAS[name])
+    register_contract(NAMESPACE, fakes=kernels.INTERPRET)
 
 
 if _IMPORT_ERROR is None:
@@ -423,10 +343,10 @@ if _IMPORT_ERROR is None:
 
 
 class TritonBackend(LibraryBackend):
-    """The ``triton`` table entry of ``gramgan.ops`` (the ``Backend`` protocol of ``_backend.py``)."""
+    """The ``triton`` table entry of ``gramgan.ops``: CUDA tensors, and CPU ones under the interpreter."""
 
-    name = "triton"
-    namespace = NAMESPACE
+    def __init__(self) -> None:
+        super().__init__("triton", NAMESPACE, "cuda")
 
     def unavailable_reason(self, device: torch.device) -> str | None:
         if _IMPORT_ERROR is not None:

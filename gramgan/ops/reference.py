@@ -9,16 +9,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gramgan.ops._contract import accumulation_dtype
+
 # Largest temporary of the global search, in elements: each chunk of SR patches is compared with all
 # candidate Grams at once, which needs (chunk * M * C * C) elements (SPEC: never the whole N x M matrix).
 GLOBAL_CHUNK_ELEMENTS = 1 << 24
 
 LUMA_RGB = (0.299, 0.587, 0.114)
-
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other float type is computed in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def patches(x: torch.Tensor, k: int) -> torch.Tensor:

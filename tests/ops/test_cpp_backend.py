@@ -59,6 +59,7 @@ def _op_cases(device: str, gen: torch.Generator) -> list[tuple[str, tuple]]:
         ("texture_mask", (hr, 4, 0.005, 0, 0, "sliding", 5)),
         ("mask_pair", (req(sr), hr, 4, 0.005, 3, 0, "grid", 11)),
         ("mask_pair", (req(sr), hr, 4, 0.005, 0, 0, "sliding", 3)),
+        ("mask_pair_backward", (_rand(gen, 2, 3, 8, 12, device=device), hr, 4, 0.005, 1, 2, "grid", 11)),
     ]
 
 
@@ -77,6 +78,7 @@ CASE_IDS = [
     "mask_sliding",
     "mask_pair_grid",
     "mask_pair_sliding",
+    "mask_pair_backward",
 ]
 
 
@@ -202,8 +204,14 @@ def test_direct_op_rejects_bad_input():
         torch.ops.gramgan.texture_loss_local_backward(
             torch.ones(1, 2, 2), x, x[:, None], torch.full((1, 2, 2), 5), 4, "gram", "mse"
         )
+    with pytest.raises(RuntimeError, match="index must be int64"):
+        torch.ops.gramgan.texture_loss_local_backward(
+            torch.ones(1, 2, 2), x, x[:, None], torch.zeros((1, 2, 2), dtype=torch.int32), 4, "gram", "mse"
+        )
     with pytest.raises(RuntimeError, match="reflect padding"):
         torch.ops.gramgan.texture_mask(x, 4, 0.005, 0, 0, "sliding", 17)
+    with pytest.raises(RuntimeError, match="same shape"):
+        torch.ops.gramgan.mask_pair_backward(torch.ones(1, 3, 8, 4), x, 4, 0.005, 0, 0, "grid", 11)
 
 
 def test_availability_reasons():

@@ -156,6 +156,7 @@ def _op_cases(gen: torch.Generator) -> dict:
         "loss_global": ("texture_loss_global", (req(sr), levels, 4, 1.0, "gram", "mse")),
         "mask_sliding": ("texture_mask", (hr, 4, 0.005, 0, 0, "sliding", 5)),
         "mask_pair_grid": ("mask_pair", (req(sr), hr, 4, 0.005, 3, 0, "grid", 11)),
+        "mask_pair_backward": ("mask_pair_backward", (_rand(gen, 2, 3, 8, 12), hr, 4, 0.005, 1, 2, "sliding", 5)),
     }
 
 

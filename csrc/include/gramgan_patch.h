@@ -1,0 +1,382 @@
+// Per-patch arithmetic of the fused ops, shared by the CPU kernels (csrc/cpu) and the CUDA kernels
+// (csrc/cuda): the Gram of a patch, the selection score and its NaN / tie rule, the Gram- and
+// pixel-target losses and their gradients, the mask cell statistics and the sliding-window sweep.
+//
+// Every function is GRAMGAN_HD (host and device under nvcc, plain inline otherwise), so the CPU tests
+// run the very code the CUDA kernels call. Grams are kept as their upper triangle ("pairs":
+// (0,0), (0,1), ..., (NC-1,NC-1)) of NC channels: the CPU instantiates NC = C, the CUDA kernels
+// NC = kMaxChannels with channels >= C held at exact zeros, so one formula serves both. Functions
+// that only add and multiply are also generic in the value type V: a scalar (one pixel, CUDA) or a
+// SIMD row of K pixels (CPU), computing the same products either way. See docs/ops.md.
+#pragma once
+
+#include <cstdint>
+
+#include "gramgan_common.h"
+
+// Unrolls a loop of compile-time length: in nvcc's device pass and in plain C++ (GCC / clang); nvcc's
+// host pass of a .cu file, which runs none of this, leaves the loop as it is.
+#if defined(__CUDA_ARCH__)
+#define GRAMGAN_UNROLL _Pragma("unroll")
+#elif defined(__CUDACC__)
+#define GRAMGAN_UNROLL
+#else
+#define GRAMGAN_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+namespace gramgan {
+
+template <int NC>
+GRAMGAN_HD constexpr int pair_count() {
+  return NC * (NC + 1) / 2;
+}
+
+// Weight of a pair in the Frobenius norm: 1 on the diagonal, 2 off it ((a, b) and (b, a)).
+GRAMGAN_HD constexpr int pair_weight(int a, int b) { return a == b ? 1 : 2; }
+
+// ---- Gram of a patch ------------------------------------------------------------------------------
+
+// acc[q] += v[a] * v[b] for every pair q = (a, b), a <= b: one pixel's (or one row's) Gram terms.
+template <int NC, typename V>
+GRAMGAN_HD void add_outer_products(const V* v, V* acc) {
+  int q = 0;
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    GRAMGAN_UNROLL
+    for (int b = a; b < NC; ++b, ++q) acc[q] += v[a] * v[b];
+  }
+}
+
+// The Gram from the patch sums: sums / K^2, and exact zeros for pairs with a channel >= C (even when
+// a real channel holds +-inf: inf * 0 would be NaN, and NaN would leak into scores and losses).
+template <int NC, typename T>
+GRAMGAN_HD void finish_gram(T* G, int C, int K) {
+  const T inv_area = T(1) / T(K * K);
+  int q = 0;
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    GRAMGAN_UNROLL
+    for (int b = a; b < NC; ++b, ++q) G[q] = b < C ? G[q] * inv_area : T(0);
+  }
+}
+
+// The NC channel values of one pixel (channel stride HW); channels >= C read as 0.
+template <int NC, typename acc_t, typename scalar_t>
+GRAMGAN_HD void load_pixel(const scalar_t* p, int64_t HW, int C, acc_t* v) {
+  GRAMGAN_UNROLL
+  for (int c = 0; c < NC; ++c) v[c] = c < C ? static_cast<acc_t>(p[c * HW]) : acc_t(0);
+}
+
+// Gram (pairs of NC channels) of the K x K patch whose top-left pixel of channel 0 is p (channel
+// stride HW, row stride W). Sums run down each column, then across the columns: the order of the
+// CPU kernels, whose SIMD lanes are the columns.
+template <int NC, typename acc_t, typename scalar_t>
+GRAMGAN_HD void patch_gram(const scalar_t* p, int64_t HW, int64_t W, int C, int K, acc_t* G) {
+  constexpr int P = pair_count<NC>();
+  GRAMGAN_UNROLL
+  for (int q = 0; q < P; ++q) G[q] = acc_t(0);
+  for (int s = 0; s < K; ++s) {
+    acc_t column[P];
+    GRAMGAN_UNROLL
+    for (int q = 0; q < P; ++q) column[q] = acc_t(0);
+    for (int r = 0; r < K; ++r) {
+      acc_t v[NC];
+      load_pixel<NC>(p + r * W + s, HW, C, v);
+      add_outer_products<NC>(v, column);
+    }
+    GRAMGAN_UNROLL
+    for (int q = 0; q < P; ++q) G[q] += column[q];
+  }
+  finish_gram<NC>(G, C, K);
+}
+
+// ---- selection --------------------------------------------------------------------------------------
+
+// Sum over the full NC x NC matrices of criterion(A - B), from their pairs (strides a_stride, b_stride).
+template <int NC, typename T>
+GRAMGAN_HD T pair_criterion_sum(const T* A, int64_t a_stride, const T* B, int64_t b_stride, int criterion) {
+  T sum = T(0);
+  int q = 0;
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    GRAMGAN_UNROLL
+    for (int b = a; b < NC; ++b, ++q) {
+      sum += T(pair_weight(a, b)) * criterion_value(A[q * a_stride] - B[q * b_stride], criterion);
+    }
+  }
+  return sum;
+}
+
+// ||A - B||_F^2 of two Grams given by their pairs.
+template <int NC, typename T>
+GRAMGAN_HD T frobenius2(const T* A, int64_t a_stride, const T* B, int64_t b_stride) {
+  return pair_criterion_sum<NC>(A, a_stride, B, b_stride, kCriterionMse);
+}
+
+// The selection score ||Ge - Gc||^2 (+ beta ||Gg - Gc||^2 when beta != 0, as the reference): ge and
+// gg (the ground truth's Gram) with stride e_stride, the candidate's gc with stride c_stride.
+template <int NC, typename T>
+GRAMGAN_HD T selection_score(const T* ge, const T* gg, int64_t e_stride, const T* gc, int64_t c_stride, T beta) {
+  T score = frobenius2<NC>(ge, e_stride, gc, c_stride);
+  if (beta != T(0)) score += beta * frobenius2<NC>(gg, e_stride, gc, c_stride);
+  return score;
+}
+
+// Whether candidate m (with key selection_key(score)) replaces the best so far: the first candidate
+// always, a later one only when strictly smaller, so ties keep the lower index and NaN never wins.
+template <typename T>
+GRAMGAN_HD bool improves(T key, T best, bool first) {
+  return first || key < best;
+}
+
+// ---- losses -------------------------------------------------------------------------------------------
+
+// Mean over the C x C Gram entries of criterion(Ge - Gc) (pairs with strides e_stride, c_stride).
+template <int NC, typename T>
+GRAMGAN_HD T gram_target_loss(const T* ge, int64_t e_stride, const T* gc, int64_t c_stride, int C, int criterion) {
+  return pair_criterion_sum<NC>(ge, e_stride, gc, c_stride, criterion) / T(C * C);
+}
+
+// Mean over a patch's C K^2 values of criterion(e - c); e and c point at the patches' top-left pixels
+// of channel 0 in images with channel strides e_HW, c_HW and row strides e_W, c_W.
+template <typename acc_t, typename scalar_t>
+GRAMGAN_HD acc_t pixel_target_loss(const scalar_t* e, int64_t e_HW, int64_t e_W, const scalar_t* c, int64_t c_HW,
+                                   int64_t c_W, int C, int K, int criterion) {
+  acc_t sum = acc_t(0);
+  for (int ch = 0; ch < C; ++ch) {
+    for (int r = 0; r < K; ++r) {
+      const scalar_t* er = e + ch * e_HW + r * e_W;
+      const scalar_t* cr = c + ch * c_HW + r * c_W;
+      for (int s = 0; s < K; ++s) {
+        sum += criterion_value(static_cast<acc_t>(er[s]) - static_cast<acc_t>(cr[s]), criterion);
+      }
+    }
+  }
+  return sum / acc_t(C * K * K);
+}
+
+// ---- gradients ------------------------------------------------------------------------------------------
+
+// The symmetric matrix D with dx_u = D x_u for the Gram-target loss of one patch (upstream g):
+// D = g criterion'(Ge - Gc) (2 / K^2) / C^2, zero outside the C x C block.
+template <int NC, typename T>
+GRAMGAN_HD void gram_target_grad_matrix(const T* ge, const T* gc, T g, int C, int K, int criterion, T (*D)[NC]) {
+  const T scale = g / T(C * C) * (T(2) / T(K * K));
+  int q = 0;
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    GRAMGAN_UNROLL
+    for (int b = a; b < NC; ++b, ++q) D[a][b] = D[b][a] = b < C ? scale * criterion_grad(ge[q] - gc[q], criterion) : T(0);
+  }
+}
+
+// The matrix S with dx_u = S x_u for patch_gram's backward: S = (dG + dG^T) / K^2 for the upstream
+// C x C gradient dG (row-major, C * C values), zero outside the C x C block.
+template <int NC, typename T>
+GRAMGAN_HD void patch_gram_grad_matrix(const T* dG, int C, int K, T (*S)[NC]) {
+  const T inv_area = T(1) / T(K * K);
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    GRAMGAN_UNROLL
+    for (int b = 0; b < NC; ++b) S[a][b] = (a < C && b < C) ? (dG[a * C + b] + dG[b * C + a]) * inv_area : T(0);
+  }
+}
+
+// out = row a of D times the pixel values v (scalar V) or pixel rows (SIMD V): sum_b D[a][b] v[b].
+// (out by reference: a SIMD value returned by value would change the ABI without AVX.)
+template <int NC, typename T, typename V>
+GRAMGAN_HD void matrix_row_times(const T (*D)[NC], const V* v, int a, V& out) {
+  out = V{};
+  GRAMGAN_UNROLL
+  for (int b = 0; b < NC; ++b) out += D[a][b] * v[b];
+}
+
+// Writes D x_u into dx for every pixel u of the K x K patch at x (dx has x's strides HW, W).
+template <int NC, typename acc_t, typename scalar_t>
+GRAMGAN_HD void apply_patch_matrix(const acc_t (*D)[NC], const scalar_t* x, int64_t HW, int64_t W, int C, int K,
+                                   scalar_t* dx) {
+  for (int r = 0; r < K; ++r) {
+    for (int s = 0; s < K; ++s) {
+      const int64_t pixel = r * W + s;
+      acc_t v[NC];
+      load_pixel<NC>(x + pixel, HW, C, v);
+      GRAMGAN_UNROLL
+      for (int a = 0; a < NC; ++a) {
+        if (a < C) {
+          acc_t out;
+          matrix_row_times<NC>(D, v, a, out);
+          dx[a * HW + pixel] = static_cast<scalar_t>(out);
+        }
+      }
+    }
+  }
+}
+
+// Writes the pixel-target gradient g criterion'(e - c) / (C K^2) of one patch into dx (e's strides).
+template <typename acc_t, typename scalar_t>
+GRAMGAN_HD void pixel_target_grad(const scalar_t* e, int64_t HW, int64_t W, const scalar_t* c, int64_t c_HW,
+                                  int64_t c_W, int C, int K, acc_t g, int criterion, scalar_t* dx) {
+  const acc_t scale = g / acc_t(C * K * K);
+  for (int ch = 0; ch < C; ++ch) {
+    for (int r = 0; r < K; ++r) {
+      const int64_t row = ch * HW + r * W;
+      const scalar_t* cr = c + ch * c_HW + r * c_W;
+      for (int s = 0; s < K; ++s) {
+        const acc_t d = static_cast<acc_t>(e[row + s]) - static_cast<acc_t>(cr[s]);
+        dx[row + s] = static_cast<scalar_t>(scale * criterion_grad(d, criterion));
+      }
+    }
+  }
+}
+
+// The patch loops of the CUDA kernels: one pixel at a time (patch_gram and apply_patch_matrix above).
+// The CPU kernels pass their own, which run a row of K pixels as one SIMD value.
+template <int NC>
+struct PixelLoops {
+  template <typename acc_t, typename scalar_t>
+  GRAMGAN_HD static void gram(const scalar_t* p, int64_t HW, int64_t W, int C, int K, acc_t* G) {
+    patch_gram<NC>(p, HW, W, C, K, G);
+  }
+  template <typename acc_t, typename scalar_t>
+  GRAMGAN_HD static void apply(const acc_t (*D)[NC], const scalar_t* x, int64_t HW, int64_t W, int C, int K,
+                               scalar_t* dx) {
+    apply_patch_matrix<NC>(D, x, HW, W, C, K, dx);
+  }
+};
+
+// Writes the gradient of one patch's texture loss (upstream g) into dx (e's strides HW, W): the Gram
+// target recomputes both Grams, the pixel target compares the pixels; c is the chosen candidate's patch
+// (channel stride c_HW, row stride c_W).
+template <int NC, typename Loops = PixelLoops<NC>, typename acc_t, typename scalar_t>
+GRAMGAN_HD void patch_target_grad(const scalar_t* e, int64_t HW, int64_t W, const scalar_t* c, int64_t c_HW,
+                                  int64_t c_W, int C, int K, int target, int criterion, acc_t g, scalar_t* dx) {
+  if (target == kTargetGram) {
+    acc_t ge[pair_count<NC>()], gc[pair_count<NC>()], D[NC][NC];
+    Loops::gram(e, HW, W, C, K, ge);
+    Loops::gram(c, c_HW, c_W, C, K, gc);
+    gram_target_grad_matrix<NC>(ge, gc, g, C, K, criterion, D);
+    Loops::apply(D, e, HW, W, C, K, dx);
+  } else {
+    pixel_target_grad<acc_t>(e, HW, W, c, c_HW, c_W, C, K, g, criterion, dx);
+  }
+}
+
+// ---- texture mask -------------------------------------------------------------------------------------
+
+// The rows (or columns) [lo, hi) of grid cell c: [c k - offset, c k - offset + k) clipped to [0, n).
+GRAMGAN_HD void cell_range(int64_t c, int64_t k, int64_t offset, int64_t n, int64_t* lo, int64_t* hi) {
+  const int64_t start = c * k - offset;
+  *lo = start < 0 ? 0 : start;
+  *hi = start + k > n ? n : start + k;
+}
+
+// Luminance read from the image itself ((C, H, W), channel stride HW).
+template <typename scalar_t>
+struct LumaImage {
+  const scalar_t* image;
+  int64_t HW, W;
+  int C;
+  GRAMGAN_HD double at(int64_t y, int64_t x) const { return luminance_at(image + y * W + x, HW, C); }
+};
+
+// Luminance precomputed into rows y0, y0 + 1, ... of width W.
+struct LumaRows {
+  const double* rows;
+  int64_t y0, W;
+  GRAMGAN_HD double at(int64_t y, int64_t x) const { return rows[(y - y0) * W + x]; }
+};
+
+// Unbiased standard deviation of the luminance over rows [y0, y1) x columns [x0, x1), in two passes
+// (the mean, then the squared deviations) as the reference.
+template <typename Luma>
+GRAMGAN_HD double cell_std(const Luma& luma, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+  double sum = 0.0;
+  for (int64_t y = y0; y < y1; ++y) {
+    for (int64_t x = x0; x < x1; ++x) sum += luma.at(y, x);
+  }
+  const int64_t count = (y1 - y0) * (x1 - x0);
+  const double mean = sum / static_cast<double>(count);
+  double squares = 0.0;
+  for (int64_t y = y0; y < y1; ++y) {
+    for (int64_t x = x0; x < x1; ++x) {
+      const double d = luma.at(y, x) - mean;
+      squares += d * d;
+    }
+  }
+  return unbiased_std(squares, count);
+}
+
+// Where the mask (and with a pair, the masked images) go.
+template <typename scalar_t>
+struct MaskOut {
+  scalar_t* mask;      // (B, 1, H, W)
+  const scalar_t* sr;  // (B, C, H, W), nullptr without a pair
+  const scalar_t* hr;
+  scalar_t* sr_out;
+  scalar_t* hr_out;
+  int C;
+  int64_t H, W;
+
+  // The mask value m of pixel (y, x) of image b, and with a pair sr * m and hr * m.
+  GRAMGAN_HD void write(int64_t b, int64_t y, int64_t x, scalar_t m) const {
+    const int64_t pixel = y * W + x;
+    mask[b * H * W + pixel] = m;
+    if (sr == nullptr) return;
+    using acc_t = acc_type_t<scalar_t>;
+    const acc_t mf = static_cast<acc_t>(m);
+    for (int c = 0; c < C; ++c) {
+      const int64_t q = (b * C + c) * H * W + pixel;
+      sr_out[q] = static_cast<scalar_t>(static_cast<acc_t>(sr[q]) * mf);
+      hr_out[q] = static_cast<scalar_t>(static_cast<acc_t>(hr[q]) * mf);
+    }
+  }
+
+  // The grid cell [y0, y1) x [x0, x1) of image b: its mask value from the cell's std, written to
+  // every pixel.
+  template <typename Luma>
+  GRAMGAN_HD void write_cell(const Luma& luma, double threshold, int64_t b, int64_t y0, int64_t y1, int64_t x0,
+                             int64_t x1) const {
+    const scalar_t m = mask_value<scalar_t>(cell_std(luma, y0, y1, x0, x1), threshold);
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int64_t x = x0; x < x1; ++x) write(b, y, x, m);
+    }
+  }
+};
+
+// Running window sums of the sliding mask: value v enters (sign 1) or leaves (sign -1) sums s1 of the
+// values, s2 of their squares and bad of the non-finite ones (counted, not summed, so that a NaN
+// poisons only the windows that contain it).
+GRAMGAN_HD void window_add(double v, int sign, double& s1, double& s2, int32_t& bad) {
+  const bool finite = is_finite(v);
+  const double f = finite ? v : 0.0;
+  s1 += sign * f;
+  s2 += sign * (f * f);
+  bad += finite ? 0 : sign;
+}
+
+// One row y of image b of the sliding mask, from the column window sums c1, c2, cb of that row (each
+// covering rows y - r .. y + r): runs the window along the row with reflect padding and writes the mask.
+template <typename scalar_t>
+GRAMGAN_HD void sliding_row(const double* c1, const double* c2, const int32_t* cb, int64_t W, int64_t r,
+                            int64_t window, double threshold, const MaskOut<scalar_t>& out, int64_t b, int64_t y) {
+  double s1 = 0.0, s2 = 0.0;
+  int64_t bad = 0;
+  for (int64_t dx = -r; dx <= r; ++dx) {
+    const int64_t q = reflect_index(dx, W);
+    s1 += c1[q];
+    s2 += c2[q];
+    bad += cb[q];
+  }
+  for (int64_t x = 0; x < W; ++x) {
+    if (x > 0) {
+      const int64_t in = reflect_index(x + r, W), old = reflect_index(x - 1 - r, W);
+      s1 += c1[in] - c1[old];
+      s2 += c2[in] - c2[old];
+      bad += cb[in] - cb[old];
+    }
+    const double std_dev = bad == 0 ? window_std(s1, s2, window * window) : std::numeric_limits<double>::quiet_NaN();
+    out.write(b, y, x, mask_value<scalar_t>(std_dev, threshold));
+  }
+}
+
+}  // namespace gramgan

@@ -1,0 +1,202 @@
+"""The op contract shared by every ``torch.library`` namespace of gramgan's fused kernels.
+
+One table of operator schemas (``SCHEMAS``), one set of fake (shape-and-dtype) implementations and one
+set of autograd formulas serve every namespace that holds the fused ops: ``gramgan`` (the C++/CUDA
+extension, whose kernels csrc/ registers with ``TORCH_LIBRARY_IMPL``), ``gramgan_triton`` (the Triton
+kernels, defined as ``triton_op`` with these schemas) and any further namespace, such as one for the
+host emulation of the CUDA kernels, which needs nothing more than ``define_ops(namespace)`` and its
+kernels. The same op therefore has the same signature everywhere (see docs/ops.md).
+
+Autograd: gradients flow to ``sr`` / ``x`` only; the texture-loss backward recomputes from the saved
+selection index (never a copy of the patches), the masked pair's backward recomputes the mask of ``hr``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+_MASK_ARGS = "int k, float threshold, int offset_y, int offset_x, str mode, int window"
+
+# Every op of every namespace: name -> schema without the name (torch.library's schema syntax).
+SCHEMAS: dict[str, str] = {
+    # (B, C, H, W) -> (B, H/k, W/k, C, C) Gram of every k x k patch, in the accumulation dtype.
+    "patch_gram": "(Tensor x, int k) -> Tensor",
+    "patch_gram_backward": "(Tensor grad, Tensor x, int k) -> Tensor",
+    # Index of the chosen candidate per SR patch, int64 (B, H/k, W/k).
+    "gram_select_local": "(Tensor sr, Tensor candidates, int k, float gt_weight) -> Tensor",
+    "gram_select_global": "(Tensor sr, Tensor[] candidates, int k, float gt_weight) -> Tensor",
+    # Per-patch texture loss (B, H/k, W/k) and the selected index (saved for the backward).
+    "texture_loss_local": (
+        "(Tensor sr, Tensor candidates, int k, float gt_weight, str target, str criterion)"
+        " -> (Tensor loss, Tensor index)"
+    ),
+    "texture_loss_local_backward": (
+        "(Tensor grad, Tensor sr, Tensor candidates, Tensor index, int k, str target, str criterion) -> Tensor"
+    ),
+    "texture_loss_global": (
+        "(Tensor sr, Tensor[] candidates, int k, float gt_weight, str target, str criterion)"
+        " -> (Tensor loss, Tensor index)"
+    ),
+    "texture_loss_global_backward": (
+        "(Tensor grad, Tensor sr, Tensor[] candidates, Tensor index, int k, str target, str criterion) -> Tensor"
+    ),
+    # 0/1 (NaN for a NaN std) mask (B, 1, H, W) in x's dtype; mask_pair returns sr * M and hr * M.
+    "texture_mask": f"(Tensor x, {_MASK_ARGS}) -> Tensor",
+    "mask_pair": f"(Tensor sr, Tensor hr, {_MASK_ARGS}) -> (Tensor sr_masked, Tensor hr_masked)",
+    # grad * M(hr): the gradient of sr_masked with respect to sr.
+    "mask_pair_backward": f"(Tensor grad, Tensor hr, {_MASK_ARGS}) -> Tensor",
+}
+
+
+def schema(name: str) -> str:
+    """The full schema of op ``name`` (without a namespace), e.g. ``"patch_gram(Tensor x, int k) -> Tensor"``."""
+    return name + SCHEMAS[name]
+
+
+# ----------------------------------------------------------------------------------- dtype and shapes
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of Grams and losses: float64 stays float64, every other float type is computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def patch_grid(x: torch.Tensor, k: int) -> tuple[int, int, int]:
+    """``(B, H/k, W/k)``: the shape of every per-patch output of a ``(B, C, H, W)`` image."""
+    return x.shape[0], x.shape[-2] // k, x.shape[-1] // k
+
+
+def gram_shape(x: torch.Tensor, k: int) -> tuple[int, ...]:
+    """``(B, H/k, W/k, C, C)``: the shape of ``patch_gram(x, k)``."""
+    return (*patch_grid(x, k), x.shape[1], x.shape[1])
+
+
+def mask_shape(x: torch.Tensor) -> tuple[int, int, int, int]:
+    """``(B, 1, H, W)``: the shape of the texture mask of ``x``."""
+    return x.shape[0], 1, x.shape[-2], x.shape[-1]
+
+
+# ---------------------------------------------------------------------------------------------- fakes
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """A contiguous tensor of x's shape, dtype and device (what every kernel returns for an image)."""
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _loss_and_index(sr: torch.Tensor, candidates, k: int, *_) -> tuple[torch.Tensor, torch.Tensor]:
+    grid = patch_grid(sr, k)
+    return sr.new_empty(grid, dtype=accumulation_dtype(sr.dtype)), sr.new_empty(grid, dtype=torch.long)
+
+
+def _index(sr: torch.Tensor, candidates, k: int, *_) -> torch.Tensor:
+    return sr.new_empty(patch_grid(sr, k), dtype=torch.long)
+
+
+# Shape-and-dtype implementation of every op, for FakeTensor tracing (torch.compile, opcheck).
+FAKES: dict[str, Callable] = {
+    "patch_gram": lambda x, k: x.new_empty(gram_shape(x, k), dtype=accumulation_dtype(x.dtype)),
+    "patch_gram_backward": lambda grad, x, k: _like(x),
+    "gram_select_local": _index,
+    "gram_select_global": _index,
+    "texture_loss_local": _loss_and_index,
+    "texture_loss_global": _loss_and_index,
+    "texture_loss_local_backward": lambda grad, sr, *_: _like(sr),
+    "texture_loss_global_backward": lambda grad, sr, *_: _like(sr),
+    "texture_mask": lambda x, *_: x.new_empty(mask_shape(x)),
+    "mask_pair": lambda sr, hr, *_: (_like(sr), _like(hr)),
+    "mask_pair_backward": lambda grad, hr, *_: _like(hr),
+}
+
+
+# ------------------------------------------------------------------------------------------- autograd
+
+
+def _patch_gram_setup(ctx, inputs, output) -> None:
+    x, k = inputs
+    ctx.save_for_backward(x)
+    ctx.k = k
+
+
+def _texture_loss_setup(ctx, inputs, output) -> None:
+    """Saves SR, the int64 index and the candidate images themselves (no patch copies)."""
+    sr, candidates, k, _gt_weight, target, criterion = inputs
+    ctx.local = isinstance(candidates, torch.Tensor)
+    images = [candidates] if ctx.local else list(candidates)
+    ctx.save_for_backward(sr, output[1], *images)
+    ctx.args = (k, target, criterion)
+
+
+def _mask_pair_setup(ctx, inputs, output) -> None:
+    _sr, hr, *args = inputs
+    ctx.save_for_backward(hr)
+    ctx.args = args
+    ctx.mark_non_differentiable(output[1])
+
+
+def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
+    """``name -> (backward, setup_context)`` of the differentiable ops of ``namespace``."""
+
+    def ops():
+        return getattr(torch.ops, namespace)
+
+    def patch_gram_grad(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return ops().patch_gram_backward(grad, x, ctx.k), None
+
+    def texture_loss_grad(ctx, grad_loss, _grad_index):
+        sr, index, *images = ctx.saved_tensors
+        grad_sr = None
+        if ctx.needs_input_grad[0]:
+            if ctx.local:
+                grad_sr = ops().texture_loss_local_backward(grad_loss, sr, images[0], index, *ctx.args)
+            else:
+                grad_sr = ops().texture_loss_global_backward(grad_loss, sr, images, index, *ctx.args)
+        no_grad_candidates = None if ctx.local else [None] * len(images)  # same structure as the input
+        return grad_sr, no_grad_candidates, None, None, None, None
+
+    def mask_pair_grad(ctx, grad_sr_masked, _grad_hr_masked):
+        (hr,) = ctx.saved_tensors
+        grad = None
+        if ctx.needs_input_grad[0]:
+            grad = ops().mask_pair_backward(grad_sr_masked, hr, *ctx.args)
+        return grad, None, None, None, None, None, None, None
+
+    return {
+        "patch_gram": (patch_gram_grad, _patch_gram_setup),
+        "texture_loss_local": (texture_loss_grad, _texture_loss_setup),
+        "texture_loss_global": (texture_loss_grad, _texture_loss_setup),
+        "mask_pair": (mask_pair_grad, _mask_pair_setup),
+    }
+
+
+# ------------------------------------------------------------------------------------------ registration
+
+_LIBRARIES: dict[str, torch.library.Library] = {}
+
+
+def register_contract(namespace: str, *, fakes: bool = True) -> None:
+    """Registers the fake implementations (unless ``fakes`` is false) and the autograd formulas of the ops
+    of ``namespace``, which must already be defined with ``SCHEMAS``."""
+    if fakes:
+        for name, fake in FAKES.items():
+            torch.library.register_fake(f"{namespace}::{name}", fake)
+    for name, (backward, setup) in _backward_formulas(namespace).items():
+        torch.library.register_autograd(f"{namespace}::{name}", backward, setup_context=setup)
+
+
+def define_ops(namespace: str) -> None:
+    """Defines every op of ``SCHEMAS`` as ``torch.ops.<namespace>.*`` with its fake and autograd.
+
+    For namespaces whose kernels are registered from C++ (``TORCH_LIBRARY_IMPL(<namespace>, CPU, m)``);
+    the kernels may be loaded before or after. Calling it again for the same namespace does nothing.
+    """
+    if namespace in _LIBRARIES:
+        return
+    library = torch.library.Library(namespace, "DEF")
+    for name in SCHEMAS:
+        library.define(schema(name))
+    _LIBRARIES[namespace] = library
+    register_contract(namespace)

@@ -39,24 +39,25 @@ def _grid(x: torch.Tensor, k: int) -> tuple:
     return (x.shape[0], x.shape[2] // k, x.shape[3] // k)
 
 
-def _register_fakes() -> None:
-    """Shape-and-dtype functions of every op, for FakeTensor tracing (torch.compile, opcheck)."""
+def _register_fakes(namespace: str = "gramgan") -> None:
+    """Shape-and-dtype functions of every op of ``namespace`` (the extension's schemas), for FakeTensor
+    tracing (torch.compile, opcheck)."""
     lib = torch.library
 
-    @lib.register_fake("gramgan::patch_gram")
+    @lib.register_fake(f"{namespace}::patch_gram")
     def _(x, k):
         c = x.shape[1]
         return x.new_empty((*_grid(x, k), c, c), dtype=_acc_dtype(x.dtype))
 
-    @lib.register_fake("gramgan::patch_gram_backward")
+    @lib.register_fake(f"{namespace}::patch_gram_backward")
     def _(grad, x, k):
         return torch.empty_like(x, memory_format=torch.contiguous_format)
 
-    @lib.register_fake("gramgan::gram_select_local")
+    @lib.register_fake(f"{namespace}::gram_select_local")
     def _(sr, candidates, k, gt_weight):
         return sr.new_empty(_grid(sr, k), dtype=torch.long)
 
-    @lib.register_fake("gramgan::gram_select_global")
+    @lib.register_fake(f"{namespace}::gram_select_global")
     def _(sr, candidates, k, gt_weight):
         return sr.new_empty(_grid(sr, k), dtype=torch.long)
 
@@ -68,14 +69,14 @@ def _register_fakes() -> None:
         return torch.empty_like(sr, memory_format=torch.contiguous_format)
 
     for scope in ("local", "global"):
-        lib.register_fake(f"gramgan::texture_loss_{scope}", texture_loss_fake)
-        lib.register_fake(f"gramgan::texture_loss_{scope}_backward", texture_loss_backward_fake)
+        lib.register_fake(f"{namespace}::texture_loss_{scope}", texture_loss_fake)
+        lib.register_fake(f"{namespace}::texture_loss_{scope}_backward", texture_loss_backward_fake)
 
-    @lib.register_fake("gramgan::texture_mask")
+    @lib.register_fake(f"{namespace}::texture_mask")
     def _(x, k, threshold, offset_y, offset_x, mode, window):
         return x.new_empty((x.shape[0], 1, x.shape[2], x.shape[3]))
 
-    @lib.register_fake("gramgan::mask_pair")
+    @lib.register_fake(f"{namespace}::mask_pair")
     def _(sr, hr, k, threshold, offset_y, offset_x, mode, window):
         return (
             torch.empty_like(sr, memory_format=torch.contiguous_format),
@@ -84,9 +85,10 @@ def _register_fakes() -> None:
         )
 
 
-def _register_autograd() -> None:
-    """Backward formulas: gradients flow to ``sr`` / ``x`` only, recomputed from the saved index."""
-    ops = torch.ops.gramgan
+def _register_autograd(namespace: str = "gramgan") -> None:
+    """Backward formulas of ``namespace``'s ops: gradients flow to ``sr`` / ``x`` only, recomputed from the
+    saved index."""
+    ops = getattr(torch.ops, namespace)
 
     def patch_gram_setup(ctx, inputs, output):
         x, k = inputs
@@ -97,7 +99,7 @@ def _register_autograd() -> None:
         (x,) = ctx.saved_tensors
         return ops.patch_gram_backward(grad, x, ctx.k), None
 
-    torch.library.register_autograd("gramgan::patch_gram", patch_gram_backward, setup_context=patch_gram_setup)
+    torch.library.register_autograd(f"{namespace}::patch_gram", patch_gram_backward, setup_context=patch_gram_setup)
 
     def local_setup(ctx, inputs, output):
         sr, candidates, k, _gt_weight, target, criterion = inputs
@@ -111,7 +113,7 @@ def _register_autograd() -> None:
             grad_sr = ops.texture_loss_local_backward(grad_loss, sr, candidates, index, *ctx.args)
         return grad_sr, None, None, None, None, None
 
-    torch.library.register_autograd("gramgan::texture_loss_local", local_backward, setup_context=local_setup)
+    torch.library.register_autograd(f"{namespace}::texture_loss_local", local_backward, setup_context=local_setup)
 
     def global_setup(ctx, inputs, output):
         sr, candidates, k, _gt_weight, target, criterion = inputs
@@ -125,7 +127,7 @@ def _register_autograd() -> None:
             grad_sr = ops.texture_loss_global_backward(grad_loss, sr, candidates, index, *ctx.args)
         return grad_sr, [None] * len(candidates), None, None, None, None
 
-    torch.library.register_autograd("gramgan::texture_loss_global", global_backward, setup_context=global_setup)
+    torch.library.register_autograd(f"{namespace}::texture_loss_global", global_backward, setup_context=global_setup)
 
     def mask_pair_setup(ctx, inputs, output):
         ctx.save_for_backward(output[2])
@@ -135,7 +137,7 @@ def _register_autograd() -> None:
         grad_sr = grad_sr_masked * mask if ctx.needs_input_grad[0] else None
         return grad_sr, None, None, None, None, None, None, None
 
-    torch.library.register_autograd("gramgan::mask_pair", mask_pair_backward, setup_context=mask_pair_setup)
+    torch.library.register_autograd(f"{namespace}::mask_pair", mask_pair_backward, setup_context=mask_pair_setup)
 
 
 if _C is not None:

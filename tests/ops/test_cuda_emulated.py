@@ -30,7 +30,7 @@ def test_emulated_suite_under_sanitizers():
     """Runs every cuda_emulated test in a child pytest with ASan + UBSan; fails with its output if one fails."""
     if _emulated.sanitizer_runtime_loaded():
         pytest.skip("this process is the sanitizer run")
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda_emulated"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--capture=sys", "-m", "cuda_emulated"]
     start = time.monotonic()
     result = subprocess.run(
         [*command, *EMULATED_TEST_FILES],
@@ -41,8 +41,8 @@ def test_emulated_suite_under_sanitizers():
         timeout=DRIVER_TIMEOUT_S,
     )
     output = result.stdout + result.stderr
-    print(f"cuda_emulated subprocess: {time.monotonic() - start:.0f} s, exit code {result.returncode}")
-    print(output[-3000:])
+    summary = output.strip().splitlines()[-1] if output.strip() else "(no output)"
+    print(f"cuda_emulated subprocess: {time.monotonic() - start:.0f} s, exit code {result.returncode}: {summary}")
     assert result.returncode == 0, f"the emulated CUDA tests failed (exit code {result.returncode}):\n{output[-12000:]}"
 
 

@@ -85,7 +85,8 @@ def sanitizer_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _wrappers(csrc: Path, out: Path) -> list[str]:
-    """One C++ file per source of csrc/cuda that includes it (the .cu files compile as C++ this way)."""
+    """The sources: one C++ file per source of csrc/cuda that includes it (so that the .cu files compile as
+    C++), and the emulator with its self-test kernels (csrc/emulation)."""
     out.mkdir(parents=True, exist_ok=True)
     sources = sorted((csrc / "cuda").glob("*.cu")) + sorted((csrc / "cuda").glob("*.cpp"))
     wrappers = []
@@ -95,7 +96,7 @@ def _wrappers(csrc: Path, out: Path) -> list[str]:
         if not wrapper.exists() or wrapper.read_text() != text:  # unchanged files keep their mtime
             wrapper.write_text(text)
         wrappers.append(str(wrapper))
-    return wrappers + [str(csrc / "emulation" / "cuda_emulator.cpp")]
+    return wrappers + [str(path) for path in sorted((csrc / "emulation").glob("*.cpp"))]
 
 
 def _define_namespace() -> torch.library.Library:

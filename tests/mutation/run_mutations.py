@@ -128,9 +128,7 @@ def child_env(csrc: Path) -> dict[str, str]:
 def build(csrc: Path) -> str | None:
     """Builds the emulated kernels from ``csrc``; None on success, else the compiler's complaint."""
     code = "from gramgan.ops import _emulated; _emulated.load()"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=child_env(csrc), capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(csrc), capture_output=True, text=True)
     return None if result.returncode == 0 else (result.stdout + result.stderr)[-4000:]
 
 
@@ -203,7 +201,8 @@ def main() -> int:
     for m, result, detail, seconds in rows:
         print(f"| {m.name} | {m.fault} | csrc/{m.path} | {result} | `{detail}` | {seconds:.0f} |")
     missed = [m.name for m, result, _, _ in rows if result != "caught"]
-    print(f"\n{len(rows) - len(missed)} of {len(rows)} mutations caught" + (f"; not caught: {missed}" if missed else ""))
+    verdict = f"; not caught: {', '.join(missed)}" if missed else ""
+    print(f"\n{len(rows) - len(missed)} of {len(rows)} mutations caught{verdict}")
     return 1 if missed else 0
 
 

@@ -2,8 +2,8 @@
 
 The shared tests of test_backends.py run the emulated kernels like every other backend; here: the driver
 that runs all ``cuda_emulated`` tests in a subprocess with the ASan runtime preloaded (so that the README's
-test command runs them too), a global search long enough to span several shared-memory tiles, and opcheck
-of the emulated ops' registration.
+test command runs them too), a global search long enough to span several shared-memory tiles, opcheck
+of the emulated ops' registration, and the emulator itself (csrc/emulation/selftest.cpp).
 """
 
 from __future__ import annotations
@@ -81,3 +81,21 @@ def _opcheck_cases(gen: torch.Generator) -> list[tuple[str, tuple]]:
 def test_opcheck(emulated_kernels, case):
     name, args = _opcheck_cases(torch.Generator().manual_seed(case))[case]
     torch.library.opcheck(getattr(getattr(torch.ops, _emulated.NAMESPACE), name).default, args)
+
+
+def test_emulator_runs_every_thread_once(emulated_kernels):
+    ids = torch.ops.gramgan_emulator_selftest.coverage(3, 2, 8, 4)
+    assert torch.equal(ids, torch.arange(1, 3 * 2 * 8 * 4 + 1))
+
+
+def test_emulator_barrier_orders_shared_memory(emulated_kernels):
+    """A shared-memory tree reduction is exact only if every __syncthreads() holds back every thread."""
+    for n in (1, 127, 1000):
+        x = torch.randint(0, 100, (n,), generator=torch.Generator().manual_seed(n)).float()
+        for _ in range(5):
+            assert torch.ops.gramgan_emulator_selftest.block_sum(x).item() == x.sum().item()
+
+
+def test_emulator_rejects_a_divergent_barrier(emulated_kernels):
+    with pytest.raises(RuntimeError, match="__syncthreads"):
+        torch.ops.gramgan_emulator_selftest.divergent_barrier()

@@ -19,13 +19,12 @@ import gramgan.ops as ops
 from gramgan.ops import _emulated
 from gramgan.ops import reference as ref
 
-pytestmark = pytest.mark.cuda_emulated
-
 # Files whose cuda_emulated tests the driver runs (paths from the repository root).
 EMULATED_TEST_FILES = ("tests/ops/test_backends.py", "tests/ops/test_cuda_emulated.py")
 DRIVER_TIMEOUT_S = 1800
 
 
+@pytest.mark.cuda_emulated
 def test_emulated_suite_under_sanitizers():
     """Runs every cuda_emulated test in a child pytest with ASan + UBSan; fails with its output if one fails."""
     if _emulated.sanitizer_runtime_loaded():
@@ -46,6 +45,7 @@ def test_emulated_suite_under_sanitizers():
     assert result.returncode == 0, f"the emulated CUDA tests failed (exit code {result.returncode}):\n{output[-12000:]}"
 
 
+@pytest.mark.cuda_emulated
 def test_global_search_across_tiles(emulated_dispatch):
     """M = 304 candidate patches (three shared-memory tiles of 128): exact copies of every SR patch lie on
     both sides of a tile boundary and again in the last tile; the first copy wins, as in the reference."""
@@ -77,17 +77,20 @@ def _opcheck_cases(gen: torch.Generator) -> list[tuple[str, tuple]]:
     ]
 
 
+@pytest.mark.cuda_emulated
 @pytest.mark.parametrize("case", range(4), ids=["patch_gram", "loss_local", "loss_global", "mask_pair"])
 def test_opcheck(emulated_kernels, case):
     name, args = _opcheck_cases(torch.Generator().manual_seed(case))[case]
     torch.library.opcheck(getattr(getattr(torch.ops, _emulated.NAMESPACE), name).default, args)
 
 
+@pytest.mark.cuda_emulated
 def test_emulator_runs_every_thread_once(emulated_kernels):
     ids = torch.ops.gramgan_emulator_selftest.coverage(3, 2, 8, 4)
     assert torch.equal(ids, torch.arange(1, 3 * 2 * 8 * 4 + 1))
 
 
+@pytest.mark.cuda_emulated
 def test_emulator_barrier_orders_shared_memory(emulated_kernels):
     """A shared-memory tree reduction is exact only if every __syncthreads() holds back every thread."""
     for n in (1, 127, 1000):
@@ -96,6 +99,18 @@ def test_emulator_barrier_orders_shared_memory(emulated_kernels):
             assert torch.ops.gramgan_emulator_selftest.block_sum(x).item() == x.sum().item()
 
 
+@pytest.mark.cuda_emulated
 def test_emulator_rejects_a_divergent_barrier(emulated_kernels):
     with pytest.raises(RuntimeError, match="__syncthreads"):
         torch.ops.gramgan_emulator_selftest.divergent_barrier()
+
+
+def test_loading_needs_the_sanitizer_runtime():
+    """In a process without the ASan runtime the library is never loaded (that would abort): a clear error."""
+    if _emulated.sanitizer_runtime_loaded():
+        pytest.skip("this process has the ASan runtime")
+    assert _emulated.EMULATED_BACKEND.unavailable_reason(torch.device("cpu")) is not None
+    with pytest.raises(RuntimeError, match="preloaded"):
+        _emulated.load()
+    env = _emulated.sanitizer_environment({})
+    assert "libasan" in env["LD_PRELOAD"] and "detect_leaks=0" in env["ASAN_OPTIONS"]

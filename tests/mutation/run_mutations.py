@@ -168,7 +168,8 @@ def main() -> int:
 
     csrc = WORKDIR / "csrc"
     shutil.rmtree(csrc, ignore_errors=True)
-    shutil.copytree(source, csrc)
+    # Fresh modification times: ninja must rebuild everything, whatever an earlier run left in the build.
+    shutil.copytree(source, csrc, copy_function=shutil.copy)
     print(f"baseline: building and testing the unmutated copy in {csrc}", flush=True)
     failure = build(csrc)
     if failure is not None:

@@ -9,13 +9,10 @@
 // every patch and drop out of every score and loss without branches; only the divisions use the real C.
 #pragma once
 
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-
 #include <algorithm>
 #include <cstdint>
 
+#include "cuda_launch.cuh"
 #include "gramgan_common.h"
 #include "gramgan_host.h"
 #include "gramgan_patch.h"

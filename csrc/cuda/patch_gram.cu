@@ -55,7 +55,7 @@ at::Tensor patch_gram_cuda(const at::Tensor& x_in, int64_t k) {
   if (N == 0) return out;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gramgan_patch_gram_cuda", [&] {
-    patch_gram_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+    GRAMGAN_LAUNCH(patch_gram_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
         x.data_ptr<scalar_t>(), out.data_ptr<acc_type_t<scalar_t>>(), B, static_cast<int>(C), static_cast<int>(k),
         H, W);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -75,7 +75,7 @@ at::Tensor patch_gram_backward_cuda(const at::Tensor& grad_in, const at::Tensor&
   if (N == 0) return dx;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gramgan_patch_gram_bwd_cuda", [&] {
-    patch_gram_backward_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+    GRAMGAN_LAUNCH(patch_gram_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
         grad.data_ptr<acc_type_t<scalar_t>>(), x.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), B,
         static_cast<int>(C), static_cast<int>(k), H, W);
     C10_CUDA_KERNEL_LAUNCH_CHECK();

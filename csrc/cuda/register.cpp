@@ -1,10 +1,14 @@
-// Registers the CUDA kernels of csrc/cuda/*.cu for the CUDA dispatch key of the gramgan ops (whose
-// schemas gramgan/ops/_contract.py defines).
+// Registers the CUDA kernels of csrc/cuda/*.cu for the CUDA dispatch key of the gramgan ops; in the
+// emulated test build (GRAMGAN_CUDA_EMULATION, docs/cuda-emulation.md) the same kernels, run on host
+// threads, for the CPU key of the gramgan_emulated ops. Every namespace's schemas come from
+// gramgan/ops/_contract.py.
 #include <torch/library.h>
 
 #include "cuda_ops.h"
 
-TORCH_LIBRARY_IMPL(gramgan, CUDA, m) {
+namespace {
+
+void register_cuda_kernels(torch::Library& m) {
   using namespace gramgan::cuda;
   m.impl("patch_gram", &patch_gram_cuda);
   m.impl("patch_gram_backward", &patch_gram_backward_cuda);
@@ -18,3 +22,11 @@ TORCH_LIBRARY_IMPL(gramgan, CUDA, m) {
   m.impl("mask_pair", &mask_pair_cuda);
   m.impl("mask_pair_backward", &mask_pair_backward_cuda);
 }
+
+}  // namespace
+
+#ifdef GRAMGAN_CUDA_EMULATION
+TORCH_LIBRARY_IMPL(gramgan_emulated, CPU, m) { register_cuda_kernels(m); }
+#else
+TORCH_LIBRARY_IMPL(gramgan, CUDA, m) { register_cuda_kernels(m); }
+#endif

@@ -186,7 +186,7 @@ std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_local_forward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
-    local_forward_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+    GRAMGAN_LAUNCH(local_forward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
         sr.data_ptr<scalar_t>(), cand.data_ptr<scalar_t>(), B, static_cast<int>(C), static_cast<int>(k), H, W,
         cand.size(1), static_cast<acc_t>(gt_weight), target, criterion, index.data_ptr<int64_t>(),
         with_loss ? loss.data_ptr<acc_t>() : nullptr);
@@ -217,19 +217,19 @@ std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::T
     for (size_t l = 0; l < levels.images.size(); ++l) {
       const int64_t count = B * (levels.height[l] / k) * (levels.width[l] / k);
       if (count == 0) continue;
-      bank_kernel<scalar_t><<<grid_for(count), kThreads, 0, stream>>>(
+      GRAMGAN_LAUNCH(bank_kernel<scalar_t>, grid_for(count), kThreads, 0, stream)(
           levels.images[l].data_ptr<scalar_t>(), B, static_cast<int>(C), static_cast<int>(k), levels.height[l],
           levels.width[l], M, levels.offset[l], bank.data_ptr<acc_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     acc_t* gram_loss = with_loss && target == kTargetGram ? loss.data_ptr<acc_t>() : nullptr;
-    global_search_kernel<scalar_t><<<search_grid, kThreads, 0, stream>>>(
+    GRAMGAN_LAUNCH(global_search_kernel<scalar_t>, search_grid, kThreads, 0, stream)(
         sr.data_ptr<scalar_t>(), bank.data_ptr<acc_t>(), B, static_cast<int>(C), static_cast<int>(k), H, W, M,
         static_cast<acc_t>(gt_weight), criterion, index.data_ptr<int64_t>(), gram_loss);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     if (!with_loss || target == kTargetGram) return;
     for (size_t l = 0; l < levels.images.size(); ++l) {
-      global_pixel_loss_kernel<scalar_t><<<grid_for(B * N), kThreads, 0, stream>>>(
+      GRAMGAN_LAUNCH(global_pixel_loss_kernel<scalar_t>, grid_for(B * N), kThreads, 0, stream)(
           sr.data_ptr<scalar_t>(), levels.images[l].data_ptr<scalar_t>(), index.data_ptr<int64_t>(), B,
           static_cast<int>(C), static_cast<int>(k), H, W, levels.height[l], levels.width[l], levels.offset[l],
           criterion, loss.data_ptr<acc_t>());
@@ -278,7 +278,7 @@ at::Tensor texture_loss_local_backward_cuda(const at::Tensor& grad_in, const at:
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_local_backward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
-    local_backward_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+    GRAMGAN_LAUNCH(local_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
         grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), cand.data_ptr<scalar_t>(), index.data_ptr<int64_t>(),
         sr.size(0), static_cast<int>(sr.size(1)), static_cast<int>(k), sr.size(2), sr.size(3), cand.size(1), t, c,
         dx.data_ptr<scalar_t>());
@@ -304,7 +304,7 @@ at::Tensor texture_loss_global_backward_cuda(const at::Tensor& grad_in, const at
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_global_backward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
     for (size_t l = 0; l < levels.images.size(); ++l) {
-      global_backward_kernel<scalar_t><<<grid_for(N), kThreads, 0, stream>>>(
+      GRAMGAN_LAUNCH(global_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
           grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), levels.images[l].data_ptr<scalar_t>(),
           index.data_ptr<int64_t>(), sr.size(0), static_cast<int>(sr.size(1)), static_cast<int>(k), sr.size(2),
           sr.size(3), levels.height[l], levels.width[l], levels.offset[l], t, c, dx.data_ptr<scalar_t>());

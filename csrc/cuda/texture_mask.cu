@@ -75,7 +75,7 @@ void launch_mask(const at::Tensor& x, int64_t k, double threshold, int64_t oy, i
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   if (!sliding) {
     const int64_t cells = B * ((H + oy + k - 1) / k) * ((W + ox + k - 1) / k);
-    grid_mask_kernel<scalar_t><<<grid_for(cells), kThreads, 0, stream>>>(
+    GRAMGAN_LAUNCH(grid_mask_kernel<scalar_t>, grid_for(cells), kThreads, 0, stream)(
         x.data_ptr<scalar_t>(), B, static_cast<int>(C), H, W, k, oy, ox, threshold, out);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
@@ -84,11 +84,11 @@ void launch_mask(const at::Tensor& x, int64_t k, double threshold, int64_t oy, i
   at::Tensor col1 = at::empty({B, H, W}, x.options().dtype(at::kDouble));
   at::Tensor col2 = at::empty({B, H, W}, x.options().dtype(at::kDouble));
   at::Tensor col_bad = at::empty({B, H, W}, x.options().dtype(at::kInt));
-  column_sums_kernel<scalar_t><<<grid_for(B * W), kThreads, 0, stream>>>(
+  GRAMGAN_LAUNCH(column_sums_kernel<scalar_t>, grid_for(B * W), kThreads, 0, stream)(
       x.data_ptr<scalar_t>(), B, static_cast<int>(C), H, W, r, col1.data_ptr<double>(), col2.data_ptr<double>(),
       col_bad.data_ptr<int>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  row_mask_kernel<scalar_t><<<grid_for(B * H), kThreads, 0, stream>>>(
+  GRAMGAN_LAUNCH(row_mask_kernel<scalar_t>, grid_for(B * H), kThreads, 0, stream)(
       col1.data_ptr<double>(), col2.data_ptr<double>(), col_bad.data_ptr<int>(), B, H, W, r, window, threshold, out);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

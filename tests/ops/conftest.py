@@ -1,4 +1,9 @@
-"""Backend discovery for the shared op tests: every backend that can run here is tested the same way."""
+"""Backend discovery for the shared op tests: every backend that can run here is tested the same way.
+
+``cuda_emulated`` (the CUDA kernels compiled for the CPU with sanitizers, gramgan/ops/_emulated.py) runs
+only in a process started with the ASan runtime preloaded; in any other process its tests are deselected
+and test_cuda_emulated.py's driver runs them in such a subprocess (docs/cuda-emulation.md).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,13 @@ import os
 import pytest
 import torch
 
+from gramgan.ops import _dispatch, _emulated
 from gramgan.ops._dispatch import _table
 
 # The reference is included: its public-API cases (ties, NaN, empty batch) are checked the same way.
-FUSED_BACKENDS = ("reference", "cpu", "cuda", "triton")
+FUSED_BACKENDS = ("reference", "cpu", "cuda", "triton", _emulated.NAME)
+# The one cuda_emulated test that runs in a process without the ASan runtime: it starts the others.
+EMULATION_DRIVER = "test_emulated_suite_under_sanitizers"
 
 
 def backend_device(name: str) -> torch.device:
@@ -24,6 +32,9 @@ def backend_params() -> list:
     """One pytest param per fused backend, skipped with the reason when it cannot run here."""
     params = []
     for name in FUSED_BACKENDS:
+        if name == _emulated.NAME:
+            params.append(pytest.param(name, marks=[pytest.mark.cuda_emulated], id=name))
+            continue
         device = backend_device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
             reason = "no CUDA GPU"
@@ -38,8 +49,39 @@ def backend_params() -> list:
     return params
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Without the ASan runtime, the cuda_emulated tests other than the driver cannot run here: deselected."""
+    if _emulated.sanitizer_runtime_loaded():
+        return
+    keep, drop = [], []
+    for item in items:
+        needs_asan = item.get_closest_marker("cuda_emulated") and item.originalname != EMULATION_DRIVER
+        (drop if needs_asan else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def emulated_kernels() -> str:
+    """Builds (when sources changed) and loads the emulated CUDA kernels; the library's path."""
+    return _emulated.load()
+
+
+@pytest.fixture
+def emulated_dispatch(emulated_kernels, monkeypatch) -> None:
+    """Lets ``backend="cuda_emulated"`` through gramgan.ops' dispatch (a test backend, not a public name)."""
+    table = _dispatch._table
+    monkeypatch.setattr(_dispatch, "BACKEND_NAMES", (*_dispatch.BACKEND_NAMES, _emulated.NAME))
+    monkeypatch.setattr(
+        _dispatch, "_table", lambda name: _emulated.EMULATED_BACKEND if name == _emulated.NAME else table(name)
+    )
+
+
 @pytest.fixture(params=backend_params())
 def backend(request) -> str:
+    if request.param == _emulated.NAME:
+        request.getfixturevalue("emulated_dispatch")
     return request.param
 
 

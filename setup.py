@@ -1,4 +1,4 @@
-"""Builds gramgan and its extension ``gramgan._C`` (the fused ops of SPEC §1).
+"""Builds gramgan and its extension ``gramgan._C`` (the fused ops of docs/ops.md).
 
     pip install -e . --no-build-isolation
 
@@ -135,7 +135,7 @@ def extension():
             sources + sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp")),
             include_dirs=include_dirs + [os.path.join(ROOT, "csrc", "cuda")],
             define_macros=[("GRAMGAN_WITH_CUDA", None)],
-            # No --use_fast_math: NaN must propagate (SPEC §1, "NaN in, NaN out").
+            # No --use_fast_math: NaN must propagate (docs/ops.md, "NaN in, NaN out").
             extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
             extra_link_args=link_flags,
         )

@@ -1,4 +1,4 @@
-"""Triton kernels of gramgan's fused operations (SPEC §1), one module per op family.
+"""Triton kernels of gramgan's fused operations (docs/ops.md), one module per op family.
 
 * ``gram``          per-patch Gram matrices, forward and backward;
 * ``texture_loss``  candidate selection and the texture loss, local and global scope;

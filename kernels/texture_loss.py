@@ -1,4 +1,4 @@
-"""Candidate selection and the texture loss (SPEC §1, Eq. 4), local and global scope.
+"""Candidate selection and the texture loss (docs/ops.md, Eq. 4), local and global scope.
 
 Selection: ``score(c) = ||G(e) - G(c)||^2 + gt_weight * ||G(g) - G(c)||^2`` computed literally (the
 second term only when ``gt_weight != 0``, as the reference does), NaN scores count as +inf, the strict

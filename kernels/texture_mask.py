@@ -1,4 +1,4 @@
-"""The texture mask (SPEC §1, Eq. 10) and the masked pair ``(sr * M, hr * M)`` with its backward.
+"""The texture mask (docs/ops.md, Eq. 10) and the masked pair ``(sr * M, hr * M)`` with its backward.
 
 Every kernel computes the mask of one image ``x`` (``hr`` for the pair) and, by ``MODE``, writes
 ``MODE_MASK``: the mask; ``MODE_PAIR``: ``a * M`` and ``x * M`` (``a`` = sr); ``MODE_GRAD``: ``a * M``

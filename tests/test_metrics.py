@@ -1,4 +1,4 @@
-"""PSNR / SSIM on Y (SPEC §6): hand-made cases and agreement with scikit-image."""
+"""PSNR / SSIM on Y (docs/evaluation.md): hand-made cases and agreement with scikit-image."""
 
 from __future__ import annotations
 

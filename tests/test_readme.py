@@ -50,3 +50,19 @@ def test_docs_links_resolve_and_nothing_points_outside_the_repository():
                 continue
             optional = target in ("cuda-emulation.md", "ablation.md")  # other pages, added separately
             assert optional or (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_no_file_of_the_repository_points_outside_it():
+    """Users have the repository only: no source, doc or config cites material outside it."""
+    outside = ("../shared", "SPEC §")
+    for path in ROOT.rglob("*"):
+        parts = path.relative_to(ROOT).parts
+        if not path.is_file() or parts[0] in {".git", "build", ".venv", ".venv-oldest"} or "egg-info" in parts[0]:
+            continue
+        if path == Path(__file__).resolve():  # this file names what it looks for
+            continue
+        if path.suffix not in {".py", ".md", ".yaml", ".cpp", ".cu", ".cuh", ".h", ".sh", ".toml", ".txt", ".in"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for needle in outside:
+            assert needle not in text, f"{path.relative_to(ROOT)} mentions {needle!r}"

@@ -1,4 +1,4 @@
-// CPU kernels of the Gram selection and the texture loss (SPEC §1), local and global scope.
+// CPU kernels of the Gram selection and the texture loss (docs/ops.md), local and global scope.
 //
 // Local scope: one pass per patch-row computes the SR Grams, each candidate's Grams, the score, the
 // running argmin and the loss; nothing bigger than a few rows of the image is ever held. Global scope:

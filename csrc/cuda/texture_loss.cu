@@ -1,4 +1,4 @@
-// CUDA kernels of the Gram selection and the texture loss (SPEC §1), local and global scope.
+// CUDA kernels of the Gram selection and the texture loss (docs/ops.md), local and global scope.
 //
 // Local scope: one launch forward (one thread per SR patch: its Gram, each co-located candidate's Gram,
 // the score, the running argmin, the loss) and one launch backward (recomputed from the saved index).

@@ -2,7 +2,7 @@
 //
 // Everything here is plain arithmetic usable on host and device: the accumulation type, the
 // criterion and its derivative, luminance, reflect indexing and the NaN-aware argmin rule. Keeping
-// them in one place is what makes the two backends compute the same thing (SPEC §1).
+// them in one place is what makes the two backends compute the same thing (docs/ops.md).
 #pragma once
 
 #include <cmath>
@@ -66,7 +66,7 @@ GRAMGAN_HD int64_t reflect_index(int64_t i, int64_t n) {
   return i;
 }
 
-// Luminance weights of SPEC §1 (BT.601 for C = 3); other channel counts use the channel mean (ours).
+// Luminance weights of docs/ops.md (BT.601 for C = 3); other channel counts use the channel mean (ours).
 constexpr double kLumaR = 0.299;
 constexpr double kLumaG = 0.587;
 constexpr double kLumaB = 0.114;

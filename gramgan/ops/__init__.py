@@ -1,4 +1,4 @@
-"""The fused Gram-GAN operations (SPEC §1): one validation layer, one dispatch, several backends.
+"""The fused Gram-GAN operations (docs/ops.md): one validation layer, one dispatch, several backends.
 
 >>> import torch, gramgan.ops as ops
 >>> sr = torch.rand(2, 3, 16, 16, requires_grad=True)

@@ -4,7 +4,7 @@ A backend is a table entry: an object with the five low-level functions below. T
 ``gramgan.ops`` validate their arguments (``_validate``), pick a backend (``_dispatch``), call one of these
 functions and apply the reduction, so a backend never re-checks arguments and never reduces.
 
-Conventions shared by all backends (see SPEC §1):
+Conventions shared by all backends (see docs/ops.md):
 
 * ``candidates`` is a ``(B, K, C, H, W)`` tensor for ``scope == "local"`` and a non-empty list of
   ``(B, C, H_j, W_j)`` tensors for ``scope == "global"`` (element 0 is the ground truth, same size as SR).
@@ -25,7 +25,7 @@ import torch
 
 Candidates = Union[torch.Tensor, "list[torch.Tensor]"]
 
-# Values of k and C the fused kernels are written for; anything else goes to the reference (SPEC §1).
+# Values of k and C the fused kernels are written for; anything else goes to the reference (docs/ops.md).
 KERNEL_PATCH_SIZES = (2, 4, 8)
 KERNEL_CHANNELS = (1, 2, 3, 4)
 

@@ -3,7 +3,7 @@
 ``auto`` picks ``cuda`` then ``triton`` for CUDA tensors and ``cpu`` for CPU tensors, and falls back to
 ``reference`` with a one-time warning naming what is missing. A backend asked for by name that cannot run
 raises; one that can run but whose kernels do not cover the op's ``k`` or ``C`` falls back to the
-reference with a one-time warning (SPEC §1).
+reference with a one-time warning (docs/ops.md).
 """
 
 from __future__ import annotations

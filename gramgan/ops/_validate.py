@@ -1,4 +1,4 @@
-"""One place that checks the arguments of every op, for every backend (SPEC §1, "Bad input").
+"""One place that checks the arguments of every op, for every backend (docs/ops.md, "Bad input").
 
 Each check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong value or shape)
 with a message that names the argument and what was expected, so backends can assume clean input.

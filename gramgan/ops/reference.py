@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from gramgan.ops._contract import accumulation_dtype
 
 # Largest temporary of the global search, in elements: each chunk of SR patches is compared with all
-# candidate Grams at once, which needs (chunk * M * C * C) elements (SPEC: never the whole N x M matrix).
+# candidate Grams at once, which needs (chunk * M * C * C) elements (docs/ops.md: never the whole N x M matrix).
 GLOBAL_CHUNK_ELEMENTS = 1 << 24
 
 LUMA_RGB = (0.299, 0.587, 0.114)
@@ -121,7 +121,7 @@ def _selected_global_patches(candidates: list[torch.Tensor], index: torch.Tensor
 def texture_loss(
     sr: torch.Tensor, candidates, k: int, scope: str, gt_weight: float, target: str, criterion: str
 ) -> torch.Tensor:
-    """Per-patch texture loss ``(B, H/k, W/k)`` against the selected candidates (SPEC §1, Eq. 4)."""
+    """Per-patch texture loss ``(B, H/k, W/k)`` against the selected candidates (docs/ops.md, Eq. 4)."""
     acc = accumulation_dtype(sr.dtype)
     index = _select(sr, candidates, k, scope, gt_weight)
     if scope == "local":

@@ -1,4 +1,4 @@
-"""Bad input gets a clear exception naming the problem; backend choice follows SPEC §1."""
+"""Bad input gets a clear exception naming the problem; backend choice follows docs/ops.md."""
 
 from __future__ import annotations
 

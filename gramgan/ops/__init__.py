@@ -112,6 +112,8 @@ def gram_texture_loss(
     V.check_choice("reduction", reduction, V.REDUCTIONS)
     if sr.shape[0] == 0:
         dtype = accumulation_dtype(sr.dtype)
+        # Adding sr.sum() * 0 (a zero) keeps the empty result in sr's autograd graph, so loss.backward()
+        # works and gives sr a zero gradient, as it would for a non-empty batch.
         per_patch = sr.new_zeros(patch_grid(sr, k), dtype=dtype) + sr.sum().to(dtype) * 0
     else:
         chosen = resolve(backend, sr.device, k, sr.shape[1])
@@ -168,6 +170,8 @@ def mask_pair(
         raise ValueError(f"sr has shape {tuple(sr.shape)} but hr has {tuple(hr.shape)}: they must match")
     threshold, offset = V.check_mask_args(hr, k, threshold, offset, mode, window)
     if sr.shape[0] == 0:
+        # New tensors, as the backends return, not the inputs themselves: sr * 1 stays in sr's graph and
+        # hr.detach() * 1 is a constant, like the backends' masked HR.
         return sr * 1, hr.detach() * 1
     chosen = resolve(backend, sr.device, k, sr.shape[1])
     return chosen.mask_pair(sr, hr, k, threshold, offset, mode, window)

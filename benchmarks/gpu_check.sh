@@ -52,10 +52,9 @@ export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 # The results folder is named like the benchmarks' own: <device slug>-<UTC date>.
 NAME=$("$PY" - "$DEVICE" 2>/dev/null <<'PY'
 import sys, torch
-sys.path.insert(0, "benchmarks")
-import common
+from benchmarks.harness import device_slug, today
 device = torch.device(sys.argv[1] if sys.argv[1] == "cpu" or torch.cuda.is_available() else "cpu")
-print(f"{common.device_slug(device)}-{common.today()}")
+print(f"{device_slug(device)}-{today()}")
 PY
 ) || NAME=""
 [ -n "$NAME" ] || NAME="gpu-unknown-$(date -u +%Y-%m-%d)"
@@ -186,11 +185,11 @@ run_step pytest-triton 150 "GRAMGAN_TRITON_AUTOTUNE=0 $PY -m pytest -m cuda -k t
 # ---- 4. benchmarks -------------------------------------------------------------------------------------
 QUICK=""
 [ "$(left_now)" -lt 200 ] && QUICK="--quick" # a short sweep rather than none when time is short
-run_step gram_select 150 "$PY benchmarks/gram_select.py --device $DEVICE --out '$RUN' --quiet $QUICK $BENCH_ARGS"
-run_step train_step 90 "$PY benchmarks/train_step.py --device $DEVICE --out '$RUN' --quiet $BENCH_ARGS"
+run_step gram_select 150 "$PY -m benchmarks.gram_select --device $DEVICE --out '$RUN' --quiet $QUICK $BENCH_ARGS"
+run_step train_step 90 "$PY -m benchmarks.train_step --device $DEVICE --out '$RUN' --quiet $BENCH_ARGS"
 MASK_EXTRA=""
 [ "$(left_now)" -lt 90 ] && MASK_EXTRA="--quick --no-compile"
-run_step texture_mask 70 "$PY benchmarks/texture_mask.py --device $DEVICE --out '$RUN' --quiet $MASK_EXTRA $BENCH_ARGS"
+run_step texture_mask 70 "$PY -m benchmarks.texture_mask --device $DEVICE --out '$RUN' --quiet $MASK_EXTRA $BENCH_ARGS"
 
 # ---- 5. summary and packing ----------------------------------------------------------------------------
 {

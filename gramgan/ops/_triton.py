@@ -20,7 +20,7 @@ import os
 import torch
 
 from gramgan.ops._backend import LibraryBackend
-from gramgan.ops._contract import SCHEMAS, accumulation_dtype, register_contract
+from gramgan.ops._contract import SCHEMAS, accumulation_dtype, patch_grid, register_contract
 
 NAMESPACE = "gramgan_triton"
 
@@ -139,8 +139,7 @@ def _launch_local(
 
 
 def _select_local(sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight: float) -> torch.Tensor:
-    b, _, h, w = sr.shape
-    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
+    index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     with _device_guard(sr):
         _launch_local(sr, candidates, index, index, k, gt_weight, LOSS_NONE, False)
     return index
@@ -149,9 +148,8 @@ def _select_local(sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight:
 def _texture_loss_local(
     sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight: float, target: str, criterion: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    b, _, h, w = sr.shape
-    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
-    loss = torch.empty((b, h // k, w // k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
+    index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
+    loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     mode = LOSS_GRAM if target == "gram" else LOSS_PIXEL
     with _device_guard(sr):
         _launch_local(sr, candidates, index, loss, k, gt_weight, mode, criterion == "l1")
@@ -177,8 +175,7 @@ def _launch_global_select(
 
 
 def _select_global(sr: torch.Tensor, candidates: list[torch.Tensor], k: int, gt_weight: float) -> torch.Tensor:
-    b, _, h, w = sr.shape
-    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
+    index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     with _device_guard(sr):
         _launch_global_select(sr, candidates, index, index, k, gt_weight, False, False)
     return index
@@ -188,8 +185,8 @@ def _texture_loss_global(
     sr: torch.Tensor, candidates: list[torch.Tensor], k: int, gt_weight: float, target: str, criterion: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     b, _, h, w = sr.shape
-    index = torch.empty((b, h // k, w // k), dtype=torch.int64, device=sr.device)
-    loss = torch.empty((b, h // k, w // k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
+    index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
+    loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     l1 = criterion == "l1"
     with _device_guard(sr):
         _launch_global_select(sr, candidates, index, loss, k, gt_weight, target == "gram", l1)

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
+
+import torch
 
 from gramgan.ops._backend import LibraryBackend
 from gramgan.ops._contract import define_ops
@@ -43,8 +46,14 @@ def csrc_dir() -> Path:
 
 
 def build_dir() -> Path:
-    """Where the library is built: ``$GRAMGAN_EMULATION_BUILD``, else build/cuda_emulated in the repository."""
-    return Path(os.environ.get(BUILD_ENV) or REPO_ROOT / "build" / "cuda_emulated").resolve()
+    """Where the library is built: ``$GRAMGAN_EMULATION_BUILD``, else build/cuda_emulated/<torch>-<python> in
+    the repository. One folder per torch and Python: a library built against one torch cannot load in
+    another, and torch's build lock differs between versions (up to 2.13 a lock file left by a newer
+    torch's build makes an older torch wait forever)."""
+    if os.environ.get(BUILD_ENV):
+        return Path(os.environ[BUILD_ENV]).resolve()
+    version = f"torch{torch.__version__.split('+')[0]}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return (REPO_ROOT / "build" / "cuda_emulated" / version).resolve()
 
 
 def sanitizer_runtime_loaded() -> bool:

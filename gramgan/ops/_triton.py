@@ -16,6 +16,7 @@ Arguments are not re-checked here: ``gramgan.ops._validate`` is the one validati
 
 import contextlib
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -325,8 +326,25 @@ def _register() -> None:
     time); compilers that trace into the body (aot_eager, inductor) need a GPU.
     """
     for name, fn in _KERNELS.items():
-        triton_op(f"{NAMESPACE}::{name}", fn, mutates_args=(), schema=SCHEMAS[name])
+        _triton_op_with_schema(f"{NAMESPACE}::{name}", fn, SCHEMAS[name])
     register_contract(NAMESPACE, fakes=kernels.INTERPRET)
+
+
+def _triton_op_with_schema(qualname: str, fn: Callable, schema: str) -> None:
+    """``triton_op`` with the contract's schema. torch 2.11 takes ``schema=`` but still infers one from the
+    annotations (``int`` becomes ``SymInt``, outputs lose their names); for this one call its inference
+    is pointed at the contract's schema, so both namespaces have the same signatures on every torch."""
+    import torch._library.triton as triton_op_module
+
+    inferred = getattr(triton_op_module, "infer_schema", None)
+    triton_op_module.infer_schema = lambda *args, **kwargs: schema
+    try:
+        triton_op(qualname, fn, mutates_args=(), schema=schema)
+    finally:
+        if inferred is None:
+            del triton_op_module.infer_schema
+        else:
+            triton_op_module.infer_schema = inferred
 
 
 if _IMPORT_ERROR is None:

@@ -14,13 +14,14 @@ from typing import Any
 
 from gramgan.atomic import atomic_write_text
 
-__all__ = ["result_paths", "results_markdown", "write_results"]
+__all__ = ["format_score", "result_paths", "results_markdown", "write_results"]
 
 
-def _fmt(value: float | None, digits: int) -> str:
+def format_score(value: float | None, digits: int, factor: float = 1.0) -> str:
+    """A score for a Markdown table: ``value * factor`` to ``digits`` places, "–" when missing, "inf"."""
     if value is None:
         return "–"
-    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+    return "inf" if math.isinf(value) else f"{value * factor:.{digits}f}"
 
 
 def results_markdown(results: dict[str, Any]) -> str:
@@ -39,8 +40,8 @@ def results_markdown(results: dict[str, Any]) -> str:
         for method, label in (("bicubic", "Bicubic"), ("model", "Model")):
             m = ds["mean"][method]
             lines.append(
-                f"| {ds['name']} | {ds['num_images']} | {label} | {_fmt(m['psnr'], 2)} | "
-                f"{_fmt(m['ssim'], 4)} | {_fmt(m.get('lpips'), 4)} |"
+                f"| {ds['name']} | {ds['num_images']} | {label} | {format_score(m['psnr'], 2)} | "
+                f"{format_score(m['ssim'], 4)} | {format_score(m.get('lpips'), 4)} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -7,9 +7,9 @@ the VGG perceptual term marked off when its weights were not found), its scores 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
+from gramgan.eval_report import format_score
 from gramgan.train import TrainConfig
 
 __all__ = ["loss_terms", "perceptual_available", "results_markdown", "results_json"]
@@ -45,12 +45,6 @@ def loss_terms(cfg: TrainConfig) -> str:
     return " + ".join(terms)
 
 
-def _fmt(value: float | None, digits: int, factor: float = 1.0) -> str:
-    if value is None:
-        return "–"
-    return "inf" if math.isinf(value) else f"{value * factor:.{digits}f}"
-
-
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -59,9 +53,9 @@ def _duration(seconds: float | None) -> str:
 
 def _row(name: str, terms: str, mean: dict[str, float], iterations: Any, seconds: float | None) -> str:
     return (
-        f"| {name} | {terms} | {_fmt(mean.get('psnr'), 2)} | {_fmt(mean.get('ssim'), 4)} | "
-        f"{_fmt(mean.get('lpips'), 4)} | {_fmt(mean.get('gram'), 3, 1e3)} | {iterations if iterations else '–'} | "
-        f"{_duration(seconds)} |"
+        f"| {name} | {terms} | {format_score(mean.get('psnr'), 2)} | {format_score(mean.get('ssim'), 4)} | "
+        f"{format_score(mean.get('lpips'), 4)} | {format_score(mean.get('gram'), 3, 1e3)} | "
+        f"{iterations if iterations else '–'} | {_duration(seconds)} |"
     )
 
 

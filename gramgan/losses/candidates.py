@@ -25,14 +25,15 @@ reproducible from ``torch.manual_seed`` whatever the device.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from gramgan.data.resize import imresize
+from gramgan.ops import reference
 
 __all__ = [
     "build_global_candidates",
     "build_local_candidates",
+    "downsample_half",
     "downsample_retiled",
     "random_affine_thetas",
     "warp_images",
@@ -108,15 +109,9 @@ def warp_images(hr: Tensor, thetas: Tensor) -> Tensor:
         raise ValueError(
             f"thetas must have shape ({b}, J, 2, 3) for hr of shape {tuple(hr.shape)}, got {tuple(thetas.shape)}"
         )
-    j = thetas.shape[1]
-    if j == 0 or b == 0:
-        return hr.new_zeros((b, j, c, h, w))
     with torch.no_grad(), _no_autocast(hr):
-        src = hr.detach().float().repeat_interleave(j, dim=0)  # (B*J, C, H, W): image-major, warp-minor
-        theta = thetas.reshape(b * j, 2, 3).to(src.device, torch.float32)
-        grid = F.affine_grid(theta, [b * j, c, h, w], align_corners=False)
-        warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    return warped.reshape(b, j, c, h, w).to(hr.dtype)
+        warped = reference.warp(hr.detach().float(), thetas.to(hr.device, torch.float32))
+    return warped.to(hr.dtype)
 
 
 def _downsample(hr: Tensor, scale: float, clamp: bool) -> Tensor:
@@ -124,6 +119,17 @@ def _downsample(hr: Tensor, scale: float, clamp: bool) -> Tensor:
     with torch.no_grad(), _no_autocast(hr):
         small = imresize(hr.detach().float(), scale=scale, antialias=True)
         return small.clamp_(0.0, 1.0) if clamp else small
+
+
+def downsample_half(hr: Tensor, clamp: bool = True) -> Tensor:
+    """HR↓2, ``imresize(hr, 0.5)`` (MATLAB bicubic, antialiased), clamped to [0, 1] when ``clamp``.
+
+    Float32 ``(B, C, H/2, W/2)`` for even H and W: the source of candidate 1, which the sampling
+    kernels re-tile themselves (:func:`gramgan.ops.gram_texture_loss_sampled`).
+    """
+    hr = _check_hr(hr)
+    _check_divisible(hr, 2, "the x2 candidate halves the image")
+    return _downsample(hr, 0.5, clamp)
 
 
 def downsample_retiled(hr: Tensor, patch_size: int = 4, clamp: bool = True) -> Tensor:
@@ -135,12 +141,7 @@ def downsample_retiled(hr: Tensor, patch_size: int = 4, clamp: bool = True) -> T
     hr = _check_hr(hr)
     k = _check_positive_int("patch_size", patch_size)
     _check_divisible(hr, 2 * k, f"the x2 candidate is re-tiled in patches of {k}, so 2 x patch_size")
-    b, c, h, w = hr.shape
-    small = _downsample(hr, 0.5, clamp)  # (B, C, H/2, W/2)
-    rows, cols = h // (2 * k), w // (2 * k)
-    cells = small.reshape(b, c, rows, 1, k, cols, 1, k)
-    tiled = cells.expand(b, c, rows, 2, k, cols, 2, k).reshape(b, c, h, w)
-    return tiled.to(hr.dtype)
+    return reference.retile_half(downsample_half(hr, clamp), k).to(hr.dtype)
 
 
 def build_local_candidates(

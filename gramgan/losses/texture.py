@@ -1,7 +1,10 @@
 """The patch-wise texture loss (Eq. 4) against a candidate database built from the HR batch (docs/candidates.md).
 
-The candidates come from :mod:`gramgan.losses.candidates`; selection and loss run in one fused op,
-:func:`gramgan.ops.gram_texture_loss`, so every backend (reference, cpu, cuda, triton) serves.
+The candidates are those of :mod:`gramgan.losses.candidates`. In the local scope (the default) they are
+never stored: the fused op :func:`gramgan.ops.gram_texture_loss_sampled` samples the warps from HR and
+the affine maps inside its kernels, and reads the half-size image re-tiled; ``materialize=True`` builds
+the ``(B, 2 + J, C, H, W)`` stack first and calls :func:`gramgan.ops.gram_texture_loss` (the reference
+path: same selection, loss and gradient to float tolerance). The global scope always builds its list.
 """
 
 from __future__ import annotations
@@ -10,7 +13,12 @@ import torch
 from torch import Tensor
 
 from gramgan import ops
-from gramgan.losses.candidates import build_global_candidates, build_local_candidates
+from gramgan.losses.candidates import (
+    build_global_candidates,
+    build_local_candidates,
+    downsample_half,
+    random_affine_thetas,
+)
 from gramgan.ops._validate import SCOPES  # the ops' own list of scopes
 
 __all__ = ["build_candidates", "texture_loss"]
@@ -51,29 +59,29 @@ def texture_loss(
     clamp: bool = True,
     generator: torch.Generator | None = None,
     backend: str | None = None,
+    materialize: bool = False,
 ) -> Tensor:
-    """Build the candidates from ``hr`` (random warps: one draw of the RNG) and return
-    ``gram_texture_loss(sr, candidates, ...)``, the mean over patches; gradient to ``sr`` only.
+    """Build the candidates from ``hr`` (random warps: one draw of the RNG) and return the texture loss
+    against them, the mean over patches; gradient to ``sr`` only.
 
-    The candidates are cast to ``sr``'s dtype (the op needs them to match); autocast is switched off
-    around the op.
+    Local scope: the kernels sample the candidates from ``hr``, its half-size image and the affine maps
+    unless ``materialize`` (then the stack is built and passed to ``gram_texture_loss``); both draw the
+    same maps from the same RNG state. The candidates are cast to ``sr``'s dtype (the op needs them to
+    match); autocast is switched off around the op.
     """
+    # Autocast off: the op accumulates in float32 itself (docs/ops.md); autocast would run the reference
+    # backend's einsum in bf16/fp16 and blur Gram differences of order 1e-3.
+    no_autocast = torch.autocast(device_type=sr.device.type, enabled=False)
+    options = {"k": patch_size, "gt_weight": gt_weight, "target": target, "criterion": criterion}
+    if scope == "local" and not materialize:
+        half = downsample_half(hr, clamp).to(sr.dtype)
+        thetas = random_affine_thetas(hr.shape[0], num_warps, magnitude, generator=generator, device=hr.device)
+        with no_autocast:
+            return ops.gram_texture_loss_sampled(sr, hr.detach().to(sr.dtype), half, thetas, **options, backend=backend)
     candidates = build_candidates(hr, scope, num_warps, magnitude, patch_size, clamp=clamp, generator=generator)
     if isinstance(candidates, Tensor):
         candidates = candidates.to(sr.dtype)
     else:
         candidates = [c.to(sr.dtype) for c in candidates]
-    # Autocast off: the op accumulates in float32 itself (docs/ops.md); autocast would run the reference
-    # backend's einsum in bf16/fp16 and blur Gram differences of order 1e-3.
-    with torch.autocast(device_type=sr.device.type, enabled=False):
-        return ops.gram_texture_loss(
-            sr,
-            candidates,
-            k=patch_size,
-            scope=scope,
-            gt_weight=gt_weight,
-            target=target,
-            criterion=criterion,
-            reduction="mean",
-            backend=backend,
-        )
+    with no_autocast:
+        return ops.gram_texture_loss(sr, candidates, scope=scope, **options, backend=backend)

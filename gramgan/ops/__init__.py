@@ -26,6 +26,7 @@ __all__ = [
     "get_backend",
     "gram_select",
     "gram_texture_loss",
+    "gram_texture_loss_sampled",
     "mask_pair",
     "patch_gram",
     "set_backend",
@@ -111,13 +112,58 @@ def gram_texture_loss(
     V.check_choice("criterion", criterion, V.CRITERIA)
     V.check_choice("reduction", reduction, V.REDUCTIONS)
     if sr.shape[0] == 0:
-        dtype = accumulation_dtype(sr.dtype)
-        # Adding sr.sum() * 0 (a zero) keeps the empty result in sr's autograd graph, so loss.backward()
-        # works and gives sr a zero gradient, as it would for a non-empty batch.
-        per_patch = sr.new_zeros(patch_grid(sr, k), dtype=dtype) + sr.sum().to(dtype) * 0
-    else:
-        chosen = resolve(backend, sr.device, k, sr.shape[1])
-        per_patch = chosen.texture_loss(sr, candidates, k, scope, gt_weight, target, criterion)
+        return _reduce(_empty_loss(sr, k), reduction)
+    chosen = resolve(backend, sr.device, k, sr.shape[1])
+    return _reduce(chosen.texture_loss(sr, candidates, k, scope, gt_weight, target, criterion), reduction)
+
+
+def gram_texture_loss_sampled(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    hr_half: torch.Tensor,
+    thetas: torch.Tensor,
+    k: int = 4,
+    gt_weight: float = 0.0,
+    target: str = "gram",
+    criterion: str = "mse",
+    reduction: str = "mean",
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """:func:`gram_texture_loss` with ``scope="local"`` whose candidates the kernels sample themselves.
+
+    The candidates are those of ``gramgan.losses.candidates.build_local_candidates``, never stored:
+    0 is ``hr``, 1 the half-size ``hr_half`` ``(B, C, H/2, W/2)`` re-tiled at patch level (patch (i, j) is
+    its patch (i // 2, j // 2)), and 2 + j the warp of ``hr`` by ``thetas[:, j]`` (``(B, J, 2, 3)``
+    affine maps; bilinear, reflection padding, ``align_corners=False``), sampled in float32 (float64 for
+    float64 input). H and W must be multiples of ``2k``. Same arguments, result and gradient (to ``sr``
+    only) as :func:`gram_texture_loss` otherwise (docs/ops.md).
+    """
+    k = V.check_patch_size(k)
+    V.check_image(sr, "sr", k)
+    thetas = V.check_sampled_sources(sr, hr, hr_half, thetas, k)
+    gt_weight = V.check_gt_weight(gt_weight)
+    V.check_choice("target", target, V.TARGETS)
+    V.check_choice("criterion", criterion, V.CRITERIA)
+    V.check_choice("reduction", reduction, V.REDUCTIONS)
+    if sr.shape[0] == 0:
+        return _reduce(_empty_loss(sr, k), reduction)
+    chosen = resolve(backend, sr.device, k, sr.shape[1])
+    per_patch = chosen.texture_loss_sampled(sr, hr, hr_half, thetas, k, gt_weight, target, criterion)
+    return _reduce(per_patch, reduction)
+
+
+def _empty_loss(sr: torch.Tensor, k: int) -> torch.Tensor:
+    """The per-patch loss of an empty batch, kept in sr's autograd graph.
+
+    Adding sr.sum() * 0 (a zero) lets loss.backward() run and give sr a zero gradient, as it would for
+    a non-empty batch.
+    """
+    dtype = accumulation_dtype(sr.dtype)
+    return sr.new_zeros(patch_grid(sr, k), dtype=dtype) + sr.sum().to(dtype) * 0
+
+
+def _reduce(per_patch: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return per_patch
     if reduction == "sum" or per_patch.numel() == 0:

@@ -61,6 +61,19 @@ class Backend(Protocol):
     ) -> torch.Tensor:
         """Per-patch texture loss ``(B, H/k, W/k)``, differentiable in ``sr`` only."""
 
+    def texture_loss_sampled(
+        self,
+        sr: torch.Tensor,
+        hr: torch.Tensor,
+        hr_half: torch.Tensor,
+        thetas: torch.Tensor,
+        k: int,
+        gt_weight: float,
+        target: str,
+        criterion: str,
+    ) -> torch.Tensor:
+        """Per-patch local texture loss against candidates sampled from ``hr``, ``hr_half`` and ``thetas``."""
+
     def texture_mask(
         self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
     ) -> torch.Tensor:
@@ -147,6 +160,21 @@ class LibraryBackend:
         else:
             op, cands = self._ops.texture_loss_global, [image.detach() for image in candidates]
         loss, _ = op(sr, cands, k, gt_weight, target, criterion)
+        return loss
+
+    def texture_loss_sampled(
+        self,
+        sr: torch.Tensor,
+        hr: torch.Tensor,
+        hr_half: torch.Tensor,
+        thetas: torch.Tensor,
+        k: int,
+        gt_weight: float,
+        target: str,
+        criterion: str,
+    ) -> torch.Tensor:
+        sources = (hr.detach(), hr_half.detach(), thetas.detach())
+        loss, _ = self._ops.texture_loss_sampled(sr, *sources, k, gt_weight, target, criterion)
         return loss
 
     def texture_mask(

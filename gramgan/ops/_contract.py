@@ -42,6 +42,17 @@ SCHEMAS: dict[str, str] = {
     "texture_loss_global_backward": (
         "(Tensor grad, Tensor sr, Tensor[] candidates, Tensor index, int k, str target, str criterion) -> Tensor"
     ),
+    # The local texture loss with its candidates sampled in the kernel (docs/ops.md, "Sampled candidates"):
+    # candidate 0 is hr, 1 the re-tiled hr_half (B, C, H/2, W/2), 2 + j the warp of hr by thetas[:, j]
+    # (B, J, 2, 3), bilinear, reflection padding, align_corners=False.
+    "texture_loss_sampled": (
+        "(Tensor sr, Tensor hr, Tensor hr_half, Tensor thetas, int k, float gt_weight, str target, str criterion)"
+        " -> (Tensor loss, Tensor index)"
+    ),
+    "texture_loss_sampled_backward": (
+        "(Tensor grad, Tensor sr, Tensor hr, Tensor hr_half, Tensor thetas, Tensor index, int k, str target,"
+        " str criterion) -> Tensor"
+    ),
     # 0/1 (NaN for a NaN std) mask (B, 1, H, W) in x's dtype; mask_pair returns sr * M and hr * M.
     "texture_mask": f"(Tensor x, {_MASK_ARGS}) -> Tensor",
     "mask_pair": f"(Tensor sr, Tensor hr, {_MASK_ARGS}) -> (Tensor sr_masked, Tensor hr_masked)",
@@ -105,6 +116,8 @@ FAKES: dict[str, Callable] = {
     "texture_loss_global": _loss_and_index,
     "texture_loss_local_backward": lambda grad, sr, *_: _like(sr),
     "texture_loss_global_backward": lambda grad, sr, *_: _like(sr),
+    "texture_loss_sampled": _loss_and_index,
+    "texture_loss_sampled_backward": lambda grad, sr, *_: _like(sr),
     "texture_mask": lambda x, *_: x.new_empty(mask_shape(x)),
     "mask_pair": lambda sr, hr, *_: (_like(sr), _like(hr)),
     "mask_pair_backward": lambda grad, hr, *_: _like(hr),
@@ -126,6 +139,13 @@ def _texture_loss_setup(ctx, inputs, output) -> None:
     ctx.local = isinstance(candidates, torch.Tensor)
     images = [candidates] if ctx.local else list(candidates)
     ctx.save_for_backward(sr, output[1], *images)
+    ctx.args = (k, target, criterion)
+
+
+def _texture_loss_sampled_setup(ctx, inputs, output) -> None:
+    """Saves SR, the index and the sampling sources (hr, hr_half, thetas): the backward re-samples."""
+    sr, hr, hr_half, thetas, k, _gt_weight, target, criterion = inputs
+    ctx.save_for_backward(sr, output[1], hr, hr_half, thetas)
     ctx.args = (k, target, criterion)
 
 
@@ -157,6 +177,13 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
         no_grad_candidates = None if ctx.local else [None] * len(images)  # same structure as the input
         return grad_sr, no_grad_candidates, None, None, None, None
 
+    def texture_loss_sampled_grad(ctx, grad_loss, _grad_index):
+        sr, index, hr, hr_half, thetas = ctx.saved_tensors
+        grad_sr = None
+        if ctx.needs_input_grad[0]:
+            grad_sr = ops().texture_loss_sampled_backward(grad_loss, sr, hr, hr_half, thetas, index, *ctx.args)
+        return grad_sr, None, None, None, None, None, None, None
+
     def mask_pair_grad(ctx, grad_sr_masked, _grad_hr_masked):
         (hr,) = ctx.saved_tensors
         grad = None
@@ -168,6 +195,7 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
         "patch_gram": (patch_gram_grad, _patch_gram_setup),
         "texture_loss_local": (texture_loss_grad, _texture_loss_setup),
         "texture_loss_global": (texture_loss_grad, _texture_loss_setup),
+        "texture_loss_sampled": (texture_loss_sampled_grad, _texture_loss_sampled_setup),
         "mask_pair": (mask_pair_grad, _mask_pair_setup),
     }
 

@@ -118,6 +118,41 @@ def check_candidates(sr: torch.Tensor, candidates: object, k: int, scope: str) -
     return check_global_candidates(sr, candidates, k)
 
 
+def check_sampled_sources(sr: torch.Tensor, hr: object, hr_half: object, thetas: object, k: int) -> torch.Tensor:
+    """The sources of the sampled local candidates: ``hr`` like ``sr``, ``hr_half`` (B, C, H/2, W/2) and
+    ``thetas`` (B, J, 2, 3); H and W multiples of ``2k`` (the half-size image is cut in k x k patches).
+
+    Returns ``thetas`` as a contiguous tensor in the accumulation dtype of ``sr`` on its device.
+    """
+    check_image(hr, "hr")
+    check_same(sr, hr, "sr", "hr")
+    if hr.shape != sr.shape:
+        raise ValueError(f"hr has shape {tuple(hr.shape)} but sr has {tuple(sr.shape)}: they must match")
+    if sr.shape[-2] % (2 * k) or sr.shape[-1] % (2 * k):
+        raise ValueError(
+            f"sr has shape {tuple(sr.shape)}: H and W must be multiples of 2k = {2 * k} for sampled candidates "
+            "(the half-size image is cut in k x k patches)"
+        )
+    check_image(hr_half, "hr_half")
+    check_same(sr, hr_half, "sr", "hr_half")
+    b, c, h, w = sr.shape
+    if tuple(hr_half.shape) != (b, c, h // 2, w // 2):
+        raise ValueError(
+            f"hr_half must have shape {(b, c, h // 2, w // 2)} for sr of shape {tuple(sr.shape)}, "
+            f"got {tuple(hr_half.shape)}"
+        )
+    if not isinstance(thetas, torch.Tensor):
+        raise TypeError(f"thetas must be a torch.Tensor, got {type(thetas).__name__}")
+    if not thetas.is_floating_point():
+        raise TypeError(f"thetas must be a floating tensor, got {thetas.dtype}")
+    if thetas.dim() != 4 or thetas.shape[0] != b or tuple(thetas.shape[-2:]) != (2, 3):
+        raise ValueError(f"thetas must have shape ({b}, J, 2, 3), got {tuple(thetas.shape)}")
+    if thetas.device != sr.device:
+        raise ValueError(f"thetas is on {thetas.device} but sr is on {sr.device}")
+    acc = torch.float64 if sr.dtype == torch.float64 else torch.float32
+    return thetas.detach().to(acc).contiguous()
+
+
 def check_gt_weight(gt_weight: object) -> float:
     """A finite, non-negative number."""
     if isinstance(gt_weight, bool) or not isinstance(gt_weight, (int, float)):

@@ -148,6 +148,58 @@ def texture_loss(
     return _elementwise(patches(sr.to(acc), k) - selected, criterion).mean(dim=(-2, -1))
 
 
+def retile_half(half: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, C, H/2, W/2)`` -> ``(B, C, H, W)``: patch (i, j) of the result is patch (i // 2, j // 2) of ``half``.
+
+    Each k x k patch of the half-size image is repeated into a 2 x 2 block of patch positions (not a
+    pixel upsampling); H/2 and W/2 must be multiples of ``k``.
+    """
+    b, c, h, w = half.shape
+    rows, cols = h // k, w // k
+    cells = half.reshape(b, c, rows, 1, k, cols, 1, k)
+    return cells.expand(b, c, rows, 2, k, cols, 2, k).reshape(b, c, 2 * h, 2 * w)
+
+
+def warp(images: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
+    """Every image warped by each of its affine maps: ``(B, C, H, W)``, ``(B, J, 2, 3)`` -> ``(B, J, C, H, W)``.
+
+    ``affine_grid`` and bilinear ``grid_sample`` with reflection padding, ``align_corners=False``, in
+    ``images``' dtype (the definition the sampling kernels follow, docs/candidates.md).
+    """
+    b, c, h, w = images.shape
+    j = thetas.shape[1]
+    if b == 0 or j == 0:
+        return images.new_zeros((b, j, c, h, w))
+    src = images.repeat_interleave(j, dim=0)  # (B*J, C, H, W): image-major, warp-minor
+    grid = F.affine_grid(thetas.reshape(b * j, 2, 3).to(images), [b * j, c, h, w], align_corners=False)
+    warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return warped.reshape(b, j, c, h, w)
+
+
+def sampled_candidates(hr: torch.Tensor, hr_half: torch.Tensor, thetas: torch.Tensor, k: int) -> torch.Tensor:
+    """The local candidate stack ``[hr, retile_half(hr_half), warps of hr]`` in the accumulation dtype."""
+    acc = accumulation_dtype(hr.dtype)
+    hr = hr.detach().to(acc)
+    with torch.no_grad():
+        warps = warp(hr, thetas.detach().to(acc))
+        return torch.cat([hr.unsqueeze(1), retile_half(hr_half.detach().to(acc), k).unsqueeze(1), warps], dim=1)
+
+
+def texture_loss_sampled(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    hr_half: torch.Tensor,
+    thetas: torch.Tensor,
+    k: int,
+    gt_weight: float,
+    target: str,
+    criterion: str,
+) -> torch.Tensor:
+    """The local texture loss against :func:`sampled_candidates` (materialised: the definition)."""
+    candidates = sampled_candidates(hr, hr_half, thetas, k)
+    return texture_loss(sr, candidates, k, "local", gt_weight, target, criterion)
+
+
 def luminance(x: torch.Tensor) -> torch.Tensor:
     """Y = 0.299R + 0.587G + 0.114B for C = 3, the channel for C = 1, the channel mean otherwise (ours)."""
     if x.shape[1] == 3:
@@ -227,6 +279,7 @@ class ReferenceBackend:
     patch_gram = staticmethod(patch_gram)
     gram_select = staticmethod(gram_select)
     texture_loss = staticmethod(texture_loss)
+    texture_loss_sampled = staticmethod(texture_loss_sampled)
     texture_mask = staticmethod(texture_mask)
     mask_pair = staticmethod(mask_pair)
 

@@ -38,5 +38,7 @@ std::tuple<at::Tensor, at::Tensor> mask_pair_cuda(const at::Tensor& sr, const at
 at::Tensor mask_pair_backward_cuda(const at::Tensor& grad, const at::Tensor& hr, int64_t k, double threshold,
                                    int64_t offset_y, int64_t offset_x, c10::string_view mode, int64_t window);
 
+at::Tensor downsample_half_cuda(const at::Tensor& x);
+
 }  // namespace cuda
 }  // namespace gramgan

@@ -21,6 +21,7 @@ void register_cuda_kernels(torch::Library& m) {
   m.impl("texture_mask", &texture_mask_cuda);
   m.impl("mask_pair", &mask_pair_cuda);
   m.impl("mask_pair_backward", &mask_pair_backward_cuda);
+  m.impl("downsample_half", &downsample_half_cuda);
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gramgan import ops
 from gramgan.data.resize import imresize
 from gramgan.ops import reference
 
@@ -121,15 +122,18 @@ def _downsample(hr: Tensor, scale: float, clamp: bool) -> Tensor:
         return small.clamp_(0.0, 1.0) if clamp else small
 
 
-def downsample_half(hr: Tensor, clamp: bool = True) -> Tensor:
+def downsample_half(hr: Tensor, clamp: bool = True, backend: str | None = None) -> Tensor:
     """HR↓2, ``imresize(hr, 0.5)`` (MATLAB bicubic, antialiased), clamped to [0, 1] when ``clamp``.
 
     Float32 ``(B, C, H/2, W/2)`` for even H and W: the source of candidate 1, which the sampling
-    kernels re-tile themselves (:func:`gramgan.ops.gram_texture_loss_sampled`).
+    kernels re-tile themselves (:func:`gramgan.ops.gram_texture_loss_sampled`). Computed by
+    :func:`gramgan.ops.downsample_half` (its fixed 8-tap filter; ``backend`` as for every op).
     """
     hr = _check_hr(hr)
     _check_divisible(hr, 2, "the x2 candidate halves the image")
-    return _downsample(hr, 0.5, clamp)
+    with torch.no_grad(), _no_autocast(hr):
+        small = ops.downsample_half(hr.detach(), backend=backend).float()
+        return small.clamp_(0.0, 1.0) if clamp else small
 
 
 def downsample_retiled(hr: Tensor, patch_size: int = 4, clamp: bool = True) -> Tensor:

@@ -74,7 +74,7 @@ def texture_loss(
     no_autocast = torch.autocast(device_type=sr.device.type, enabled=False)
     options = {"k": patch_size, "gt_weight": gt_weight, "target": target, "criterion": criterion}
     if scope == "local" and not materialize:
-        half = downsample_half(hr, clamp).to(sr.dtype)
+        half = downsample_half(hr, clamp, backend).to(sr.dtype)
         thetas = random_affine_thetas(hr.shape[0], num_warps, magnitude, generator=generator, device=hr.device)
         with no_autocast:
             return ops.gram_texture_loss_sampled(sr, hr.detach().to(sr.dtype), half, thetas, **options, backend=backend)

@@ -23,6 +23,7 @@ from gramgan.ops._dispatch import BACKEND_NAMES, backend_availability, get_backe
 __all__ = [
     "BACKEND_NAMES",
     "backend_availability",
+    "downsample_half",
     "get_backend",
     "gram_select",
     "gram_texture_loss",
@@ -169,6 +170,19 @@ def _reduce(per_patch: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "sum" or per_patch.numel() == 0:
         return per_patch.sum()
     return per_patch.mean()
+
+
+def downsample_half(x: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """MATLAB's bicubic ``imresize(x, 0.5)`` with antialiasing: the half-size image of the local candidates.
+
+    ``x`` is ``(B, C, H, W)`` with even H and W; the result ``(B, C, H/2, W/2)`` is float32 (float64 for
+    float64 input) and carries no gradient. Equal to ``gramgan.data.resize.imresize(x, scale=0.5)`` up to
+    float rounding; the fused backends apply its fixed 8-tap filter directly instead of a dense matrix.
+    """
+    V.check_image(x, "x", 2)
+    if x.shape[0] == 0:
+        return x.new_zeros((0, x.shape[1], x.shape[2] // 2, x.shape[3] // 2), dtype=accumulation_dtype(x.dtype))
+    return resolve(backend, x.device, 2, x.shape[1]).downsample_half(x)
 
 
 def texture_mask(

@@ -74,6 +74,9 @@ class Backend(Protocol):
     ) -> torch.Tensor:
         """Per-patch local texture loss against candidates sampled from ``hr``, ``hr_half`` and ``thetas``."""
 
+    def downsample_half(self, x: torch.Tensor) -> torch.Tensor:
+        """MATLAB's bicubic ``imresize(x, 0.5)``, ``(B, C, H/2, W/2)`` in the accumulation dtype."""
+
     def texture_mask(
         self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
     ) -> torch.Tensor:
@@ -176,6 +179,9 @@ class LibraryBackend:
         sources = (hr.detach(), hr_half.detach(), thetas.detach())
         loss, _ = self._ops.texture_loss_sampled(sr, *sources, k, gt_weight, target, criterion)
         return loss
+
+    def downsample_half(self, x: torch.Tensor) -> torch.Tensor:
+        return self._ops.downsample_half(x.detach())
 
     def texture_mask(
         self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int

@@ -53,6 +53,8 @@ SCHEMAS: dict[str, str] = {
         "(Tensor grad, Tensor sr, Tensor hr, Tensor hr_half, Tensor thetas, Tensor index, int k, str target,"
         " str criterion) -> Tensor"
     ),
+    # MATLAB's bicubic imresize(x, 0.5), antialiased (B, C, H/2, W/2), in the accumulation dtype; no gradient.
+    "downsample_half": "(Tensor x) -> Tensor",
     # 0/1 (NaN for a NaN std) mask (B, 1, H, W) in x's dtype; mask_pair returns sr * M and hr * M.
     "texture_mask": f"(Tensor x, {_MASK_ARGS}) -> Tensor",
     "mask_pair": f"(Tensor sr, Tensor hr, {_MASK_ARGS}) -> (Tensor sr_masked, Tensor hr_masked)",
@@ -118,6 +120,9 @@ FAKES: dict[str, Callable] = {
     "texture_loss_global_backward": lambda grad, sr, *_: _like(sr),
     "texture_loss_sampled": _loss_and_index,
     "texture_loss_sampled_backward": lambda grad, sr, *_: _like(sr),
+    "downsample_half": lambda x: x.new_empty(
+        (*x.shape[:2], x.shape[2] // 2, x.shape[3] // 2), dtype=accumulation_dtype(x.dtype)
+    ),
     "texture_mask": lambda x, *_: x.new_empty(mask_shape(x)),
     "mask_pair": lambda sr, hr, *_: (_like(sr), _like(hr)),
     "mask_pair_backward": lambda grad, hr, *_: _like(hr),

@@ -36,6 +36,7 @@ if _IMPORT_ERROR is None:
     try:
         from gramgan import kernels
         from gramgan.kernels.gram import patch_gram_bwd_kernel, patch_gram_fwd_kernel
+        from gramgan.kernels.resize import downsample_half_kernel
         from gramgan.kernels.texture_loss import (
             LOSS_GRAM,
             LOSS_NONE,
@@ -121,6 +122,27 @@ def _patch_gram_backward(grad: torch.Tensor, x: torch.Tensor, k: int) -> torch.T
             x, *x.stride(), grad, dx, *dx.stride(), b * n, n, w // k, **_common(x, k)
         )
     return dx
+
+
+def _downsample_half(x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    out = torch.empty((b, c, h // 2, w // 2), dtype=accumulation_dtype(x.dtype), device=x.device)
+    planes = x.reshape(b * c, h, w)  # a view for the usual layouts; a copy otherwise
+    n = out.numel()
+    with _device_guard(x):
+        weights = _half_weights(x.device, out.dtype)
+        wrap_triton(downsample_half_kernel)[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](
+            planes, *planes.stride(), weights, out, n, h, w, F64=out.dtype == torch.float64
+        )
+    return out
+
+
+def _half_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The eight taps of imresize(x, 0.5), from the one definition in gramgan.data.resize."""
+    from gramgan.data.resize import resize_weights
+
+    _, weights = resize_weights(16, 8, 0.5, True)
+    return torch.tensor(weights[2], dtype=dtype, device=device)  # an interior pixel: no mirrored taps
 
 
 # ------------------------------------------------------------------------------------- selection & loss
@@ -313,6 +335,7 @@ _KERNELS = {
     "texture_mask": _texture_mask,
     "mask_pair": _mask_pair,
     "mask_pair_backward": _mask_pair_backward,
+    "downsample_half": _downsample_half,
 }
 
 

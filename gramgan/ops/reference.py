@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gramgan.data.resize import resize_weights
 from gramgan.ops._contract import accumulation_dtype
 
 # Largest temporary of the global search, in elements: each chunk of SR patches is compared with all
@@ -200,6 +201,23 @@ def texture_loss_sampled(
     return texture_loss(sr, candidates, k, "local", gt_weight, target, criterion)
 
 
+def downsample_half(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB's bicubic ``imresize(x, 0.5)`` (antialiased) in the accumulation dtype, without gradient.
+
+    Each output pixel is the weighted sum of its own taps (MATLAB's contributions, rows first), so a NaN
+    reaches only the outputs that read it.
+    """
+    x = x.detach().to(accumulation_dtype(x.dtype))
+    for dim in (-2, -1):
+        n = x.shape[dim]
+        index, weights = resize_weights(n, n // 2, 0.5, True)  # (n/2, taps) each
+        taps = x.index_select(dim, torch.tensor(index.reshape(-1), device=x.device))
+        taps = taps.unflatten(dim, index.shape)  # (..., n/2, taps, ...) along dim
+        w = torch.tensor(weights, dtype=x.dtype, device=x.device)
+        x = (taps * (w if dim == -1 else w[:, :, None])).sum(dim if dim == -1 else -2)
+    return x
+
+
 def luminance(x: torch.Tensor) -> torch.Tensor:
     """Y = 0.299R + 0.587G + 0.114B for C = 3, the channel for C = 1, the channel mean otherwise (ours)."""
     if x.shape[1] == 3:
@@ -280,6 +298,7 @@ class ReferenceBackend:
     gram_select = staticmethod(gram_select)
     texture_loss = staticmethod(texture_loss)
     texture_loss_sampled = staticmethod(texture_loss_sampled)
+    downsample_half = staticmethod(downsample_half)
     texture_mask = staticmethod(texture_mask)
     mask_pair = staticmethod(mask_pair)
 

@@ -20,7 +20,12 @@ from gramgan.ops import _emulated
 from gramgan.ops import reference as ref
 
 # Files whose cuda_emulated tests the driver runs (paths from the repository root).
-EMULATED_TEST_FILES = ("tests/ops/test_backends.py", "tests/ops/test_cuda_emulated.py", "tests/ops/test_sampled.py")
+EMULATED_TEST_FILES = (
+    "tests/ops/test_backends.py",
+    "tests/ops/test_cuda_emulated.py",
+    "tests/ops/test_sampled.py",
+    "tests/ops/test_downsample.py",
+)
 DRIVER_TIMEOUT_S = 1800
 
 

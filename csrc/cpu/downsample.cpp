@@ -1,0 +1,78 @@
+// CPU kernel of gramgan::downsample_half: MATLAB's bicubic imresize(x, 0.5) with the 8-tap filter of
+// csrc/include/gramgan_resize.h, in two separable passes per image plane (rows, then columns); planes
+// run in parallel. Interior columns are a fixed-weight stride-2 filter the compiler vectorises; only the
+// three pixels at each border go through the mirrored index.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "gramgan_host.h"
+#include "gramgan_resize.h"
+
+namespace gramgan {
+namespace cpu {
+namespace {
+
+template <typename T>
+void downsample_plane(const T* in, T* out, T* rows, int64_t H, int64_t W) {
+  const int64_t Ho = H / 2, Wo = W / 2;
+  T w[kHalfTaps];
+  for (int t = 0; t < kHalfTaps; ++t) w[t] = half_tap_weight<T>(t);
+  // Rows: rows[o][x] = sum_t w[t] in[2o - 3 + t][x].
+  for (int64_t o = 0; o < Ho; ++o) {
+    T* dst = rows + o * W;
+    const T* src[kHalfTaps];
+    for (int t = 0; t < kHalfTaps; ++t) src[t] = in + half_tap_index(o, t, H) * W;
+    for (int64_t x = 0; x < W; ++x) {
+      T s = w[0] * src[0][x];
+      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * src[t][x];
+      dst[x] = s;
+    }
+  }
+  // Columns: out[o][p] = sum_t w[t] rows[o][2p - 3 + t]; p in [2, Wo - 2) never leaves the row.
+  const int64_t lo = std::min<int64_t>(2, Wo), hi = std::max<int64_t>(lo, Wo - 2);
+  for (int64_t o = 0; o < Ho; ++o) {
+    const T* r = rows + o * W;
+    T* dst = out + o * Wo;
+    auto edge = [&](int64_t p) {
+      T s = w[0] * r[half_tap_index(p, 0, W)];
+      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * r[half_tap_index(p, t, W)];
+      dst[p] = s;
+    };
+    for (int64_t p = 0; p < lo; ++p) edge(p);
+    for (int64_t p = lo; p < hi; ++p) {
+      const T* q = r + 2 * p - 3;
+      T s = w[0] * q[0];
+      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * q[t];
+      dst[p] = s;
+    }
+    for (int64_t p = hi; p < Wo; ++p) edge(p);
+  }
+}
+
+at::Tensor downsample_half_cpu(const at::Tensor& x_in) {
+  check_image(x_in, "x", 2);  // any C of the kernels, even H and W
+  const at::ScalarType compute = acc_scalar_type(x_in.scalar_type());
+  const at::Tensor x = x_in.to(compute).contiguous();
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor out = at::empty({B, C, H / 2, W / 2}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(compute, "gramgan_downsample_half_cpu", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> rows((H / 2) * W);
+      for (int64_t plane = begin; plane < end; ++plane) {
+        downsample_plane(xp + plane * H * W, op + plane * (H / 2) * (W / 2), rows.data(), H, W);
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace gramgan
+
+TORCH_LIBRARY_IMPL(gramgan, CPU, m) { m.impl("downsample_half", &gramgan::cpu::downsample_half_cpu); }

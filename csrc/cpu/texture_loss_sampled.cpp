@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "cpu_gram.h"
@@ -48,10 +49,97 @@ struct SampledInputs {
   }
 };
 
-// Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); points is
-// scratch for W sample positions.
+// Columns [x_begin, x_end) of row y of the warp by theta into out (channel c at out[c * plane + x]):
+// the shared scalar sampling code. Never inlined, so that it keeps the generic code's rounding wherever it
+// is called from (inlined into the AVX2 function below, its products could be fused).
+template <typename T>
+__attribute__((noinline)) void sample_warp_row(const SampledCandidates<T, T>& src, const T* theta, int64_t y,
+                                               int64_t x_begin, int64_t x_end, int64_t plane, T* out) {
+  for (int64_t x = x_begin; x < x_end; ++x) {
+    const BilinearPoint<T> p = warp_point(theta, src.xs[x], src.ys[y], src.H, src.W);
+    for (int c = 0; c < src.C; ++c) out[c * plane + x] = bilinear_sample(src.hr + c * src.H * src.W, src.W, p);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define GRAMGAN_SAMPLED_AVX2 1
+#include <immintrin.h>
+
+// grid_source_coordinate on eight grid values along an axis of n pixels (scale n / 2, span 2 n, last n - 1).
+__attribute__((target("avx2,fma"))) inline __m256 grid_source_avx2(__m256 g, __m256 scale, __m256 span,
+                                                                    __m256 last) {
+  const __m256 one = _mm256_set1_ps(1.0f), low = _mm256_set1_ps(-0.5f);
+  const __m256 u = _mm256_fmadd_ps(_mm256_add_ps(g, one), scale, low);
+  __m256 extra = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(u, low));  // |u - low|
+  const __m256 periods = _mm256_round_ps(_mm256_div_ps(extra, span), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  extra = _mm256_sub_ps(extra, _mm256_mul_ps(periods, span));  // an exact product: contraction changes nothing
+  const __m256 flipped = _mm256_sub_ps(span, extra);
+  // min / max return their second operand when one is NaN: a NaN stays (flipped is NaN too), then becomes 0.
+  const __m256 reflected = _mm256_add_ps(_mm256_min_ps(extra, flipped), low);
+  return _mm256_min_ps(_mm256_max_ps(reflected, _mm256_setzero_ps()), last);
+}
+
+// The warp sampling of sample_strip for float32, eight pixels at a time with AVX2 gathers and FMA, for the
+// CPUs that have them (has_avx2_fma). It performs the very operations of the shared scalar code in the same
+// order: products are rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp so
+// that no multiply-add can be contracted here) and fused where it fuses them; the last W % 8 columns go
+// through the scalar code.
+__attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCandidates<float, float>& src,
+                                                                const float* theta, const float* ax,
+                                                                const float* bx, int C, int K, int64_t y0,
+                                                                float* out) {
+  const int64_t H = src.H, W = src.W, HW = H * W, vector_end = W - W % 8;
+  const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+  const __m256 half_w = _mm256_set1_ps(static_cast<float>(W) / 2.0f), half_h = _mm256_set1_ps(static_cast<float>(H) / 2.0f);
+  const __m256 span_w = _mm256_set1_ps(static_cast<float>(W) * 2.0f), span_h = _mm256_set1_ps(static_cast<float>(H) * 2.0f);
+  const __m256 last_w = _mm256_set1_ps(static_cast<float>(W - 1)), last_h = _mm256_set1_ps(static_cast<float>(H - 1));
+  const __m256i width = _mm256_set1_epi32(static_cast<int>(W)), height = _mm256_set1_epi32(static_cast<int>(H));
+  const __m256i ones = _mm256_set1_epi32(1);
+  for (int r = 0; r < K; ++r) {
+    const int64_t y = y0 + r;
+    const float yn = src.ys[y];
+    const __m256 cx = _mm256_set1_ps(yn * theta[1]), cy = _mm256_set1_ps(yn * theta[4]);
+    const __m256 tx = _mm256_set1_ps(theta[2]), ty = _mm256_set1_ps(theta[5]);
+    for (int64_t x = 0; x < vector_end; x += 8) {
+      const __m256 gx = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(ax + x), cx), tx);
+      const __m256 gy = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(bx + x), cy), ty);
+      const __m256 ix = grid_source_avx2(gx, half_w, span_w, last_w), iy = grid_source_avx2(gy, half_h, span_h, last_h);
+      const __m256i x0 = _mm256_cvttps_epi32(ix), y0i = _mm256_cvttps_epi32(iy);  // floor: ix, iy >= 0
+      const __m256 w = _mm256_sub_ps(ix, _mm256_cvtepi32_ps(x0)), n = _mm256_sub_ps(iy, _mm256_cvtepi32_ps(y0i));
+      const __m256 e = _mm256_sub_ps(one, w), s = _mm256_sub_ps(one, n);
+      const __m256 nw = _mm256_mul_ps(s, e), ne = _mm256_mul_ps(s, w), sw = _mm256_mul_ps(n, e), se = _mm256_mul_ps(n, w);
+      const __m256i east = _mm256_cmpgt_epi32(width, _mm256_add_epi32(x0, ones));
+      const __m256i south = _mm256_cmpgt_epi32(height, _mm256_add_epi32(y0i, ones));
+      const __m256i both = _mm256_and_si256(east, south);
+      const __m256i offset = _mm256_add_epi32(_mm256_mullo_epi32(y0i, width), x0);
+      for (int c = 0; c < C; ++c) {
+        const float* plane = src.hr + c * HW;
+        const __m256 v_nw = _mm256_i32gather_ps(plane, offset, 4);
+        const __m256 v_ne = _mm256_mask_i32gather_ps(zero, plane + 1, offset, _mm256_castsi256_ps(east), 4);
+        const __m256 v_sw = _mm256_mask_i32gather_ps(zero, plane + W, offset, _mm256_castsi256_ps(south), 4);
+        const __m256 v_se = _mm256_mask_i32gather_ps(zero, plane + W + 1, offset, _mm256_castsi256_ps(both), 4);
+        __m256 v = _mm256_mul_ps(v_nw, nw);
+        v = _mm256_fmadd_ps(v_ne, ne, v);
+        v = _mm256_fmadd_ps(v_sw, sw, v);
+        v = _mm256_fmadd_ps(v_se, se, v);
+        _mm256_storeu_ps(out + c * K * W + r * W + x, v);
+      }
+    }
+    sample_warp_row(src, theta, y, vector_end, W, K * W, out + r * W);
+  }
+}
+
+// Whether this CPU runs sample_warp_rows_avx2.
+bool has_avx2_fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+#endif
+
+// Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); scratch holds
+// 2 W values.
 template <typename T, int K, int C>
-void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, BilinearPoint<T>* points) {
+void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, T* scratch) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
   for (int c = 0; c < C; ++c) {
@@ -66,15 +154,19 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
   for (int64_t w = 0; w < J; ++w) {
     const T* theta = src.thetas + w * 6;
     T* warped = strip + (2 + w) * C * plane;
-    for (int r = 0; r < K; ++r) {
-      const T yn = src.ys[y0 + r];
-      for (int64_t x = 0; x < W; ++x) points[x] = warp_point(theta, src.xs[x], yn, H, W);
-      for (int c = 0; c < C; ++c) {
-        const T* image = src.hr + c * HW;
-        T* out = warped + c * plane + r * W;
-        for (int64_t x = 0; x < W; ++x) out[x] = bilinear_sample(image, W, points[x]);
+#ifdef GRAMGAN_SAMPLED_AVX2
+    if constexpr (std::is_same_v<T, float>) {
+      if (has_avx2_fma() && HW + W < (int64_t{1} << 31)) {  // 32-bit gather offsets
+        for (int64_t x = 0; x < W; ++x) {
+          scratch[x] = src.xs[x] * theta[0];
+          scratch[W + x] = src.xs[x] * theta[3];
+        }
+        sample_warp_rows_avx2(src, theta, scratch, scratch + W, C, K, y0, warped);
+        continue;
       }
     }
+#endif
+    for (int r = 0; r < K; ++r) sample_warp_row(src, theta, y0 + r, 0, W, plane, warped + r * W);
   }
 }
 
@@ -107,12 +199,12 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
   const T beta = static_cast<T>(gt_weight);
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> strip(NC * stride), grams(NC * P * Wp), ge(P * Wp), best(Wp);
-    std::vector<BilinearPoint<T>> points(W);
+    std::vector<T> scratch(2 * W);
     std::vector<int32_t> idx(Wp);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp;
       const T* sr_row = sp + b * C * HW + i * K * W;
-      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), points.data());
+      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), scratch.data());
       row_grams<T, K, C>(sp + b * C * HW, H, W, i, ge.data(), Wp, 1);
       for (int64_t m = 0; m < NC; ++m) row_grams<T, K, C>(strip.data() + m * stride, K, W, 0, grams.data() + m * P * Wp, Wp, 1);
       select_in_strip<T, C>(ge.data(), grams.data(), NC, Wp, beta, best.data(), idx.data());

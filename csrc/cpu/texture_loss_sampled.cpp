@@ -8,6 +8,7 @@
 // sampling and per-patch arithmetic are the shared code of csrc/include/gramgan_patch.h (also what the
 // CUDA kernels call).
 #include <ATen/Parallel.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <cstring>
@@ -71,25 +72,29 @@ __attribute__((target("avx2,fma"))) inline __m256 grid_source_avx2(__m256 g, __m
   const __m256 one = _mm256_set1_ps(1.0f), low = _mm256_set1_ps(-0.5f);
   const __m256 u = _mm256_fmadd_ps(_mm256_add_ps(g, one), scale, low);
   __m256 extra = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(u, low));  // |u - low|
-  const __m256 periods = _mm256_round_ps(_mm256_div_ps(extra, span), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-  extra = _mm256_sub_ps(extra, _mm256_mul_ps(periods, span));  // an exact product: contraction changes nothing
+  if (_mm256_movemask_ps(_mm256_cmp_ps(extra, span, _CMP_NLT_UQ)) != 0) {  // whole periods to take off (rare)
+    const __m256 periods = _mm256_round_ps(_mm256_div_ps(extra, span), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    extra = _mm256_sub_ps(extra, _mm256_mul_ps(periods, span));  // an exact product: contraction changes nothing
+  }
   const __m256 flipped = _mm256_sub_ps(span, extra);
   // min / max return their second operand when one is NaN: a NaN stays (flipped is NaN too), then becomes 0.
   const __m256 reflected = _mm256_add_ps(_mm256_min_ps(extra, flipped), low);
   return _mm256_min_ps(_mm256_max_ps(reflected, _mm256_setzero_ps()), last);
 }
 
-// The warp sampling of sample_strip for float32, eight pixels at a time with AVX2 gathers and FMA, for the
-// CPUs that have them (has_avx2_fma). It performs the very operations of the shared scalar code in the same
-// order: products are rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp so
-// that no multiply-add can be contracted here) and fused where it fuses them; the last W % 8 columns go
-// through the scalar code.
+// The warp sampling of sample_strip for float32 with AVX2 and FMA, for the CPUs that have them
+// (has_avx2_fma): the sample positions of eight pixels at a time, then each pixel's four neighbours read
+// as four-channel vectors from the interleaved image (pixels, see interleaved_pixels; plain loads, no
+// gathers). It performs the very operations of the shared scalar code in the same order: products are
+// rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp so that no multiply-add
+// can be contracted here) and fused where it fuses them; the last W % 8 columns go through the scalar code.
 __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCandidates<float, float>& src,
-                                                                const float* theta, const float* ax,
+                                                                const float* pixels, const float* theta,
+                                                                const float* ax,
                                                                 const float* bx, int C, int K, int64_t y0,
                                                                 float* out) {
-  const int64_t H = src.H, W = src.W, HW = H * W, vector_end = W - W % 8;
-  const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+  const int64_t H = src.H, W = src.W, vector_end = W - W % 8;
+  const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 half_w = _mm256_set1_ps(static_cast<float>(W) / 2.0f), half_h = _mm256_set1_ps(static_cast<float>(H) / 2.0f);
   const __m256 span_w = _mm256_set1_ps(static_cast<float>(W) * 2.0f), span_h = _mm256_set1_ps(static_cast<float>(H) * 2.0f);
   const __m256 last_w = _mm256_set1_ps(static_cast<float>(W - 1)), last_h = _mm256_set1_ps(static_cast<float>(H - 1));
@@ -110,19 +115,35 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
       const __m256 nw = _mm256_mul_ps(s, e), ne = _mm256_mul_ps(s, w), sw = _mm256_mul_ps(n, e), se = _mm256_mul_ps(n, w);
       const __m256i east = _mm256_cmpgt_epi32(width, _mm256_add_epi32(x0, ones));
       const __m256i south = _mm256_cmpgt_epi32(height, _mm256_add_epi32(y0i, ones));
-      const __m256i both = _mm256_and_si256(east, south);
-      const __m256i offset = _mm256_add_epi32(_mm256_mullo_epi32(y0i, width), x0);
-      for (int c = 0; c < C; ++c) {
-        const float* plane = src.hr + c * HW;
-        const __m256 v_nw = _mm256_i32gather_ps(plane, offset, 4);
-        const __m256 v_ne = _mm256_mask_i32gather_ps(zero, plane + 1, offset, _mm256_castsi256_ps(east), 4);
-        const __m256 v_sw = _mm256_mask_i32gather_ps(zero, plane + W, offset, _mm256_castsi256_ps(south), 4);
-        const __m256 v_se = _mm256_mask_i32gather_ps(zero, plane + W + 1, offset, _mm256_castsi256_ps(both), 4);
-        __m256 v = _mm256_mul_ps(v_nw, nw);
-        v = _mm256_fmadd_ps(v_ne, ne, v);
-        v = _mm256_fmadd_ps(v_sw, sw, v);
-        v = _mm256_fmadd_ps(v_se, se, v);
-        _mm256_storeu_ps(out + c * K * W + r * W + x, v);
+      alignas(32) float weights[4][8];
+      alignas(32) int32_t offsets[8], inside[8];
+      _mm256_store_ps(weights[0], nw);
+      _mm256_store_ps(weights[1], ne);
+      _mm256_store_ps(weights[2], sw);
+      _mm256_store_ps(weights[3], se);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(offsets), _mm256_add_epi32(_mm256_mullo_epi32(y0i, width), x0));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(inside), _mm256_and_si256(east, south));
+      __m128 values[8];  // channels 0..3 of each pixel
+      for (int i = 0; i < 8; ++i) {
+        const float* q = pixels + int64_t{offsets[i]} * 4;
+        __m128 v_ne = _mm_loadu_ps(q + 4), v_sw = _mm_loadu_ps(q + 4 * W), v_se = _mm_loadu_ps(q + 4 * W + 4);
+        if (!inside[i]) {  // a neighbour outside the image weighs nothing (and its NaN must not leak)
+          const __m128 keep_e = _mm_castsi128_ps(_mm_set1_epi32(offsets[i] % W + 1 < W ? -1 : 0));
+          const __m128 keep_s = _mm_castsi128_ps(_mm_set1_epi32(offsets[i] / W + 1 < H ? -1 : 0));
+          v_ne = _mm_and_ps(v_ne, keep_e);
+          v_sw = _mm_and_ps(v_sw, keep_s);
+          v_se = _mm_and_ps(v_se, _mm_and_ps(keep_e, keep_s));
+        }
+        __m128 v = _mm_mul_ps(_mm_loadu_ps(q), _mm_set1_ps(weights[0][i]));
+        v = _mm_fmadd_ps(v_ne, _mm_set1_ps(weights[1][i]), v);
+        v = _mm_fmadd_ps(v_sw, _mm_set1_ps(weights[2][i]), v);
+        values[i] = _mm_fmadd_ps(v_se, _mm_set1_ps(weights[3][i]), v);
+      }
+      for (int g = 0; g < 8; g += 4) {  // pixels x + g .. x + g + 3, one vector per channel
+        __m128 c0 = values[g], c1 = values[g + 1], c2 = values[g + 2], c3 = values[g + 3];
+        _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
+        const __m128 channel[4] = {c0, c1, c2, c3};
+        for (int c = 0; c < C; ++c) _mm_storeu_ps(out + c * K * W + r * W + x + g, channel[c]);
       }
     }
     sample_warp_row(src, theta, y, vector_end, W, K * W, out + r * W);
@@ -137,9 +158,9 @@ bool has_avx2_fma() {
 #endif
 
 // Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); scratch holds
-// 2 W values.
+// 2 W values; pixels is the image's interleaved copy (interleaved_pixels) or nullptr (the scalar code).
 template <typename T, int K, int C>
-void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, T* scratch) {
+void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, T* scratch, const T* pixels) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
   for (int c = 0; c < C; ++c) {
@@ -156,18 +177,34 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
     T* warped = strip + (2 + w) * C * plane;
 #ifdef GRAMGAN_SAMPLED_AVX2
     if constexpr (std::is_same_v<T, float>) {
-      if (has_avx2_fma() && HW + W < (int64_t{1} << 31)) {  // 32-bit gather offsets
+      if (pixels != nullptr) {
         for (int64_t x = 0; x < W; ++x) {
           scratch[x] = src.xs[x] * theta[0];
           scratch[W + x] = src.xs[x] * theta[3];
         }
-        sample_warp_rows_avx2(src, theta, scratch, scratch + W, C, K, y0, warped);
+        sample_warp_rows_avx2(src, pixels, theta, scratch, scratch + W, C, K, y0, warped);
         continue;
       }
     }
 #endif
     for (int r = 0; r < K; ++r) sample_warp_row(src, theta, y0 + r, 0, W, plane, warped + r * W);
   }
+}
+
+// The images of hr with their channels interleaved for the AVX2 sampler, (B, H W + W + 2, 4) (channels >= C
+// and the pixels after each image zero, so that every neighbour load stays inside), or an undefined tensor
+// where the scalar code runs (no AVX2 / FMA, float64, or images too large for 32-bit pixel offsets) or
+// nothing is warped.
+at::Tensor interleaved_pixels(const SampledInputs& in) {
+#ifdef GRAMGAN_SAMPLED_AVX2
+  const int64_t HW = in.H * in.W;
+  if (in.J > 0 && in.sr.scalar_type() == at::kFloat && has_avx2_fma() && HW < (int64_t{1} << 31)) {
+    at::Tensor pixels = at::zeros({in.B, HW + in.W + 2, 4}, in.sr.options());
+    pixels.narrow(1, 0, HW).view({in.B, in.H, in.W, 4}).narrow(3, 0, in.C).copy_(in.hr.permute({0, 2, 3, 1}));
+    return pixels;
+  }
+#endif
+  return at::Tensor();
 }
 
 // The running argmin over the candidates of the n patches of a strip: ge (SR Grams) and grams (candidate
@@ -197,6 +234,8 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
   int64_t* ip = index.data_ptr<int64_t>();
   T* lp = loss.data_ptr<T>();
   const T beta = static_cast<T>(gt_weight);
+  const at::Tensor pixels = interleaved_pixels(in);
+  const int64_t pixels_per_image = pixels.defined() ? pixels.size(1) * 4 : 0;
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> strip(NC * stride), grams(NC * P * Wp), ge(P * Wp), best(Wp);
     std::vector<T> scratch(2 * W);
@@ -204,7 +243,8 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp;
       const T* sr_row = sp + b * C * HW + i * K * W;
-      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), scratch.data());
+      const T* image_pixels = pixels.defined() ? pixels.data_ptr<T>() + b * pixels_per_image : nullptr;
+      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), scratch.data(), image_pixels);
       row_grams<T, K, C>(sp + b * C * HW, H, W, i, ge.data(), Wp, 1);
       for (int64_t m = 0; m < NC; ++m) row_grams<T, K, C>(strip.data() + m * stride, K, W, 0, grams.data() + m * P * Wp, Wp, 1);
       select_in_strip<T, C>(ge.data(), grams.data(), NC, Wp, beta, best.data(), idx.data());
@@ -231,9 +271,28 @@ void sampled_backward_kernel(const SampledInputs& in, const at::Tensor& grad, co
   for_each_patch(in.B, H / K, W / K, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
     const int64_t m = ip[u];
     TORCH_CHECK(m >= 0 && m < NC, "gramgan: saved index ", m, " out of range [0, ", NC, ")");
-    const int64_t offset = b * C * HW + i * K * W + j * K;
-    source_target_grad<C, RowLoops<T, K, C>>(sp + offset, HW, W, in.image<T>(b, K), m, i * K, j * K, C, K, target,
-                                            criterion, gp[u], dp + offset);
+    const SampledCandidates<T, T> src = in.image<T>(b, K);
+    const int64_t y0 = i * K, x0 = j * K, offset = b * C * HW + y0 * W + x0;
+    // The chosen patch: read in place from hr or the half-size image, or sampled into `patch`.
+    T patch[C * K * K];
+    const T* c = patch;
+    int64_t c_HW = K * K, c_W = K;
+    if (m == 0) {
+      c = src.hr + y0 * W + x0, c_HW = HW, c_W = W;
+    } else if (m == 1) {
+      c_W = W / 2, c_HW = (H / 2) * c_W;
+      c = src.half + retiled_coordinate(y0, K) * c_W + retiled_coordinate(x0, K);
+    } else {
+      for (int r = 0; r < K; ++r) {
+        for (int s = 0; s < K; ++s) {
+          T v[C];
+          src.template pixel<C>(m, y0 + r, x0 + s, v);
+          for (int ch = 0; ch < C; ++ch) patch[(ch * K + r) * K + s] = v[ch];
+        }
+      }
+    }
+    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, HW, W, c, c_HW, c_W, C, K, target, criterion, gp[u],
+                                            dp + offset);
   });
 }
 

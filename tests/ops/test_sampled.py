@@ -98,7 +98,9 @@ def test_sampled_candidates_are_read_exactly(backend, device, rng, magnitude):
     candidates = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), 2)
     for m in range(candidates.shape[1]):
         sr = candidates[:, m].contiguous().to(device)
-        loss = ops.gram_texture_loss_sampled(sr, hr, half, thetas, 2, 0.0, "pixel", "mse", reduction="none", backend=backend)
+        loss = ops.gram_texture_loss_sampled(
+            sr, hr, half, thetas, 2, 0.0, "pixel", "mse", reduction="none", backend=backend
+        )
         index = selected_index(backend, sr, hr, half, thetas, 2, 0.0).cpu()
         assert torch.all(index == m), (m, index)
         assert loss.abs().max().item() <= 1e-12, m

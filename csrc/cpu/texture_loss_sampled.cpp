@@ -6,7 +6,9 @@
 // patches, the running argmin across candidates and the loss from it. Backward: every patch re-reads
 // only its chosen candidate's patch from the sources and applies the local backward's formula. The
 // sampling and per-patch arithmetic are the shared code of csrc/include/gramgan_patch.h (also what the
-// CUDA kernels call).
+// CUDA kernels call); on CPUs with AVX2 and FMA the float32 warps of a strip are sampled by a vector
+// version of that code (sample_warp_rows_avx2) that performs the same operations, so both agree bit for bit
+// with each other and with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py).
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>

@@ -11,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/linspace.h>
 #include <ATen/ops/mul.h>
 #include <ATen/ops/zeros_like.h>
 #include <c10/util/string_view.h>
@@ -96,6 +97,34 @@ inline void check_local(const at::Tensor& sr, const at::Tensor& candidates, int6
               "gramgan: candidates must be (B, K>=1, C, H, W) aligned with sr ", sr.sizes(), ", got ",
               candidates.sizes());
   TORCH_CHECK(candidates.size(1) < (int64_t{1} << 31), "gramgan: at most 2^31 - 1 local candidates");
+}
+
+// The sources of the sampled local candidates (docs/ops.md, "Sampled candidates"): hr like sr,
+// hr_half (B, C, H/2, W/2) like sr, thetas (B, J, 2, 3) floating on sr's device; H and W multiples of 2k.
+inline void check_sampled(const at::Tensor& sr, const at::Tensor& hr, const at::Tensor& hr_half,
+                          const at::Tensor& thetas, int64_t k) {
+  check_image(sr, "sr", k);
+  check_pair(sr, hr, "sr", "hr");
+  check_pair(sr, hr_half, "sr", "hr_half");
+  TORCH_CHECK(hr.sizes() == sr.sizes(), "gramgan: hr has shape ", hr.sizes(), " but sr has ", sr.sizes());
+  const int64_t B = sr.size(0), C = sr.size(1), H = sr.size(2), W = sr.size(3);
+  TORCH_CHECK(H % (2 * k) == 0 && W % (2 * k) == 0, "gramgan: sr has shape ", sr.sizes(),
+              ": H and W must be multiples of 2k=", 2 * k, " for sampled candidates");
+  TORCH_CHECK(hr_half.dim() == 4 && hr_half.size(0) == B && hr_half.size(1) == C && hr_half.size(2) == H / 2 &&
+                  hr_half.size(3) == W / 2,
+              "gramgan: hr_half must be (B, C, H/2, W/2) for sr ", sr.sizes(), ", got ", hr_half.sizes());
+  TORCH_CHECK(thetas.dim() == 4 && thetas.size(0) == B && thetas.size(2) == 2 && thetas.size(3) == 3 &&
+                  at::isFloatingType(thetas.scalar_type()) && thetas.device() == sr.device(),
+              "gramgan: thetas must be floating (B, J, 2, 3) on ", sr.device(), ", got ", thetas.scalar_type(), " ",
+              thetas.sizes(), " on ", thetas.device());
+  TORCH_CHECK(thetas.size(1) < (int64_t{1} << 30), "gramgan: too many affine maps: ", thetas.size(1));
+}
+
+// The normalised coordinates of the n pixel centres along an axis, computed by the very ops affine_grid
+// runs (align_corners=False: linspace(-1, 1, n) (n - 1) / n), so the sampled warps start from its grid
+// exactly; options give the dtype (the accumulation type) and device.
+inline at::Tensor affine_base_coordinates(int64_t n, const at::TensorOptions& options) {
+  return at::linspace(-1, 1, n, options).mul(n - 1).div(n);
 }
 
 // patch_gram_backward's upstream gradient: (B, H/k, W/k, C, C) on x's device.

@@ -261,6 +261,208 @@ GRAMGAN_HD void patch_target_grad(const scalar_t* e, int64_t HW, int64_t W, cons
   }
 }
 
+// ---- sampled candidates -------------------------------------------------------------------------------
+// The candidates of the sampled local texture loss (docs/ops.md, "Sampled candidates"), read from their
+// sources instead of a stored stack: 0 is hr, 1 the half-size image re-tiled at patch level, 2 + w hr
+// warped by the affine map theta_w the way affine_grid + grid_sample (bilinear, reflection padding,
+// align_corners=False) do it. The arithmetic follows torch's CPU grid_sample kernel step by step,
+// including its fused multiply-adds, so that float32 samples agree with the reference to the last bit
+// or so (an ulp of a coordinate is an ulp times the image's slope in the sampled value).
+
+// a * b + c rounded once. On the host (no FMA in the baseline instruction set) the float product is
+// formed exactly in double; the double sum then rounds to float (twice rounded, which differs from one
+// rounding only when the double lands exactly halfway between two floats).
+GRAMGAN_HD float fused_multiply_add(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return fmaf(a, b, c);
+#else
+  return static_cast<float>(static_cast<double>(a) * static_cast<double>(b) + static_cast<double>(c));
+#endif
+}
+
+GRAMGAN_HD double fused_multiply_add(double a, double b, double c) { return ::fma(a, b, c); }
+
+GRAMGAN_HD float truncate_value(float v) { return ::truncf(v); }
+GRAMGAN_HD double truncate_value(double v) { return ::trunc(v); }
+
+// grid_sample's reflection of a pixel coordinate about -0.5 and size - 0.5 (align_corners=False), as many
+// times as needed, then clipped to [0, size - 1] (a NaN coordinate becomes 0, as in torch).
+template <typename T>
+GRAMGAN_HD T reflect_coordinate(T in, int64_t size) {
+  const T twice_span = static_cast<T>(size) * T(2), low = T(-0.5);
+  T extra = in - low;
+  extra = extra < T(0) ? -extra : extra;
+  if (!(extra < twice_span)) extra = extra - truncate_value(extra / twice_span) * twice_span;  // whole periods
+  const T flipped = twice_span - extra;
+  const T reflected = (extra < flipped ? extra : flipped) + low;
+  const T clipped = reflected > T(0) ? reflected : T(0);
+  return clipped < static_cast<T>(size - 1) ? clipped : static_cast<T>(size - 1);
+}
+
+// The pixel coordinate grid_sample reads for the normalised grid value g along an axis of `size` pixels:
+// unnormalised ((g + 1) size - 1) / 2, then reflected and clipped.
+template <typename T>
+GRAMGAN_HD T grid_source_coordinate(T g, int64_t size) {
+  return reflect_coordinate(fused_multiply_add(g + T(1), static_cast<T>(size) / T(2), T(-0.5)), size);
+}
+
+// One row of an affine map (theta[0..2]) applied to the normalised point (xn, yn): affine_grid's
+// x theta0 + y theta1 + 1 theta2, in that order.
+template <typename T>
+GRAMGAN_HD T affine_coordinate(const T* theta_row, T xn, T yn) {
+  return (xn * theta_row[0] + yn * theta_row[1]) + theta_row[2];
+}
+
+// A bilinear sample position: the north-west neighbour's pixel offset y * W + x, the four weights and
+// whether the east and south neighbours lie inside the image (a neighbour outside weighs nothing; one
+// inside always multiplies, so a NaN there propagates even with weight 0, as in grid_sample).
+template <typename T>
+struct BilinearPoint {
+  int64_t offset;
+  T nw, ne, sw, se;
+  bool east, south;
+};
+
+// The bilinear position of the (clipped, so non-negative) pixel coordinates (ix, iy) in an H x W image.
+template <typename T>
+GRAMGAN_HD BilinearPoint<T> bilinear_point(T ix, T iy, int64_t H, int64_t W) {
+  const int64_t x0 = static_cast<int64_t>(ix), y0 = static_cast<int64_t>(iy);  // floor: ix, iy >= 0
+  const T w = ix - static_cast<T>(x0), e = T(1) - w, n = iy - static_cast<T>(y0), s = T(1) - n;
+  return BilinearPoint<T>{y0 * W + x0, s * e, s * w, n * e, n * w, x0 + 1 < W, y0 + 1 < H};
+}
+
+// The bilinear sample of one channel plane (row stride W) at p, summed as grid_sample does.
+template <typename acc_t, typename scalar_t>
+GRAMGAN_HD acc_t bilinear_sample(const scalar_t* plane, int64_t W, const BilinearPoint<acc_t>& p) {
+  const scalar_t* q = plane + p.offset;
+  const acc_t ne = p.east ? static_cast<acc_t>(q[1]) : acc_t(0);
+  const acc_t sw = p.south ? static_cast<acc_t>(q[W]) : acc_t(0);
+  const acc_t se = p.east && p.south ? static_cast<acc_t>(q[W + 1]) : acc_t(0);
+  acc_t v = static_cast<acc_t>(q[0]) * p.nw;
+  v = fused_multiply_add(ne, p.ne, v);
+  v = fused_multiply_add(sw, p.sw, v);
+  return fused_multiply_add(se, p.se, v);
+}
+
+// The position that output pixel (y, x) of an H x W warp by theta (2 x 3, row-major) samples; xn and yn
+// are the pixel's normalised coordinates (affine_base_coordinates in gramgan_host.h).
+template <typename T>
+GRAMGAN_HD BilinearPoint<T> warp_point(const T* theta, T xn, T yn, int64_t H, int64_t W) {
+  const T ix = grid_source_coordinate(affine_coordinate(theta, xn, yn), W);
+  const T iy = grid_source_coordinate(affine_coordinate(theta + 3, xn, yn), H);
+  return bilinear_point(ix, iy, H, W);
+}
+
+// Pixel (y, x) of half-size patch row/column: patch (i, j) of the re-tiled image is patch (i / 2, j / 2)
+// of the half-size one, so image coordinate y maps to ((y / K) / 2) K + y % K.
+GRAMGAN_HD int64_t retiled_coordinate(int64_t y, int K) { return ((y / K) / 2) * K + y % K; }
+
+// The candidates of one image read from their sources: hr (C, H, W), half (C, H/2, W/2), the J affine
+// maps thetas (J, 2, 3) and the normalised pixel coordinates xs (W) and ys (H).
+template <typename acc_t, typename scalar_t>
+struct SampledCandidates {
+  const scalar_t* hr;
+  const scalar_t* half;
+  const acc_t* thetas;
+  const acc_t* xs;
+  const acc_t* ys;
+  int64_t H, W;
+  int C, K;
+
+  // Channels 0 .. NC - 1 of pixel (y, x) of candidate m into v (channels >= C read as 0).
+  template <int NC>
+  GRAMGAN_HD void pixel(int64_t m, int64_t y, int64_t x, acc_t* v) const {
+    if (m == 0) {
+      load_pixel<NC>(hr + y * W + x, H * W, C, v);
+    } else if (m == 1) {
+      const int64_t hw = W / 2;
+      load_pixel<NC>(half + retiled_coordinate(y, K) * hw + retiled_coordinate(x, K), (H / 2) * hw, C, v);
+    } else {
+      const BilinearPoint<acc_t> p = warp_point(thetas + (m - 2) * 6, xs[x], ys[y], H, W);
+      GRAMGAN_UNROLL
+      for (int c = 0; c < NC; ++c) v[c] = c < C ? bilinear_sample(hr + c * H * W, W, p) : acc_t(0);
+    }
+  }
+};
+
+// Gram (pairs) of the K x K patch of candidate m whose top-left pixel is (y0, x0), in patch_gram's order
+// (down each column, then across the columns).
+template <int NC, typename acc_t, typename Source>
+GRAMGAN_HD void source_patch_gram(const Source& source, int64_t m, int64_t y0, int64_t x0, int C, int K, acc_t* G) {
+  constexpr int P = pair_count<NC>();
+  GRAMGAN_UNROLL
+  for (int q = 0; q < P; ++q) G[q] = acc_t(0);
+  for (int s = 0; s < K; ++s) {
+    acc_t column[P];
+    GRAMGAN_UNROLL
+    for (int q = 0; q < P; ++q) column[q] = acc_t(0);
+    for (int r = 0; r < K; ++r) {
+      acc_t v[NC];
+      source.template pixel<NC>(m, y0 + r, x0 + s, v);
+      add_outer_products<NC>(v, column);
+    }
+    GRAMGAN_UNROLL
+    for (int q = 0; q < P; ++q) G[q] += column[q];
+  }
+  finish_gram<NC>(G, C, K);
+}
+
+// pixel_target_loss against candidate m's patch at (y0, x0) of a source (e: the SR patch, strides HW, W).
+template <int NC, typename acc_t, typename scalar_t, typename Source>
+GRAMGAN_HD acc_t source_pixel_target_loss(const scalar_t* e, int64_t HW, int64_t W, const Source& source, int64_t m,
+                                          int64_t y0, int64_t x0, int C, int K, int criterion) {
+  acc_t sum = acc_t(0);
+  for (int r = 0; r < K; ++r) {
+    for (int s = 0; s < K; ++s) {
+      acc_t v[NC];
+      source.template pixel<NC>(m, y0 + r, x0 + s, v);
+      GRAMGAN_UNROLL
+      for (int ch = 0; ch < NC; ++ch) {
+        if (ch < C) sum += criterion_value(static_cast<acc_t>(e[ch * HW + r * W + s]) - v[ch], criterion);
+      }
+    }
+  }
+  return sum / acc_t(C * K * K);
+}
+
+// pixel_target_grad against candidate m's patch at (y0, x0) of a source; dx has e's strides.
+template <int NC, typename acc_t, typename scalar_t, typename Source>
+GRAMGAN_HD void source_pixel_target_grad(const scalar_t* e, int64_t HW, int64_t W, const Source& source, int64_t m,
+                                         int64_t y0, int64_t x0, int C, int K, acc_t g, int criterion,
+                                         scalar_t* dx) {
+  const acc_t scale = g / acc_t(C * K * K);
+  for (int r = 0; r < K; ++r) {
+    for (int s = 0; s < K; ++s) {
+      acc_t v[NC];
+      source.template pixel<NC>(m, y0 + r, x0 + s, v);
+      GRAMGAN_UNROLL
+      for (int ch = 0; ch < NC; ++ch) {
+        if (ch < C) {
+          const int64_t u = ch * HW + r * W + s;
+          dx[u] = static_cast<scalar_t>(scale * criterion_grad(static_cast<acc_t>(e[u]) - v[ch], criterion));
+        }
+      }
+    }
+  }
+}
+
+// The gradient of one patch's texture loss (upstream g) against candidate m's patch at (y0, x0) of a
+// source, written into dx (e's strides HW, W): patch_target_grad with the candidate read from the source.
+template <int NC, typename Loops = PixelLoops<NC>, typename acc_t, typename scalar_t, typename Source>
+GRAMGAN_HD void source_target_grad(const scalar_t* e, int64_t HW, int64_t W, const Source& source, int64_t m,
+                                   int64_t y0, int64_t x0, int C, int K, int target, int criterion, acc_t g,
+                                   scalar_t* dx) {
+  if (target != kTargetGram) {
+    source_pixel_target_grad<NC>(e, HW, W, source, m, y0, x0, C, K, g, criterion, dx);
+    return;
+  }
+  acc_t ge[pair_count<NC>()], gc[pair_count<NC>()], D[NC][NC];
+  Loops::gram(e, HW, W, C, K, ge);
+  source_patch_gram<NC>(source, m, y0, x0, C, K, gc);
+  gram_target_grad_matrix<NC>(ge, gc, g, C, K, criterion, D);
+  Loops::apply(D, e, HW, W, C, K, dx);
+}
+
 // ---- texture mask -------------------------------------------------------------------------------------
 
 // The rows (or columns) [lo, hi) of grid cell c: [c k - offset, c k - offset + k) clipped to [0, n).

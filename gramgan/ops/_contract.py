@@ -118,7 +118,7 @@ FAKES: dict[str, Callable] = {
     "texture_loss_global": _loss_and_index,
     "texture_loss_local_backward": lambda grad, sr, *_: _like(sr),
     "texture_loss_global_backward": lambda grad, sr, *_: _like(sr),
-    "texture_loss_sampled": _loss_and_index,
+    "texture_loss_sampled": lambda sr, _hr, _hr_half, _thetas, k, *_: _loss_and_index(sr, None, k),
     "texture_loss_sampled_backward": lambda grad, sr, *_: _like(sr),
     "downsample_half": lambda x: x.new_empty(
         (*x.shape[:2], x.shape[2] // 2, x.shape[3] // 2), dtype=accumulation_dtype(x.dtype)

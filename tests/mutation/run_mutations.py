@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 WORKDIR = REPO / "build" / "cuda_mutations"
-TEST_FILES = ("tests/ops/test_backends.py", "tests/ops/test_cuda_emulated.py")
+TEST_FILES = ("tests/ops/test_backends.py", "tests/ops/test_cuda_emulated.py", "tests/ops/test_sampled.py")
 sys.path.insert(0, str(REPO))
 
 from gramgan.ops import _emulated  # noqa: E402
@@ -66,6 +66,27 @@ MUTATIONS = [
         "include/gramgan_patch.h",  # the shared per-patch Gram the CUDA kernels call (CPU build untouched)
         r"for \(int r = 0; r < K; \+\+r\) \{\n(\s*)acc_t v\[NC\];\n(\s*)load_pixel<NC>\(p \+ r",
         r"for (int r = 0; r < K - 1; ++r) {\n\1acc_t v[NC];\n\2load_pixel<NC>(p + r",
+    ),
+    Mutation(
+        "tie-sampled",
+        "tie rule flipped in the sampled local search",
+        "cuda/texture_loss_sampled.cu",
+        r"if \(improves\(key, best, m == 0\)\) \{",
+        "if (m == 0 || key <= best) {",
+    ),
+    Mutation(
+        "reflection-span",
+        "reflection about -0.5 and size - 1.5 instead of size - 0.5 (warps reflect one pixel short)",
+        "include/gramgan_patch.h",  # the shared sampling code the CUDA kernels call (CPU build untouched)
+        r"const T twice_span = static_cast<T>\(size\) \* T\(2\)",
+        "const T twice_span = static_cast<T>(size - 1) * T(2)",
+    ),
+    Mutation(
+        "retile-pixels",
+        "half-size image upsampled by pixel instead of re-tiled by patch",
+        "include/gramgan_patch.h",
+        r"return \(\(y / K\) / 2\) \* K \+ y % K;",
+        "return y / 2;",
     ),
     Mutation(
         "level-offset",

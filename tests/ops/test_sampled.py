@@ -88,6 +88,43 @@ def test_sampled_matches_materialised(backend, device, rng, shape, magnitude, ca
     torch.testing.assert_close(sr.grad.cpu()[pixel_same], sr_ref.grad[pixel_same], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("magnitude", MAGNITUDES)
+def test_sampled_candidates_are_read_exactly(backend, device, rng, magnitude):
+    """SR equal to one candidate selects it everywhere at (float) zero pixel loss: the kernels sample what
+    affine_grid + grid_sample give. Many patch-rows (strips shared by several threads), and a width that
+    is not a multiple of 8 (the CPU's vector loop has a scalar tail)."""
+    shape = (2, 3, 32, 44, 2, 3)
+    _, hr, half, thetas = make_case(rng, shape, magnitude, device=device)
+    candidates = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), 2)
+    for m in range(candidates.shape[1]):
+        sr = candidates[:, m].contiguous().to(device)
+        loss = ops.gram_texture_loss_sampled(
+            sr, hr, half, thetas, 2, 0.0, "pixel", "mse", reduction="none", backend=backend
+        )
+        index = selected_index(backend, sr, hr, half, thetas, 2, 0.0).cpu()
+        assert torch.all(index == m), (m, index)
+        assert loss.abs().max().item() <= 1e-12, m
+
+
+def test_sampled_non_contiguous_inputs(backend, device, rng):
+    """Strided views of every input give the result of their contiguous copies."""
+    sr, hr, half, thetas = make_case(rng, (2, 3, 16, 24, 4, 3), 0.4, device=device)
+
+    def strided(x):  # the same values, every stride changed
+        return x.transpose(-1, -2).contiguous().transpose(-1, -2)[:, torch.arange(x.shape[1] - 1, -1, -1)].flip(1)
+
+    views = [strided(x) for x in (sr, hr, half)] + [thetas.transpose(-1, -2).contiguous().transpose(-1, -2)]
+    assert not any(v.is_contiguous() for v in views)
+    expected = ops.gram_texture_loss_sampled(sr, hr, half, thetas, reduction="none", backend=backend)
+    loss = ops.gram_texture_loss_sampled(*views, reduction="none", backend=backend)
+    torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    views[0].requires_grad_()
+    ops.gram_texture_loss_sampled(*views, backend=backend).backward()
+    sr.requires_grad_()
+    ops.gram_texture_loss_sampled(sr, hr, half, thetas, backend=backend).backward()
+    torch.testing.assert_close(views[0].grad, sr.grad, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_sampled_low_precision(backend, device, rng, dtype):
     """fp16/bf16 inputs are read as they are and sampled and accumulated in float32."""

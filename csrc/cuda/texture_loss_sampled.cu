@@ -1,0 +1,164 @@
+// CUDA kernels of the sampled local texture loss (docs/ops.md, "Sampled candidates"): the local texture
+// loss against candidates read from hr, its half-size image and the affine maps, never stored.
+//
+// Forward: one thread per SR patch computes its Gram, then streams each candidate's k x k pixels from the
+// sources (hr, the re-tiled half-size image, or hr sampled through the warp) into that candidate's Gram,
+// keeps the running argmin and writes the loss (the pixel target re-reads the chosen candidate). Backward:
+// one thread per patch re-reads only its chosen candidate. The sampling and per-patch arithmetic are the
+// shared code of csrc/include/gramgan_patch.h (also what the CPU kernels call). Every output element is
+// written by exactly one thread: results are deterministic.
+#include <tuple>
+
+#include "cuda_common.cuh"
+#include "cuda_ops.h"
+
+namespace gramgan {
+namespace cuda {
+namespace {
+
+// Where the sources of every image of a batch live (device pointers), and the sizes.
+template <typename scalar_t>
+struct SampledBatch {
+  const scalar_t* hr;    // (B, C, H, W)
+  const scalar_t* half;  // (B, C, H/2, W/2)
+  const acc_type_t<scalar_t>* thetas;  // (B, J, 2, 3)
+  const acc_type_t<scalar_t>* xs;      // (W) normalised pixel coordinates
+  const acc_type_t<scalar_t>* ys;      // (H)
+  int64_t B, H, W, J;
+  int C, K;
+
+  __device__ __forceinline__ SampledCandidates<acc_type_t<scalar_t>, scalar_t> image(int64_t b) const {
+    return {hr + b * C * H * W, half + b * C * (H / 2) * (W / 2), thetas + b * J * 6, xs, ys, H, W, C, K};
+  }
+};
+
+template <typename scalar_t>
+__global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const SampledBatch<scalar_t> in,
+                                       acc_type_t<scalar_t> beta, int target, int criterion,
+                                       int64_t* __restrict__ index, acc_type_t<scalar_t>* __restrict__ loss) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp, NC = 2 + in.J;
+  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
+    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
+    const scalar_t* e = sr + b * in.C * H * W + y0 * W + x0;
+    const SampledCandidates<acc_t, scalar_t> source = in.image(b);
+    acc_t ge[kMaxPairs], gg[kMaxPairs], gc[kMaxPairs], g_best[kMaxPairs];
+    patch_gram<kMaxChannels>(e, H * W, W, in.C, in.K, ge);
+    patch_gram<kMaxChannels>(source.hr + y0 * W + x0, H * W, W, in.C, in.K, gg);  // candidate 0: hr itself
+    acc_t best = acc_t(0);
+    int64_t chosen = 0;
+    for (int64_t m = 0; m < NC; ++m) {
+      if (m == 0) {
+#pragma unroll
+        for (int q = 0; q < kMaxPairs; ++q) gc[q] = gg[q];
+      } else {
+        source_patch_gram<kMaxChannels>(source, m, y0, x0, in.C, in.K, gc);
+      }
+      const acc_t key = selection_key(selection_score<kMaxChannels>(ge, gg, 1, gc, 1, beta));
+      if (improves(key, best, m == 0)) {
+        best = key;
+        chosen = m;
+#pragma unroll
+        for (int q = 0; q < kMaxPairs; ++q) g_best[q] = gc[q];
+      }
+    }
+    index[n] = chosen;
+    loss[n] = target == kTargetGram
+                  ? gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, in.C, criterion)
+                  : source_pixel_target_loss<kMaxChannels, acc_t>(e, H * W, W, source, chosen, y0, x0, in.C, in.K,
+                                                                  criterion);
+  }
+}
+
+template <typename scalar_t>
+__global__ void sampled_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
+                                        const SampledBatch<scalar_t> in, const int64_t* __restrict__ index,
+                                        int target, int criterion, scalar_t* __restrict__ dx) {
+  const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp, NC = 2 + in.J;
+  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
+    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
+    const int64_t offset = b * in.C * H * W + y0 * W + x0;
+    int64_t chosen = index[n];
+    chosen = chosen < 0 ? 0 : (chosen >= NC ? NC - 1 : chosen);  // never read out of bounds
+    source_target_grad<kMaxChannels>(sr + offset, H * W, W, in.image(b), chosen, y0, x0, in.C, in.K, target,
+                                     criterion, grad[n], dx + offset);
+  }
+}
+
+// The inputs of one call, contiguous on the device, with affine_grid's normalised pixel coordinates.
+struct SampledInputs {
+  at::Tensor sr, hr, half, thetas, xs, ys;
+
+  SampledInputs(const at::Tensor& sr_in, const at::Tensor& hr_in, const at::Tensor& half_in,
+                const at::Tensor& thetas_in, int64_t k) {
+    check_sampled(sr_in, hr_in, half_in, thetas_in, k);
+    const at::ScalarType acc = acc_scalar_type(sr_in.scalar_type());
+    sr = sr_in.contiguous();
+    hr = hr_in.contiguous();
+    half = half_in.contiguous();
+    thetas = thetas_in.to(acc).contiguous();
+    xs = affine_base_coordinates(sr.size(3), sr.options().dtype(acc));
+    ys = affine_base_coordinates(sr.size(2), sr.options().dtype(acc));
+  }
+
+  template <typename scalar_t>
+  SampledBatch<scalar_t> batch(int64_t k) const {
+    using acc_t = acc_type_t<scalar_t>;
+    return {hr.data_ptr<scalar_t>(), half.data_ptr<scalar_t>(), thetas.data_ptr<acc_t>(), xs.data_ptr<acc_t>(),
+            ys.data_ptr<acc_t>(), sr.size(0), sr.size(2), sr.size(3), thetas.size(1), static_cast<int>(sr.size(1)),
+            static_cast<int>(k)};
+  }
+};
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& sr_in, const at::Tensor& hr,
+                                                             const at::Tensor& hr_half, const at::Tensor& thetas,
+                                                             int64_t k, double gt_weight, c10::string_view target,
+                                                             c10::string_view criterion) {
+  const c10::cuda::CUDAGuard guard(sr_in.device());
+  const SampledInputs in(sr_in, hr, hr_half, thetas, k);
+  const int t = parse_target(target), c = parse_criterion(criterion);
+  const at::Tensor& sr = in.sr;
+  at::Tensor index = at::empty({sr.size(0), sr.size(2) / k, sr.size(3) / k}, sr.options().dtype(at::kLong));
+  at::Tensor loss = at::empty(index.sizes(), sr.options().dtype(acc_scalar_type(sr.scalar_type())));
+  const int64_t N = index.numel();
+  if (N == 0) return {loss, index};
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_sampled_forward_cuda", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    GRAMGAN_LAUNCH(sampled_forward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
+        sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), static_cast<acc_t>(gt_weight), t, c,
+        index.data_ptr<int64_t>(), loss.data_ptr<acc_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {loss, index};
+}
+
+at::Tensor texture_loss_sampled_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sr_in, const at::Tensor& hr,
+                                              const at::Tensor& hr_half, const at::Tensor& thetas,
+                                              const at::Tensor& index_in, int64_t k, c10::string_view target,
+                                              c10::string_view criterion) {
+  const c10::cuda::CUDAGuard guard(sr_in.device());
+  const SampledInputs in(sr_in, hr, hr_half, thetas, k);
+  check_backward_args(grad_in, index_in, sr_in, k);
+  const int t = parse_target(target), c = parse_criterion(criterion);
+  const at::Tensor& sr = in.sr;
+  const at::Tensor index = index_in.contiguous();
+  const at::Tensor grad = grad_in.to(acc_scalar_type(sr.scalar_type())).contiguous();
+  at::Tensor dx = at::empty_like(sr);
+  const int64_t N = index.numel();
+  if (N == 0) return dx;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_sampled_backward_cuda", [&] {
+    using acc_t = acc_type_t<scalar_t>;
+    GRAMGAN_LAUNCH(sampled_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
+        grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), index.data_ptr<int64_t>(), t, c,
+        dx.data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return dx;
+}
+
+}  // namespace cuda
+}  // namespace gramgan

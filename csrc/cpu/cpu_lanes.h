@@ -51,26 +51,6 @@ inline F8 hadd(const F8& a, const F8& b) {
          __builtin_shufflevector(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
 }
 
-// The sums of K consecutive lanes of the K values A[0..K) (8K column sums, patch p's in lanes
-// [pK, pK + K)), lane p = patch p. Pairs are added first: ((c0 + c1) + (c2 + c3)) + ...
-template <int K>
-inline F8 sum_patch_columns(const F8* A) {
-  static_assert(K == 2 || K == 4 || K == 8, "strips are written for k in {2, 4, 8}");
-  if constexpr (K == 2) {
-    const F8 h = hadd(A[0], A[1]);  // patches 0 1 4 5 2 3 6 7
-    return __builtin_shufflevector(h, h, 0, 1, 4, 5, 2, 3, 6, 7);
-  } else if constexpr (K == 4) {
-    const F8 h = hadd(hadd(A[0], A[1]), hadd(A[2], A[3]));  // patches 0 2 4 6 1 3 5 7
-    return __builtin_shufflevector(h, h, 0, 4, 1, 5, 2, 6, 3, 7);
-  } else {
-    // Halves (columns 0-3, 4-7) of patches 0-3, then of patches 4-7.
-    const F8 x = hadd(hadd(A[0], A[1]), hadd(A[2], A[3]));
-    const F8 y = hadd(hadd(A[4], A[5]), hadd(A[6], A[7]));
-    return __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11) +
-           __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15);
-  }
-}
-
 // Pixel lanes [8t, 8t + 8) of a strip row from per-patch lanes d: lane l gets d[(8t + l) / K].
 template <int K, int t>
 inline F8 patch_to_pixels(const F8& d) {
@@ -124,29 +104,83 @@ inline Strip pad_strip(const Strip& s, int valid, float* scratch) {
   return {scratch, K * W, W};
 }
 
-// The Grams (pairs, lanes = patches) of the 8 patches of strip s.
+// Column sums of pixel vector t (pixels [8t, 8t + 8) of each row) of strip s: acc[q] lane l is the
+// sum over the K rows of the pair-q product of that pixel column.
+template <int K, int C>
+inline void column_sums(const Strip& s, int t, F8* acc) {
+  constexpr int P = pair_count<C>();
+  GRAMGAN_LANES_UNROLL
+  for (int q = 0; q < P; ++q) acc[q] = F8{};
+  GRAMGAN_LANES_UNROLL
+  for (int r = 0; r < K; ++r) {
+    F8 v[C];
+    GRAMGAN_LANES_UNROLL
+    for (int c = 0; c < C; ++c) v[c] = load8(s.p + c * s.HW + r * s.W + kLanes * t);
+    add_outer_products<C>(v, acc);
+  }
+}
+
+// hadd of the column sums of pixel vectors t and t + 1, pair by pair.
+template <int K, int C>
+inline void column_pair_sums(const Strip& s, int t, F8* h) {
+  constexpr int P = pair_count<C>();
+  F8 a[P], b[P];
+  column_sums<K, C>(s, t, a);
+  column_sums<K, C>(s, t + 1, b);
+  GRAMGAN_LANES_UNROLL
+  for (int q = 0; q < P; ++q) h[q] = hadd(a[q], b[q]);
+}
+
+// The Grams (pairs, lanes = patches) of the 8 patches of strip s. Each pixel column is summed down the
+// K rows (vertical multiply-adds), then the K columns of a patch are added pairwise with hadd
+// (((c0 + c1) + (c2 + c3)) + ...), reduced as soon as two neighbouring pixel vectors are done so that
+// few partial sums are live; the last shuffle puts patch p in lane p.
 template <int K, int C>
 inline void strip_gram(const Strip& s, F8* G) {
+  static_assert(K == 2 || K == 4 || K == 8, "strips are written for k in {2, 4, 8}");
   constexpr int P = pair_count<C>();
-  F8 columns[P][K];
-  GRAMGAN_LANES_UNROLL
-  for (int t = 0; t < K; ++t) {
-    F8 acc[P];
+  const F8 inv_area = splat(1.0f / static_cast<float>(K * K));
+  F8 h[P], h2[P];
+  column_pair_sums<K, C>(s, 0, h);  // K = 2: patches 0 1 4 5 2 3 6 7
+  if constexpr (K == 2) {
     GRAMGAN_LANES_UNROLL
-    for (int q = 0; q < P; ++q) acc[q] = F8{};
+    for (int q = 0; q < P; ++q) G[q] = __builtin_shufflevector(h[q], h[q], 0, 1, 4, 5, 2, 3, 6, 7) * inv_area;
+    return;
+  }
+  column_pair_sums<K, C>(s, 2, h2);
+  GRAMGAN_LANES_UNROLL
+  for (int q = 0; q < P; ++q) h[q] = hadd(h[q], h2[q]);  // K = 4: patches 0 2 4 6 1 3 5 7
+  if constexpr (K == 4) {
+    GRAMGAN_LANES_UNROLL
+    for (int q = 0; q < P; ++q) G[q] = __builtin_shufflevector(h[q], h[q], 0, 4, 1, 5, 2, 6, 3, 7) * inv_area;
+    return;
+  }
+  // K = 8: h holds columns 0-3 of patches 0-3 then columns 4-7 of them; the same for patches 4-7.
+  F8 y[P], y2[P];
+  column_pair_sums<K, C>(s, 4, y);
+  column_pair_sums<K, C>(s, 6, y2);
+  GRAMGAN_LANES_UNROLL
+  for (int q = 0; q < P; ++q) {
+    const F8 x = h[q], yq = hadd(y[q], y2[q]);
+    G[q] = (__builtin_shufflevector(x, yq, 0, 1, 2, 3, 8, 9, 10, 11) +
+            __builtin_shufflevector(x, yq, 4, 5, 6, 7, 12, 13, 14, 15)) * inv_area;
+  }
+}
+
+// Asks for the cache lines of the strip `ahead` strips to the right of s (software prefetch: a strip
+// reads 2 C K short row segments, more streams than the hardware prefetchers follow).
+template <int K, int C>
+inline void prefetch_strip(const Strip& s, int ahead) {
+  constexpr int kLineFloats = 16;
+  GRAMGAN_LANES_UNROLL
+  for (int c = 0; c < C; ++c) {
     GRAMGAN_LANES_UNROLL
     for (int r = 0; r < K; ++r) {
-      F8 v[C];
+      const float* row = s.p + c * s.HW + r * s.W + ahead * kLanes * K;
       GRAMGAN_LANES_UNROLL
-      for (int c = 0; c < C; ++c) v[c] = load8(s.p + c * s.HW + r * s.W + kLanes * t);
-      add_outer_products<C>(v, acc);
+      for (int x = 0; x < kLanes * K; x += kLineFloats) __builtin_prefetch(row + x);
     }
-    GRAMGAN_LANES_UNROLL
-    for (int q = 0; q < P; ++q) columns[q][t] = acc[q];
   }
-  const F8 inv_area = splat(1.0f / static_cast<float>(K * K));
-  GRAMGAN_LANES_UNROLL
-  for (int q = 0; q < P; ++q) G[q] = sum_patch_columns<K>(columns[q]) * inv_area;
 }
 
 // Strip gram of `valid` (1..8) patches starting at s; lanes >= valid hold zeros' Grams.

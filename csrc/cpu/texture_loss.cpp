@@ -232,54 +232,67 @@ inline void store_lanes(Out* out, const Lanes& v, int valid) {
   for (int p = 0; p < valid; ++p) out[p] = static_cast<Out>(v[p]);
 }
 
-// Local scope forward in float32: one task per (image, patch-row); the patch-row's strips are
-// scanned once per candidate image (12 contiguous row segments per image: prefetch friendly) and the
-// running selection and the selected Grams stay in a few KB of cache.
+// Image rows per task of the float32 local forward (as kBandRows; fewer rows, more tasks to share).
+constexpr int64_t kLaneBandRows = 16;
+// How many strips ahead the candidate scan prefetches.
+constexpr int kPrefetchStrips = 2;
+
+// Local scope forward in float32: one task per (image, band of patch-rows); the band's strips are
+// scanned once per candidate image (3 channels x a band of rows: long contiguous reads the prefetcher
+// follows), and the running selection and the selected Grams stay in a few KB of cache.
 template <int K, int C>
 void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt_weight, int target, int criterion,
                          at::Tensor& index, at::Tensor* loss) {
   constexpr int P = pair_count<C>();
+  constexpr int64_t band = kLaneBandRows / K;  // patch-rows per task
   const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
   const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, groups = (Wp + kLanes - 1) / kLanes;
+  const int64_t bands = (Hp + band - 1) / band, strips = band * groups;
   const float* sp = sr.data_ptr<float>();
   const float* cp = cand.data_ptr<float>();
   int64_t* ip = index.data_ptr<int64_t>();
   float* lp = loss ? loss->data_ptr<float>() : nullptr;
   const float beta = static_cast<float>(gt_weight);
   const bool with_gt = beta != 0.0f;
-  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    lanes::LaneBuffer<F8> ge(groups * P), gg(with_gt ? groups * P : 0), g_best(groups * P);
-    lanes::LaneBuffer<lanes::RunningMin> runs(groups);
+  at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
+    lanes::LaneBuffer<F8> ge(strips * P), gg(with_gt ? strips * P : 0), g_best(strips * P);
+    lanes::LaneBuffer<lanes::RunningMin> runs(strips);
     alignas(32) float scratch[lanes::strip_floats<K, C>()];
     lanes::run_simd([&] {
       for (int64_t t = begin; t < end; ++t) {
-        const int64_t b = t / Hp, i = t % Hp;
-        for (int64_t g = 0; g < groups; ++g) {
-          lanes::strip_gram<K, C>(image_strip<K>(sp + b * CHW, H, W, i, g), strip_valid(Wp, g), scratch, &ge[g * P]);
-          runs[g] = lanes::RunningMin{};
+        const int64_t b = t / bands, i0 = (t % bands) * band, i1 = std::min(i0 + band, Hp);
+        const int64_t n_strips = (i1 - i0) * groups;  // strip u: patch-row i0 + u / groups, strip u % groups
+        auto strip_of = [&](const float* image, int64_t u) {
+          return image_strip<K>(image, H, W, i0 + u / groups, u % groups);
+        };
+        for (int64_t u = 0; u < n_strips; ++u) {
+          lanes::strip_gram<K, C>(strip_of(sp + b * CHW, u), strip_valid(Wp, u % groups), scratch, &ge[u * P]);
+          runs[u] = lanes::RunningMin{};
         }
         for (int64_t n = 0; n < NC; ++n) {
           const float* image = cp + (b * NC + n) * CHW;
-          for (int64_t g = 0; g < groups; ++g) {
+          for (int64_t u = 0; u < n_strips; ++u) {
             F8 gc[P];
-            lanes::strip_gram<K, C>(image_strip<K>(image, H, W, i, g), strip_valid(Wp, g), scratch, gc);
-            F8 score = lanes::pair_criterion_sum<C>(&ge[g * P], gc, kCriterionMse);
+            lanes::prefetch_strip<K, C>(strip_of(image, u), kPrefetchStrips);
+            lanes::strip_gram<K, C>(strip_of(image, u), strip_valid(Wp, u % groups), scratch, gc);
+            F8 score = lanes::pair_criterion_sum<C>(&ge[u * P], gc, kCriterionMse);
             if (with_gt) {
-              if (n == 0) std::copy(gc, gc + P, &gg[g * P]);
-              score += lanes::splat(beta) * lanes::pair_criterion_sum<C>(&gg[g * P], gc, kCriterionMse);
+              if (n == 0) std::copy(gc, gc + P, &gg[u * P]);
+              score += lanes::splat(beta) * lanes::pair_criterion_sum<C>(&gg[u * P], gc, kCriterionMse);
             }
-            const I8 better = runs[g].update(score, static_cast<int32_t>(n));
-            F8* best = &g_best[g * P];
+            const I8 better = runs[u].update(score, static_cast<int32_t>(n));
+            F8* best = &g_best[u * P];
             for (int q = 0; q < P; ++q) best[q] = (n == 0 || better) ? gc[q] : best[q];  // the first always
           }
         }
-        for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t u = 0; u < n_strips; ++u) {
+          const int64_t i = i0 + u / groups, g = u % groups;
           const int valid = strip_valid(Wp, g);
-          const int64_t u0 = t * Wp + g * kLanes;  // flat index of the strip's first patch
-          store_lanes(ip + u0, runs[g].index, valid);
+          const int64_t u0 = (b * Hp + i) * Wp + g * kLanes;  // flat index of the strip's first patch
+          store_lanes(ip + u0, runs[u].index, valid);
           if (lp == nullptr) continue;
           if (target == kTargetGram) {
-            const F8 l = lanes::pair_criterion_sum<C>(&ge[g * P], &g_best[g * P], criterion) / lanes::splat(C * C);
+            const F8 l = lanes::pair_criterion_sum<C>(&ge[u * P], &g_best[u * P], criterion) / lanes::splat(C * C);
             store_lanes(lp + u0, l, valid);
             continue;
           }

@@ -113,10 +113,10 @@ def bytes_moved(op: str, scope: str, b: int, h: int, kk: int, element_size: int)
 
 @dataclass
 class RunFloors:
-    """The run's matmul rate (measured once, when the first case is built) and each built case's floors."""
+    """Each (case, backend)'s floors, measured right before that backend is timed on the case (the
+    machine may be shared: the floor and the timing should see the same load)."""
 
-    rate: float | None = None
-    cases: dict[tuple[str, str, str], roofline.Floors] = field(default_factory=dict)
+    cases: dict[tuple[str, str, str, str], roofline.Floors] = field(default_factory=dict)
 
 
 def flops(op: str, scope: str, b: int, h: int, kk: int) -> float:
@@ -181,7 +181,7 @@ def _build(case: harness.Case, backend: str) -> Callable[[], Any]:
     op, scope, b, h, kk, device, dtype, gt_weight = case.extra["spec"]
     if "inputs" not in case.extra:
         case.extra["inputs"] = make_inputs(scope, b, h, kk, device, dtype)
-        _measure_floors(case)
+    _measure_floors(case, backend)
     sr, candidates = case.extra["inputs"]
     if op == "select":
         if backend == "compile":
@@ -210,24 +210,22 @@ def _build(case: harness.Case, backend: str) -> Callable[[], Any]:
     return forward_backward
 
 
-def _measure_floors(case: harness.Case) -> None:
-    """The case's floors, from a read pass over its own inputs (and the run's matmul rate, measured once)."""
+def _measure_floors(case: harness.Case, backend: str) -> None:
+    """The case's floors for `backend`: a read pass over the case's own inputs and the matmul rate."""
     op, scope, b, h, kk, device, dtype, _ = case.extra["spec"]
-    floors: RunFloors = case.extra["floors"]
     sr, candidates = case.extra["inputs"]
     images = [candidates] if isinstance(candidates, torch.Tensor) else list(candidates)
-    min_time = 0.1 if device.type == "cuda" else 0.3
-    if floors.rate is None:
-        floors.rate = roofline.flop_rate(device, dtype, min_time)
+    min_time = 0.1 if device.type == "cuda" else 0.2
+    rate = roofline.flop_rate(device, dtype, min_time)
     bandwidth = roofline.read_bandwidth([sr, *images], device, min_time)
-    key = (case.group, case.label, case.params["shape"])
-    floors.cases[key] = roofline.floors(case.bytes_moved, bandwidth, flops(op, scope, b, h, kk), floors.rate)
+    key = (case.group, case.label, case.params["shape"], backend)
+    case.extra["floors"].cases[key] = roofline.floors(case.bytes_moved, bandwidth, flops(op, scope, b, h, kk), rate)
 
 
 def annotate_floors(rows: list[dict[str, Any]], floors: RunFloors) -> None:
-    """Adds each row's floors (measured when its case was built) to the row."""
+    """Adds each row's floors (measured when its case was built for its backend) to the row."""
     for row in rows:
-        case_floors = floors.cases.get((row["group"], row["label"], row["shape"]))
+        case_floors = floors.cases.get((row["group"], row["label"], row["shape"], row["backend"]))
         if case_floors is not None:
             roofline.add_floors(row, case_floors)
 

@@ -82,6 +82,12 @@ template <typename Pixel>
 struct StripOf {
   Pixel* p;
   int64_t HW, W;
+
+  // Pixels [8t, 8t + 8) of row r of channel c.
+  template <int K>
+  F8 load(int c, int r, int t) const {
+    return load8(p + c * HW + r * W + kLanes * t);
+  }
 };
 using Strip = StripOf<const float>;  // read
 using OutStrip = StripOf<float>;     // written
@@ -90,6 +96,45 @@ using OutStrip = StripOf<float>;     // written
 template <int K, int C>
 constexpr int strip_floats() {
   return C * K * kLanes * K;
+}
+
+// Eight patches from anywhere, side by side as a strip: lane p's patch has its top-left pixel of
+// channel 0 at p[lane] and its own channel / row strides (unused lanes point at zeros, strides 0).
+// Loads assemble the pixel vectors in registers (no copy through memory, whose narrow stores a wide
+// load could not forward from).
+struct GatheredStrip {
+  typedef float F4 __attribute__((vector_size(16)));
+  typedef float F2 __attribute__((vector_size(8)));
+  const float* p[kLanes];
+  int64_t HW[kLanes], W[kLanes];
+
+  const float* at(int lane, int c, int r) const { return p[lane] + c * HW[lane] + r * W[lane]; }
+
+  template <int K>
+  F8 load(int c, int r, int t) const {
+    if constexpr (K == 8) {
+      return load8(at(t, c, r));
+    } else if constexpr (K == 4) {
+      F4 lo, hi;
+      std::memcpy(&lo, at(2 * t, c, r), sizeof(lo));
+      std::memcpy(&hi, at(2 * t + 1, c, r), sizeof(hi));
+      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
+    } else {
+      F2 a, b, d, e;
+      std::memcpy(&a, at(4 * t, c, r), sizeof(a));
+      std::memcpy(&b, at(4 * t + 1, c, r), sizeof(b));
+      std::memcpy(&d, at(4 * t + 2, c, r), sizeof(d));
+      std::memcpy(&e, at(4 * t + 3, c, r), sizeof(e));
+      const F4 lo = __builtin_shufflevector(a, b, 0, 1, 2, 3), hi = __builtin_shufflevector(d, e, 0, 1, 2, 3);
+      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
+    }
+  }
+};
+
+// K zeros: what the unused lanes of a GatheredStrip read.
+inline const float* zero_patch() {
+  alignas(32) static const float zeros[8] = {};
+  return zeros;
 }
 
 // The first `valid` patches of the strip at s copied into scratch (the other lanes zero): the layout
@@ -104,10 +149,11 @@ inline Strip pad_strip(const Strip& s, int valid, float* scratch) {
   return {scratch, K * W, W};
 }
 
-// Column sums of pixel vector t (pixels [8t, 8t + 8) of each row) of strip s: acc[q] lane l is the
+// Column sums of pixel vector t (pixels [8t, 8t + 8) of each row) of strip s (a Strip or a
+// GatheredStrip): acc[q] lane l is the
 // sum over the K rows of the pair-q product of that pixel column.
-template <int K, int C>
-inline void column_sums(const Strip& s, int t, F8* acc) {
+template <int K, int C, typename Source>
+inline void column_sums(const Source& s, int t, F8* acc) {
   constexpr int P = pair_count<C>();
   GRAMGAN_LANES_UNROLL
   for (int q = 0; q < P; ++q) acc[q] = F8{};
@@ -115,14 +161,14 @@ inline void column_sums(const Strip& s, int t, F8* acc) {
   for (int r = 0; r < K; ++r) {
     F8 v[C];
     GRAMGAN_LANES_UNROLL
-    for (int c = 0; c < C; ++c) v[c] = load8(s.p + c * s.HW + r * s.W + kLanes * t);
+    for (int c = 0; c < C; ++c) v[c] = s.template load<K>(c, r, t);
     add_outer_products<C>(v, acc);
   }
 }
 
 // hadd of the column sums of pixel vectors t and t + 1, pair by pair.
-template <int K, int C>
-inline void column_pair_sums(const Strip& s, int t, F8* h) {
+template <int K, int C, typename Source>
+inline void column_pair_sums(const Source& s, int t, F8* h) {
   constexpr int P = pair_count<C>();
   F8 a[P], b[P];
   column_sums<K, C>(s, t, a);
@@ -135,8 +181,8 @@ inline void column_pair_sums(const Strip& s, int t, F8* h) {
 // K rows (vertical multiply-adds), then the K columns of a patch are added pairwise with hadd
 // (((c0 + c1) + (c2 + c3)) + ...), reduced as soon as two neighbouring pixel vectors are done so that
 // few partial sums are live; the last shuffle puts patch p in lane p.
-template <int K, int C>
-inline void strip_gram(const Strip& s, F8* G) {
+template <int K, int C, typename Source>
+inline void strip_gram(const Source& s, F8* G) {
   static_assert(K == 2 || K == 4 || K == 8, "strips are written for k in {2, 4, 8}");
   constexpr int P = pair_count<C>();
   const F8 inv_area = splat(1.0f / static_cast<float>(K * K));

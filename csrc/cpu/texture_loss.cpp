@@ -254,8 +254,10 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
   float* lp = loss ? loss->data_ptr<float>() : nullptr;
   const float beta = static_cast<float>(gt_weight);
   const bool with_gt = beta != 0.0f;
+  const bool gram_loss = lp != nullptr && target == kTargetGram;
+  const bool score_is_loss = criterion == kCriterionMse && !with_gt;  // then both are frobenius2(ge, gc)
   at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
-    lanes::LaneBuffer<F8> ge(strips * P), gg(with_gt ? strips * P : 0), g_best(strips * P);
+    lanes::LaneBuffer<F8> ge(strips * P), gg(with_gt ? strips * P : 0), loss_best(strips);
     lanes::LaneBuffer<lanes::RunningMin> runs(strips);
     alignas(32) float scratch[lanes::strip_floats<K, C>()];
     lanes::run_simd([&] {
@@ -281,8 +283,11 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
               score += lanes::splat(beta) * lanes::pair_criterion_sum<C>(&gg[u * P], gc, kCriterionMse);
             }
             const I8 better = runs[u].update(score, static_cast<int32_t>(n));
-            F8* best = &g_best[u * P];
-            for (int q = 0; q < P; ++q) best[q] = (n == 0 || better) ? gc[q] : best[q];  // the first always
+            if (!gram_loss) continue;
+            // The loss against this candidate (the score itself for mse without the ground-truth term),
+            // kept where it is selected; the first candidate's always (it stays selected if all are NaN).
+            const F8 l = score_is_loss ? score : lanes::pair_criterion_sum<C>(&ge[u * P], gc, criterion);
+            loss_best[u] = (n == 0 || better) ? l : loss_best[u];
           }
         }
         for (int64_t u = 0; u < n_strips; ++u) {
@@ -291,9 +296,8 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
           const int64_t u0 = (b * Hp + i) * Wp + g * kLanes;  // flat index of the strip's first patch
           store_lanes(ip + u0, runs[u].index, valid);
           if (lp == nullptr) continue;
-          if (target == kTargetGram) {
-            const F8 l = lanes::pair_criterion_sum<C>(&ge[u * P], &g_best[u * P], criterion) / lanes::splat(C * C);
-            store_lanes(lp + u0, l, valid);
+          if (gram_loss) {
+            store_lanes(lp + u0, loss_best[u] / lanes::splat(C * C), valid);
             continue;
           }
           for (int p = 0; p < valid; ++p) {
@@ -340,8 +344,9 @@ inline void apply_strip(const F8* D, const Strip& x, const OutStrip& out, std::i
 }
 
 // Backward of the Gram target in float32, either scope: per strip, the SR Grams and the selected
-// patches' Grams (the selected patches copied side by side into a strip), the gradient matrices
+// patches' Grams, the gradient matrices
 // D = g criterion'(Ge - Gc) (2 / K^2) / C^2 per lane, then dx = D x a pixel vector at a time.
+// The selected patches are read in place (a GatheredStrip), only the bytes they hold.
 // locate(b, i, j, m, &cH, &cW) as for backward_kernel.
 template <int K, int C, typename Locate>
 void gram_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& index, at::Tensor& dx,
@@ -355,31 +360,32 @@ void gram_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at:
   const float* gp = grad.data_ptr<float>();
   float* dp = dx.data_ptr<float>();
   at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    alignas(32) float chosen[lanes::strip_floats<K, C>()], x_pad[lanes::strip_floats<K, C>()],
-        out_pad[lanes::strip_floats<K, C>()];
+    alignas(32) float x_pad[lanes::strip_floats<K, C>()], out_pad[lanes::strip_floats<K, C>()];
     lanes::run_simd([&] {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t b = t / Hp, i = t % Hp;
         for (int64_t g = 0; g < groups; ++g) {
           const int valid = strip_valid(Wp, g);
           const int64_t u0 = t * Wp + g * kLanes;
-          if (valid < kLanes) std::memset(chosen, 0, sizeof(chosen));
-          for (int p = 0; p < valid; ++p) {
+          lanes::GatheredStrip chosen;  // the selected patches, read in place
+          for (int p = 0; p < kLanes; ++p) {
+            if (p >= valid) {
+              chosen.p[p] = lanes::zero_patch();
+              chosen.HW[p] = chosen.W[p] = 0;
+              continue;
+            }
             const int64_t m = ip[u0 + p];
             TORCH_CHECK(m >= 0 && m < count, "gramgan: saved index ", m, " out of range [0, ", count, ")");
             int64_t cH = H, cW = W;
-            const float* c = locate(b, i, g * kLanes + p, m, &cH, &cW);
-            for (int ch = 0; ch < C; ++ch) {
-              for (int r = 0; r < K; ++r) {
-                std::memcpy(chosen + (ch * K + r) * SW + p * K, c + ch * cH * cW + r * cW, sizeof(float) * K);
-              }
-            }
+            chosen.p[p] = locate(b, i, g * kLanes + p, m, &cH, &cW);
+            chosen.HW[p] = cH * cW;
+            chosen.W[p] = cW;
           }
           const Strip image = image_strip<K>(sp + b * C * HW, H, W, i, g);
           const Strip x = valid == kLanes ? image : lanes::pad_strip<K, C>(image, valid, x_pad);
           F8 ge[P], gc[P], D[P];
           lanes::strip_gram<K, C>(x, ge);
-          lanes::strip_gram<K, C>(Strip{chosen, K * SW, SW}, gc);
+          lanes::strip_gram<K, C>(chosen, gc);
           F8 g_up = F8{};
           for (int p = 0; p < valid; ++p) g_up[p] = gp[u0 + p];
           const F8 scale = g_up / lanes::splat(C * C) * lanes::splat(2.0f / static_cast<float>(K * K));

@@ -4,6 +4,11 @@
 // running argmin and the loss; nothing bigger than a few rows of the image is ever held. Global scope:
 // the candidate Gram bank (B, M, P) is computed first (small), then every patch-row scans it with a
 // running argmin, so no (N x M) score matrix exists. Backward recomputes from the saved index.
+//
+// float32 (and float16 / bfloat16, read as float32) runs the *_lanes kernels: 8 neighbouring patches
+// per SIMD value (cpu_lanes.h), AVX2 + FMA when the CPU has them; the global search keeps 32 SR
+// patches' running argmins in registers while the image's bank streams past, every distance a direct
+// sum of squared differences. float64 runs the patch-at-a-time kernels below.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 

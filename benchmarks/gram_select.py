@@ -7,7 +7,12 @@ HR, HR down x2 re-tiled, 4 warps; docs/candidates.md) and the global scope (HR, 
 gt_weight = 1), at the paper's size (B = 8, 192 x 192, C = 3) and over a sweep of B x H x W and of K.
 Inputs are random images of the right sizes (the timings do not depend on the values). Backends: the
 eager ``reference``, ``compile`` (``torch.compile`` of the reference), ``cpu``, ``triton``, ``cuda``;
-those that cannot run here are listed with the reason. Writes ``gram_select.{txt,json,png}`` under
+those that cannot run here are listed with the reason.
+
+The roofline column is per case (benchmarks/harness/roofline.py): the read floor (least bytes over the
+bandwidth of a pass reading exactly the case's inputs, warm, timed like the ops) and the compute floor
+(the op's FLOPs over a matmul's rate), both measured in the run; "% floor" is of the larger (binding)
+one, so no backend can exceed 100 % (up to timing noise). Writes ``gram_select.{txt,json,png}`` under
 ``benchmarks/results/<device>-<date>/`` (or ``--out``) and prints the table and the targets.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ import torch
 
 import gramgan.ops as ops
 from benchmarks import harness
+from benchmarks.harness import roofline
 from gramgan.ops import reference as R
 
 PATCH = 4  # k
@@ -104,6 +111,32 @@ def bytes_moved(op: str, scope: str, b: int, h: int, kk: int, element_size: int)
     return read
 
 
+@dataclass
+class RunFloors:
+    """Each (case, backend)'s floors, measured right before that backend is timed on the case (the
+    machine may be shared: the floor and the timing should see the same load)."""
+
+    cases: dict[tuple[str, str, str, str], roofline.Floors] = field(default_factory=dict)
+
+
+def flops(op: str, scope: str, b: int, h: int, kk: int) -> float:
+    """Least arithmetic (a multiply-add counts 2): the Grams of every image read (C(C+1)/2 products
+    per pixel), the scores (a subtraction and a multiply-add per unique Gram entry and candidate, twice
+    with the ground-truth term), and for fwd+bwd both Grams of a patch again and dx = D x."""
+    pairs = CHANNELS * (CHANNELS + 1) // 2
+    gram = 2 * pairs  # per pixel
+    n = b * (h // PATCH) ** 2
+    if scope == "local":
+        total = b * (1 + kk) * h * h * gram + n * kk * 3 * pairs
+    else:
+        terms = 2 if GLOBAL_GT_WEIGHT else 1
+        pixels = b * (h * h + sum(s * s for s in global_sizes(h)))
+        total = pixels * gram + n * candidate_count(scope, h, kk) * 3 * pairs * terms
+    if op == "loss_fwd_bwd":
+        total += b * h * h * (2 * gram + 2 * CHANNELS**2)
+    return float(total)
+
+
 def make_case(
     group: str,
     op: str,
@@ -114,9 +147,10 @@ def make_case(
     device: torch.device,
     dtype: torch.dtype,
     compile_here: bool,
+    floors: RunFloors,
     compile_note: str = COMPILE_NOTE,
 ) -> harness.Case:
-    """One (op, scope, size) to time on every backend."""
+    """One (op, scope, size) to time on every backend; its floors go to ``floors`` when built."""
     gt_weight = GLOBAL_GT_WEIGHT if scope == "global" else 0.0
     params = {
         "op": op,
@@ -139,6 +173,7 @@ def make_case(
         note=compile_note,
     )
     case.extra["spec"] = (op, scope, b, h, kk, device, dtype, gt_weight)
+    case.extra["floors"] = floors
     return case
 
 
@@ -146,6 +181,7 @@ def _build(case: harness.Case, backend: str) -> Callable[[], Any]:
     op, scope, b, h, kk, device, dtype, gt_weight = case.extra["spec"]
     if "inputs" not in case.extra:
         case.extra["inputs"] = make_inputs(scope, b, h, kk, device, dtype)
+    _measure_floors(case, backend)
     sr, candidates = case.extra["inputs"]
     if op == "select":
         if backend == "compile":
@@ -174,6 +210,26 @@ def _build(case: harness.Case, backend: str) -> Callable[[], Any]:
     return forward_backward
 
 
+def _measure_floors(case: harness.Case, backend: str) -> None:
+    """The case's floors for `backend`: a read pass over the case's own inputs and the matmul rate."""
+    op, scope, b, h, kk, device, dtype, _ = case.extra["spec"]
+    sr, candidates = case.extra["inputs"]
+    images = [candidates] if isinstance(candidates, torch.Tensor) else list(candidates)
+    min_time = 0.1 if device.type == "cuda" else 0.2
+    rate = roofline.flop_rate(device, dtype, min_time)
+    bandwidth = roofline.read_bandwidth([sr, *images], device, min_time)
+    key = (case.group, case.label, case.params["shape"], backend)
+    case.extra["floors"].cases[key] = roofline.floors(case.bytes_moved, bandwidth, flops(op, scope, b, h, kk), rate)
+
+
+def annotate_floors(rows: list[dict[str, Any]], floors: RunFloors) -> None:
+    """Adds each row's floors (measured when its case was built for its backend) to the row."""
+    for row in rows:
+        case_floors = floors.cases.get((row["group"], row["label"], row["shape"], row["backend"]))
+        if case_floors is not None:
+            roofline.add_floors(row, case_floors)
+
+
 def plan(
     device: torch.device,
     dtype: torch.dtype,
@@ -181,29 +237,30 @@ def plan(
     paper: tuple[int, int],
     sweep: bool,
     compile_global: bool,
+    floors: RunFloors,
 ) -> list[harness.Case]:
-    """The cases of one run, in table order."""
+    """The cases of one run, in table order; each case's floors go to ``floors`` when it runs."""
     gpu = device.type == "cuda"
     b, h = paper
     cases: list[harness.Case] = []
     for op in OPS:
-        cases.append(make_case("paper", op, "local", b, h, LOCAL_K, device, dtype, True))
+        cases.append(make_case("paper", op, "local", b, h, LOCAL_K, device, dtype, True, floors))
     gb, gh = (b, h) if gpu or not quick else QUICK_CPU_GLOBAL
     group = "paper" if (gb, gh) == (b, h) else "global-small"
     for op in OPS:
         cases.append(
-            make_case(group, op, "global", gb, gh, LOCAL_K, device, dtype, compile_global, COMPILE_GLOBAL_NOTE)
+            make_case(group, op, "global", gb, gh, LOCAL_K, device, dtype, compile_global, floors, COMPILE_GLOBAL_NOTE)
         )
     if not sweep:
         return cases
     sizes = SWEEPS[(device.type, quick)]
     for sb, sh in sizes["pixels"]:
-        cases.append(make_case("sweep-BHW", "loss_fwd_bwd", "local", sb, sh, LOCAL_K, device, dtype, False))
+        cases.append(make_case("sweep-BHW", "loss_fwd_bwd", "local", sb, sh, LOCAL_K, device, dtype, False, floors))
     if gpu:
         rb, rh = ROOFLINE
-        cases.append(make_case("roofline", "loss_fwd_bwd", "local", rb, rh, LOCAL_K, device, dtype, True))
+        cases.append(make_case("roofline", "loss_fwd_bwd", "local", rb, rh, LOCAL_K, device, dtype, True, floors))
     for kk in sizes["K"]:
-        cases.append(make_case("sweep-K", "loss_fwd_bwd", "local", b, h, kk, device, dtype, False))
+        cases.append(make_case("sweep-K", "loss_fwd_bwd", "local", b, h, kk, device, dtype, False, floors))
     return cases
 
 
@@ -222,14 +279,19 @@ def targets(rows: Sequence[dict[str, Any]], device: torch.device) -> list[harnes
             found.append(harness.Target(f"{name} loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 30))
             found.append(harness.Target(f"{name} loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 3))
             roof = harness.find_row(rows, backend=name, group="roofline") or {}
-            fraction = roof.get("fraction_of_copy")
-            value = None if fraction is None else 100 * fraction
-            found.append(harness.Target(f"{name} loss fwd+bwd B=64 384x384 of copy bandwidth", value, 75, "%"))
+            found.append(harness.Target(f"{name} loss fwd+bwd B=64 384x384 of its floor", _percent(roof), 75, "%"))
     else:
         row = harness.find_row(rows, backend="cpu", **paper) or {}
         found.append(harness.Target("cpu loss fwd+bwd paper vs reference", row.get("speedup_vs_reference"), 5))
         found.append(harness.Target("cpu loss fwd+bwd paper vs compile", row.get("speedup_vs_compile"), 1.5))
+        found.append(harness.Target("cpu loss fwd+bwd paper of its floor", _percent(row), 100 / 3, "%"))
     return found
+
+
+def _percent(row: dict[str, Any]) -> float | None:
+    """A row's % of its binding floor (None when it was not timed)."""
+    fraction = row.get("fraction_of_floor")
+    return None if fraction is None else 100 * fraction
 
 
 def plot(rows: Sequence[dict[str, Any]], copy_bytes_per_s: float, title: str, path: Path) -> None:
@@ -290,20 +352,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the benchmark; returns what it wrote to JSON."""
     args = parse_args(argv)
+    floors = RunFloors()
     return harness.run_op_benchmark(
         "gram_select",
         "gram_texture_loss / gram_select",
         args,
         lambda device, dtype: plan(
-            device, dtype, args.quick, (args.batch, args.size), not args.no_sweep, args.compile_global
+            device, dtype, args.quick, (args.batch, args.size), not args.no_sweep, args.compile_global, floors
         ),
         SHAPE_COLUMNS,
         [
             "x ref / x compile: speedup over the eager reference / torch.compile of it (same run); "
-            "GB/s: least traffic / median; diff: max rel. error vs the reference (selection: fraction differing)"
+            "GB/s: least traffic / median; diff: max rel. error vs the reference (selection: fraction differing)",
+            "% floor: the binding floor over the median, and which binds: read (least bytes at the bandwidth of a "
+            "pass over the case's own inputs) or compute (FLOPs at a matmul's rate), both measured in this run",
         ],
         plot,
         targets=targets,
+        annotate=lambda rows: annotate_floors(rows, floors),
     )
 
 

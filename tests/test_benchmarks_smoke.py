@@ -69,6 +69,11 @@ def test_gram_select_smoke(tmp_path, harness, capsys):
     for r in refs:  # the roofline: least bytes / median, over the copy bandwidth of the same run
         assert r["bytes_per_s"] == pytest.approx(r["bytes_moved"] / (r["median_ms"] / 1e3))
         assert r["fraction_of_copy"] == pytest.approx(r["bytes_per_s"] / result["copy_bytes_per_s"])
+    for r in result["rows"]:  # the per-case floors: the larger binds, "% floor" is of that one
+        floor_ms = max(r["read_floor_ms"], r["compute_floor_ms"])
+        assert r["read_floor_ms"] > 0 and r["compute_floor_ms"] > 0
+        assert r["bound"] == ("read" if r["read_floor_ms"] >= r["compute_floor_ms"] else "compute")
+        assert r["fraction_of_floor"] == pytest.approx(floor_ms / r["median_ms"])
     # Least traffic, float32: local reads SR + 6 candidates (3 x 32 x 32 each); fwd+bwd adds the
     # gradient; select adds the int64 index of 8 x 8 patches. Global: SR + HR, HR/2, HR/4, 4 warps.
     image = 3 * 32 * 32 * 4

@@ -43,11 +43,13 @@ def run_op_benchmark(
     notes: Sequence[str],
     plot: Callable[[list[dict[str, Any]], float, str, Path], None],
     targets: Callable[[list[dict[str, Any]], torch.device], list[Target]] | None = None,
+    annotate: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, Any]:
     """The shared body of the op benchmarks: set up, time every case, write ``name``.{txt,json,png}.
 
     ``plan(device, dtype)`` gives the cases; ``notes`` are printed under the title; ``targets`` turns
-    the rows into the goals the benchmark tracks. Returns what was written to JSON.
+    the rows into the goals the benchmark tracks; ``annotate(rows)`` adds fields to the rows (e.g. the
+    per-case floors of harness.roofline) before the table and targets. Returns what was written to JSON.
     """
     apply_threads(args.threads)
     device = pick_device(args.device)
@@ -60,10 +62,12 @@ def run_op_benchmark(
     cases = plan(device, DTYPES[args.dtype])
     title = f"{what} on {env['device']}, {args.dtype}, {env['date_utc'][:10]}"
     meta = {"benchmark": name, "environment": env, "args": vars(args), "backends": reasons}
-    save_partial = partial_saver(out_dir, name, title, shape_columns, copy_bw, meta)
+    save_partial = partial_saver(out_dir, name, title, shape_columns, copy_bw, meta, annotate)
     config = RunConfig(min_time, not args.no_memory, not args.quiet)
     rows = run_cases(cases, reasons, device, config, on_case_done=save_partial)
     add_roofline(rows, copy_bw)
+    if annotate is not None:
+        annotate(rows)
     goals = targets(rows, device) if targets is not None else []
 
     lines = [
@@ -100,12 +104,15 @@ def partial_saver(
     shape_columns: Sequence[tuple[str, str]],
     copy_bytes_per_s: float,
     meta: dict[str, Any],
+    annotate: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Callable[[list[dict[str, Any]]], None]:
     """An ``on_case_done`` callback that saves ``<name>.json`` (``"partial": true``) and the table so
     far, so that a run killed by a time limit still leaves what it measured."""
 
     def save(rows_so_far: list[dict[str, Any]]) -> None:
         add_roofline(rows_so_far, copy_bytes_per_s)
+        if annotate is not None:
+            annotate(rows_so_far)
         saved = {**meta, "partial": True, "copy_bytes_per_s": copy_bytes_per_s, "rows": rows_so_far}
         write_json(out_dir / f"{name}.json", saved)
         table = format_table(rows_so_far, shape_columns)

@@ -21,13 +21,15 @@ def format_table(rows: Sequence[dict[str, Any]], shape_columns: Sequence[tuple[s
     A backend skipped on every row for one reason (e.g. no GPU) gets no rows, only a note at the end;
     a backend skipped or failed on some rows shows the status there and the reason once in the notes.
     """
+    # "% floor": of the binding per-case floor (harness.roofline) where the rows have it, else "% copy".
+    per_case_floor = any("fraction_of_floor" in row for row in rows)
     headers = [header for _, header in shape_columns] + [
         "backend",
         "median ms",
         "x ref",
         "x compile",
         "GB/s",
-        "% copy",
+        "% floor" if per_case_floor else "% copy",
         "peak MiB",
         "diff",
     ]
@@ -50,7 +52,7 @@ def format_table(rows: Sequence[dict[str, Any]], shape_columns: Sequence[tuple[s
                 _fmt(row.get("speedup_vs_reference"), ".2f"),
                 _fmt(row.get("speedup_vs_compile"), ".2f"),
                 _fmt(row["bytes_per_s"] / 1e9, ".1f"),
-                _fmt(100 * row["fraction_of_copy"], ".1f") if "fraction_of_copy" in row else "-",
+                _roofline_cell(row, per_case_floor),
                 _fmt(peak / 2**20, ".1f") if peak is not None else "n/a",
                 _fmt(row.get("diff_vs_reference"), ".1e"),
             ]
@@ -65,6 +67,14 @@ def format_table(rows: Sequence[dict[str, Any]], shape_columns: Sequence[tuple[s
         out.append("")
         out += [f"  {backend} {reason}" for backend, reason in notes]
     return "\n".join(out)
+
+
+def _roofline_cell(row: dict[str, Any], per_case_floor: bool) -> str:
+    """``62.0 read``: % of the binding floor and which binds; or the % of the copy bandwidth."""
+    if per_case_floor:
+        fraction = row.get("fraction_of_floor")
+        return "-" if fraction is None else f"{100 * fraction:.1f} {row.get('bound', '')}".rstrip()
+    return _fmt(100 * row["fraction_of_copy"], ".1f") if "fraction_of_copy" in row else "-"
 
 
 @dataclass

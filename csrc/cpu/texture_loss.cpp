@@ -4,15 +4,23 @@
 // running argmin and the loss; nothing bigger than a few rows of the image is ever held. Global scope:
 // the candidate Gram bank (B, M, P) is computed first (small), then every patch-row scans it with a
 // running argmin, so no (N x M) score matrix exists. Backward recomputes from the saved index.
+//
+// float32 (and float16 / bfloat16, read as float32) runs the *_lanes kernels: 8 neighbouring patches
+// per SIMD value (cpu_lanes.h), AVX2 + FMA when the CPU has them; the global search keeps 32 SR
+// patches' running argmins in registers while the image's bank streams past, every distance a direct
+// sum of squared differences. float64 runs the patch-at-a-time kernels below.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <limits>
 #include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cpu_gram.h"
+#include "cpu_lanes.h"
 
 namespace gramgan {
 namespace cpu {
@@ -206,6 +214,345 @@ void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt
   });
 }
 
+// ---- float32: eight patches per SIMD value (cpu_lanes.h) ------------------------------------------
+
+using lanes::F8;
+using lanes::I8;
+using lanes::kLanes;
+using lanes::OutStrip;
+using lanes::Strip;
+
+// Patches of strip g (patches [8g, 8g + 8)) of a patch-row of Wp patches that lie in the image.
+inline int strip_valid(int64_t Wp, int64_t g) { return static_cast<int>(std::min<int64_t>(kLanes, Wp - g * kLanes)); }
+
+// The strip g of patch-row i of a (C, H, W) image.
+template <int K>
+inline Strip image_strip(const float* image, int64_t H, int64_t W, int64_t i, int64_t g) {
+  return {image + i * K * W + g * kLanes * K, H * W, W};
+}
+
+// Writes the first `valid` lanes of v to out[0..valid), converted to Out.
+template <typename Out, typename Lanes>
+inline void store_lanes(Out* out, const Lanes& v, int valid) {
+  for (int p = 0; p < valid; ++p) out[p] = static_cast<Out>(v[p]);
+}
+
+// Image rows per task of the float32 local forward (as kBandRows; fewer rows, more tasks to share).
+constexpr int64_t kLaneBandRows = 16;
+// How many strips ahead the candidate scan prefetches.
+constexpr int kPrefetchStrips = 2;
+
+// Local scope forward in float32: one task per (image, band of patch-rows); the band's strips are
+// scanned once per candidate image (3 channels x a band of rows: long contiguous reads the prefetcher
+// follows), and the running selection and the selected Grams stay in a few KB of cache.
+template <int K, int C>
+void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt_weight, int target, int criterion,
+                         at::Tensor& index, at::Tensor* loss) {
+  constexpr int P = pair_count<C>();
+  constexpr int64_t band = kLaneBandRows / K;  // patch-rows per task
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
+  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, groups = (Wp + kLanes - 1) / kLanes;
+  const int64_t bands = (Hp + band - 1) / band, strips = band * groups;
+  const float* sp = sr.data_ptr<float>();
+  const float* cp = cand.data_ptr<float>();
+  int64_t* ip = index.data_ptr<int64_t>();
+  float* lp = loss ? loss->data_ptr<float>() : nullptr;
+  const float beta = static_cast<float>(gt_weight);
+  const bool with_gt = beta != 0.0f;
+  const bool gram_loss = lp != nullptr && target == kTargetGram;
+  const bool score_is_loss = criterion == kCriterionMse && !with_gt;  // then both are frobenius2(ge, gc)
+  at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
+    lanes::LaneBuffer<F8> ge(strips * P), gg(with_gt ? strips * P : 0), loss_best(strips);
+    lanes::LaneBuffer<lanes::RunningMin> runs(strips);
+    alignas(32) float scratch[lanes::strip_floats<K, C>()];
+    lanes::run_simd([&] {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / bands, i0 = (t % bands) * band, i1 = std::min(i0 + band, Hp);
+        const int64_t n_strips = (i1 - i0) * groups;  // strip u: patch-row i0 + u / groups, strip u % groups
+        auto strip_of = [&](const float* image, int64_t u) {
+          return image_strip<K>(image, H, W, i0 + u / groups, u % groups);
+        };
+        for (int64_t u = 0; u < n_strips; ++u) {
+          lanes::strip_gram<K, C>(strip_of(sp + b * CHW, u), strip_valid(Wp, u % groups), scratch, &ge[u * P]);
+          runs[u] = lanes::RunningMin{};
+        }
+        for (int64_t n = 0; n < NC; ++n) {
+          const float* image = cp + (b * NC + n) * CHW;
+          for (int64_t u = 0; u < n_strips; ++u) {
+            F8 gc[P];
+            lanes::prefetch_strip<K, C>(strip_of(image, u), kPrefetchStrips);
+            lanes::strip_gram<K, C>(strip_of(image, u), strip_valid(Wp, u % groups), scratch, gc);
+            F8 score = lanes::pair_criterion_sum<C>(&ge[u * P], gc, kCriterionMse);
+            if (with_gt) {
+              if (n == 0) std::copy(gc, gc + P, &gg[u * P]);
+              score += lanes::splat(beta) * lanes::pair_criterion_sum<C>(&gg[u * P], gc, kCriterionMse);
+            }
+            const I8 better = runs[u].update(score, static_cast<int32_t>(n));
+            if (!gram_loss) continue;
+            // The loss against this candidate (the score itself for mse without the ground-truth term),
+            // kept where it is selected; the first candidate's always (it stays selected if all are NaN).
+            const F8 l = score_is_loss ? score : lanes::pair_criterion_sum<C>(&ge[u * P], gc, criterion);
+            loss_best[u] = (n == 0 || better) ? l : loss_best[u];
+          }
+        }
+        for (int64_t u = 0; u < n_strips; ++u) {
+          const int64_t i = i0 + u / groups, g = u % groups;
+          const int valid = strip_valid(Wp, g);
+          const int64_t u0 = (b * Hp + i) * Wp + g * kLanes;  // flat index of the strip's first patch
+          store_lanes(ip + u0, runs[u].index, valid);
+          if (lp == nullptr) continue;
+          if (gram_loss) {
+            store_lanes(lp + u0, loss_best[u] / lanes::splat(C * C), valid);
+            continue;
+          }
+          for (int p = 0; p < valid; ++p) {
+            const int64_t offset = i * K * W + (g * kLanes + p) * K;
+            lp[u0 + p] = pixel_target_loss<float>(sp + b * CHW + offset, H * W, W,
+                                                  cp + (b * NC + ip[u0 + p]) * CHW + offset, H * W, W, C, K, criterion);
+          }
+        }
+      }
+    });
+  });
+}
+
+// Index of pair (a, b), a <= b, in the pairs layout of C channels.
+template <int C>
+constexpr int pair_index(int a, int b) {
+  return a > b ? pair_index<C>(b, a) : a * C - a * (a - 1) / 2 + (b - a);
+}
+
+// Pixel vector t of every row of the strip: out_u = D_p x_u, D_p the symmetric matrix (pairs D,
+// lanes = patches) of the patch p that pixel u belongs to.
+template <int K, int C, int t>
+inline void apply_strip_vector(const F8* D, const Strip& x, const OutStrip& out) {
+  constexpr int P = pair_count<C>();
+  F8 E[P];
+  for (int q = 0; q < P; ++q) E[q] = lanes::patch_to_pixels<K, t>(D[q]);
+  GRAMGAN_LANES_UNROLL
+  for (int r = 0; r < K; ++r) {
+    F8 v[C];
+    for (int c = 0; c < C; ++c) v[c] = lanes::load8(x.p + c * x.HW + r * x.W + kLanes * t);
+    GRAMGAN_LANES_UNROLL
+    for (int a = 0; a < C; ++a) {
+      F8 o = F8{};
+      GRAMGAN_LANES_UNROLL
+      for (int c = 0; c < C; ++c) o += E[pair_index<C>(a, c)] * v[c];
+      lanes::store8(out.p + a * out.HW + r * out.W + kLanes * t, o);
+    }
+  }
+}
+
+template <int K, int C, int... ts>
+inline void apply_strip(const F8* D, const Strip& x, const OutStrip& out, std::integer_sequence<int, ts...>) {
+  (apply_strip_vector<K, C, ts>(D, x, out), ...);
+}
+
+// Backward of the Gram target in float32, either scope: per strip, the SR Grams and the selected
+// patches' Grams, the gradient matrices
+// D = g criterion'(Ge - Gc) (2 / K^2) / C^2 per lane, then dx = D x a pixel vector at a time.
+// The selected patches are read in place (a GatheredStrip), only the bytes they hold.
+// locate(b, i, j, m, &cH, &cW) as for backward_kernel.
+template <int K, int C, typename Locate>
+void gram_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& index, at::Tensor& dx,
+                         int64_t count, const Locate& locate, int criterion) {
+  constexpr int P = pair_count<C>();
+  constexpr int64_t SW = kLanes * K;  // width of a copied strip
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), Hp = H / K, Wp = W / K, HW = H * W;
+  const int64_t groups = (Wp + kLanes - 1) / kLanes;
+  const float* sp = sr.data_ptr<float>();
+  const int64_t* ip = index.data_ptr<int64_t>();
+  const float* gp = grad.data_ptr<float>();
+  float* dp = dx.data_ptr<float>();
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    alignas(32) float x_pad[lanes::strip_floats<K, C>()], out_pad[lanes::strip_floats<K, C>()];
+    lanes::run_simd([&] {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / Hp, i = t % Hp;
+        for (int64_t g = 0; g < groups; ++g) {
+          const int valid = strip_valid(Wp, g);
+          const int64_t u0 = t * Wp + g * kLanes;
+          lanes::GatheredStrip chosen;  // the selected patches, read in place
+          for (int p = 0; p < kLanes; ++p) {
+            if (p >= valid) {
+              chosen.p[p] = lanes::zero_patch();
+              chosen.HW[p] = chosen.W[p] = 0;
+              continue;
+            }
+            const int64_t m = ip[u0 + p];
+            TORCH_CHECK(m >= 0 && m < count, "gramgan: saved index ", m, " out of range [0, ", count, ")");
+            int64_t cH = H, cW = W;
+            chosen.p[p] = locate(b, i, g * kLanes + p, m, &cH, &cW);
+            chosen.HW[p] = cH * cW;
+            chosen.W[p] = cW;
+          }
+          const Strip image = image_strip<K>(sp + b * C * HW, H, W, i, g);
+          const Strip x = valid == kLanes ? image : lanes::pad_strip<K, C>(image, valid, x_pad);
+          F8 ge[P], gc[P], D[P];
+          lanes::strip_gram<K, C>(x, ge);
+          lanes::strip_gram<K, C>(chosen, gc);
+          F8 g_up = F8{};
+          for (int p = 0; p < valid; ++p) g_up[p] = gp[u0 + p];
+          const F8 scale = g_up / lanes::splat(C * C) * lanes::splat(2.0f / static_cast<float>(K * K));
+          for (int q = 0; q < P; ++q) {
+            const F8 d = ge[q] - gc[q];
+            const F8 one = lanes::splat(1.0f);
+            const F8 slope = criterion == kCriterionMse ? lanes::splat(2.0f) * d
+                                                        : (d > F8{} ? one : (d < F8{} ? -one : F8{}));
+            D[q] = scale * slope;
+          }
+          const OutStrip out = valid == kLanes ? OutStrip{dp + (image.p - sp), HW, W} : OutStrip{out_pad, K * SW, SW};
+          apply_strip<K, C>(D, x, out, std::make_integer_sequence<int, K>{});
+          if (valid == kLanes) continue;
+          for (int ch = 0; ch < C; ++ch) {
+            for (int r = 0; r < K; ++r) {
+              std::memcpy(dp + (image.p - sp) + ch * HW + r * W, out_pad + (ch * K + r) * SW, sizeof(float) * valid * K);
+            }
+          }
+        }
+      }
+    });
+  });
+}
+
+// The Gram bank of every global candidate patch in float32, (B, M, P): one task per (image, level,
+// patch-row), the same strip Grams as the SR side (so equal patches score exactly 0).
+template <int K, int C>
+at::Tensor global_bank_lanes(const Levels& levels, int64_t B) {
+  constexpr int P = pair_count<C>();
+  at::Tensor bank = at::empty({B, levels.total, P}, levels.images[0].options());
+  float* bp = bank.data_ptr<float>();
+  std::vector<int64_t> row_start{0};
+  for (size_t l = 0; l < levels.images.size(); ++l) row_start.push_back(row_start.back() + levels.height[l] / K);
+  const int64_t rows_per_image = row_start.back();
+  at::parallel_for(0, B * rows_per_image, 1, [&](int64_t begin, int64_t end) {
+    alignas(32) float scratch[lanes::strip_floats<K, C>()];
+    lanes::run_simd([&] {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / rows_per_image, r = t % rows_per_image;
+        size_t l = 0;
+        while (row_start[l + 1] <= r) ++l;
+        const int64_t i = r - row_start[l], H = levels.height[l], W = levels.width[l], Wp = W / K;
+        const float* image = levels.images[l].data_ptr<float>() + b * C * H * W;
+        float* row = bp + (b * levels.total + levels.offset[l] + i * Wp) * P;
+        for (int64_t g = 0; g < (Wp + kLanes - 1) / kLanes; ++g) {
+          F8 G[P];
+          const int valid = strip_valid(Wp, g);
+          lanes::strip_gram<K, C>(image_strip<K>(image, H, W, i, g), valid, scratch, G);
+          for (int p = 0; p < valid; ++p) {
+            for (int q = 0; q < P; ++q) row[(g * kLanes + p) * P + q] = G[q][p];
+          }
+        }
+      }
+    });
+  });
+  return bank;
+}
+
+// SR patches per task of the global search: kQueryVectors SIMD values of 8 patches, whose running
+// argmins stay in registers while the image's whole bank streams past (from L2: M x P floats).
+constexpr int kQueryVectors = 4;
+constexpr int64_t kQueryBlock = kQueryVectors * kLanes;
+
+// Running argmin of one block of SR patches (ge, gg: pairs with stride n_pad, the block's first patch at
+// offset 0) over the bank of one image (M x P, candidate m's pairs at bank[m * P]).
+template <int C, bool WithGt>
+void global_search_block(const float* ge, const float* gg, int64_t n_pad, const float* bank, int64_t M, float beta,
+                         lanes::RunningMin* runs) {
+  constexpr int P = pair_count<C>();
+  for (int64_t m = 0; m < M; ++m) {
+    F8 c[P];
+    for (int q = 0; q < P; ++q) c[q] = lanes::splat(bank[m * P + q]);
+    GRAMGAN_LANES_UNROLL
+    for (int v = 0; v < kQueryVectors; ++v) {
+      F8 score = lanes::frobenius2_broadcast<C>(c, ge + v * kLanes, n_pad);
+      if constexpr (WithGt) score += lanes::splat(beta) * lanes::frobenius2_broadcast<C>(c, gg + v * kLanes, n_pad);
+      runs[v].update(score, static_cast<int32_t>(m));
+    }
+  }
+}
+
+// Global scope forward in float32: the bank, the SR Grams of each image (pairs layout, stride n_pad),
+// then one task per (image, block of SR patches) runs the search; no (N x M) scores ever exist.
+template <int K, int C>
+void global_forward_lanes(const at::Tensor& sr, const Levels& levels, double gt_weight, int target, int criterion,
+                          at::Tensor& index, at::Tensor* loss) {
+  constexpr int P = pair_count<C>();
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3);
+  const int64_t Hp = H / K, Wp = W / K, N = Hp * Wp, CHW = C * H * W, M = levels.total;
+  const int64_t blocks = (N + kQueryBlock - 1) / kQueryBlock, n_pad = blocks * kQueryBlock;
+  const at::Tensor bank = global_bank_lanes<K, C>(levels, B);
+  const float* bp = bank.data_ptr<float>();
+  const float* sp = sr.data_ptr<float>();
+  int64_t* ip = index.data_ptr<int64_t>();
+  float* lp = loss ? loss->data_ptr<float>() : nullptr;
+  const float beta = static_cast<float>(gt_weight);
+  // SR Grams and ground-truth Grams (bank level 0, aligned with SR), (B, P, n_pad), zero padded.
+  std::vector<float> ge(B * P * n_pad, 0.0f), gg(B * P * n_pad, 0.0f);
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    alignas(32) float scratch[lanes::strip_floats<K, C>()];
+    lanes::run_simd([&] {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / Hp, i = t % Hp;
+        float* e = ge.data() + b * P * n_pad + i * Wp;
+        for (int64_t g = 0; g < (Wp + kLanes - 1) / kLanes; ++g) {
+          F8 G[P];
+          const int valid = strip_valid(Wp, g);
+          lanes::strip_gram<K, C>(image_strip<K>(sp + b * CHW, H, W, i, g), valid, scratch, G);
+          for (int q = 0; q < P; ++q) store_lanes(e + q * n_pad + g * kLanes, G[q], valid);
+        }
+        for (int64_t j = 0; j < Wp; ++j) {
+          for (int q = 0; q < P; ++q) gg[b * P * n_pad + q * n_pad + i * Wp + j] = bp[(b * M + i * Wp + j) * P + q];
+        }
+      }
+    });
+  });
+  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
+    lanes::run_simd([&] {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / blocks, n0 = (t % blocks) * kQueryBlock;
+        const float* e = ge.data() + b * P * n_pad + n0;
+        const float* bank_b = bp + b * M * P;
+        lanes::RunningMin runs[kQueryVectors];
+        if (beta != 0.0f) {
+          global_search_block<C, true>(e, gg.data() + b * P * n_pad + n0, n_pad, bank_b, M, beta, runs);
+        } else {
+          global_search_block<C, false>(e, nullptr, n_pad, bank_b, M, beta, runs);
+        }
+        for (int v = 0; v < kQueryVectors; ++v) {
+          const int64_t first = n0 + v * kLanes;
+          if (first < N) store_lanes(ip + b * N + first, runs[v].index, static_cast<int>(std::min<int64_t>(kLanes, N - first)));
+        }
+        if (lp == nullptr) continue;
+        for (int64_t n = n0; n < std::min(n0 + kQueryBlock, N); ++n) {
+          const int64_t m = ip[b * N + n];
+          if (target == kTargetGram) {
+            lp[b * N + n] = gram_target_loss<C>(ge.data() + b * P * n_pad + n, n_pad, bank_b + m * P, 1, C, criterion);
+          } else {
+            int64_t cH = 0, cW = 0;
+            const float* c = global_patch<float, K, C>(levels, b, m, &cH, &cW);
+            lp[b * N + n] = pixel_target_loss<float>(sp + b * CHW + (n / Wp) * K * W + (n % Wp) * K, H * W, W, c,
+                                                     cH * cW, cW, C, K, criterion);
+          }
+        }
+      }
+    });
+  });
+}
+
+// The backward of either scope: float32 Gram targets on strips of 8 patches, the rest patch by patch.
+template <typename T, int K, int C, typename Locate>
+void run_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& index, at::Tensor& dx,
+                         int64_t count, const Locate& locate, int target, int criterion) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (target == kTargetGram) {
+      gram_backward_lanes<K, C>(grad, sr, index, dx, count, locate, criterion);
+      return;
+    }
+  }
+  backward_kernel<T, K, C>(grad, sr, index, dx, count, locate, target, criterion);
+}
+
 // ---- entry points -------------------------------------------------------------------------------
 // float16 / bfloat16 inputs are converted to float32 once here; the kernels read T = float or double.
 
@@ -228,8 +575,12 @@ std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const 
   const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
   const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
   return run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
-    local_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(sr, cand, gt_weight, target,
-                                                                                criterion, index, loss);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    if constexpr (std::is_same_v<decltype(t), float>) {
+      local_forward_lanes<K, C>(sr, cand, gt_weight, target, criterion, index, loss);
+    } else {
+      local_forward_kernel<decltype(t), K, C>(sr, cand, gt_weight, target, criterion, index, loss);
+    }
   });
 }
 
@@ -240,8 +591,12 @@ std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::T
   const Levels levels(sr_in, candidates, k, compute);
   const at::Tensor sr = sr_in.to(compute).contiguous();
   return run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
-    global_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(sr, levels, gt_weight, target,
-                                                                                 criterion, index, loss);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    if constexpr (std::is_same_v<decltype(t), float>) {
+      global_forward_lanes<K, C>(sr, levels, gt_weight, target, criterion, index, loss);
+    } else {
+      global_forward_kernel<decltype(t), K, C>(sr, levels, gt_weight, target, criterion, index, loss);
+    }
   });
 }
 
@@ -275,7 +630,7 @@ at::Tensor texture_loss_local_backward_cpu(const at::Tensor& grad_in, const at::
     auto locate = [&](int64_t b, int64_t i, int64_t j, int64_t m, int64_t*, int64_t*) {
       return cp + (b * NC + m) * CHW + i * K * W + j * K;
     };
-    backward_kernel<T, K, C>(args..., NC, locate, tg, cr);
+    run_backward_kernel<T, K, C>(args..., NC, locate, tg, cr);
   });
 }
 
@@ -291,7 +646,7 @@ at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at:
     auto locate = [&](int64_t b, int64_t, int64_t, int64_t m, int64_t* cH, int64_t* cW) {
       return global_patch<T, K, C>(levels, b, m, cH, cW);
     };
-    backward_kernel<T, K, C>(args..., levels.total, locate, tg, cr);
+    run_backward_kernel<T, K, C>(args..., levels.total, locate, tg, cr);
   });
 }
 

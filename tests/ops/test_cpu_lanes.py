@@ -1,0 +1,180 @@
+"""The cpu backend's float32 kernels: strips of 8 patches per SIMD value and the blocked global search.
+
+test_backends.py compares every backend with the reference on small shapes; here are the cases those do
+not reach: patch-rows that are not a multiple of 8 patches (the padded last strip), global searches over
+several SR blocks and thousands of candidates with the minimum at the very end, exact ties between
+far-apart candidates, NaN and +inf candidates, and the baseline (non-AVX2) build of the kernels, run in
+a subprocess with GRAMGAN_CPU_SIMD=generic. Global selections are checked against float64 scores
+computed directly as sums of squared differences.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import gramgan.ops as ops
+from gramgan.ops import _cpp
+from gramgan.ops import reference as ref
+
+pytestmark = pytest.mark.skipif(_cpp.extension_error() is not None, reason=str(_cpp.extension_error()))
+
+
+def _rand(seed: int, *shape: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _grams64(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, N, C*C) float64 Grams of x's patches in flat order."""
+    return ref.patch_gram(x.double(), k).flatten(1, 2).flatten(2)
+
+
+def global_scores64(sr: torch.Tensor, levels: list[torch.Tensor], k: int, gt_weight: float) -> torch.Tensor:
+    """(B, N, M) float64 scores, each a direct sum of squared differences, NaN as +inf (+inf kept)."""
+    g_sr, g_gt = _grams64(sr, k), _grams64(levels[0], k)
+    bank = torch.cat([_grams64(x, k) for x in levels], 1)[:, None]
+    scores = (g_sr[:, :, None] - bank).square().sum(-1)
+    if gt_weight:
+        scores = scores + gt_weight * (g_gt[:, :, None] - bank).square().sum(-1)
+    inf = torch.tensor(float("inf"), dtype=scores.dtype)
+    return torch.where(scores.isnan(), inf, torch.where(scores == inf, torch.finfo(scores.dtype).max, scores))
+
+
+def assert_global_exact(index: torch.Tensor, scores: torch.Tensor, margin: float = 1e-3) -> None:
+    """The chosen score is the float64 minimum within float32 rounding; where the minimum is separated
+    from the runner-up by `margin` (relative), the index is the float64 argmin."""
+    flat = index.flatten(1)
+    chosen = scores.gather(2, flat[..., None]).squeeze(-1)
+    two = scores.topk(2, dim=2, largest=False)
+    best, second = two.values[..., 0], two.values[..., 1]
+    assert torch.all(chosen <= best + 1e-5 * best.abs() + 1e-9), (chosen - best).max()
+    separated = second - best > margin * (best.abs() + 1e-6)
+    assert separated.float().mean() > 0.5  # the exact-index check below is not vacuous
+    assert torch.equal(flat[separated], scores.argmin(dim=2)[separated])
+
+
+def _levels(seed: int, b: int, c: int, h: int, w: int, k: int) -> list[torch.Tensor]:
+    """GT of SR size, a half-size level and an odd-sized one (all multiples of k)."""
+    sizes = [(h, w), (max(k, h // 2 // k * k), max(k, w // 2 // k * k)), (3 * k, 5 * k)]
+    return [_rand(seed + i, b, c, hh, ww) for i, (hh, ww) in enumerate(sizes)]
+
+
+# (B, C, H, W, k): patch-rows of 1, 7, 9, 11, 13 patches (the last strip padded), B = 1, non-square.
+GLOBAL_SHAPES = [(1, 3, 52, 44, 4), (2, 3, 24, 26, 2), (1, 2, 64, 56, 8), (1, 1, 20, 36, 4), (2, 4, 16, 4, 4)]
+
+
+@pytest.mark.parametrize("shape", GLOBAL_SHAPES)
+@pytest.mark.parametrize("gt_weight", [0.0, 1.0])
+def test_global_selection_matches_float64_direct_scores(shape, gt_weight):
+    b, c, h, w, k = shape
+    sr, levels = _rand(0, b, c, h, w), _levels(1, b, c, h, w, k)
+    index = ops.gram_select(sr, levels, k, scope="global", gt_weight=gt_weight, backend="cpu")
+    assert_global_exact(index, global_scores64(sr, levels, k, gt_weight))
+
+
+def test_global_minimum_in_the_last_candidate_and_far_ties():
+    """Thousands of candidates, several SR blocks: the exact copy of SR in the last level wins (score 0),
+    and with a second copy far earlier in the list the earlier one wins (lowest index)."""
+    b, c, h, w, k = 2, 3, 44, 76, 4  # N = 11 * 19 = 209 patches: several blocks, a padded last strip
+    sr = _rand(0, b, c, h, w)
+    big = [_rand(i, b, c, 96, 64) for i in range(1, 4)]  # 3 x 384 candidates
+    n = (h // k) * (w // k)
+    position = torch.arange(n).reshape(1, h // k, w // k)
+    last = [_rand(9, b, c, h, w), *big, sr.clone()]
+    index = ops.gram_select(sr, last, k, scope="global", backend="cpu")
+    offset = sum((x.shape[2] // k) * (x.shape[3] // k) for x in last[:-1])
+    assert torch.equal(index, (offset + position).expand(b, -1, -1))
+    tied = [_rand(9, b, c, h, w), sr.clone(), *big, sr.clone()]
+    index = ops.gram_select(sr, tied, k, scope="global", backend="cpu")
+    assert torch.equal(index, (n + position).expand(b, -1, -1))
+
+
+def test_global_nan_never_wins_and_inf_beats_nan():
+    b, c, h, w, k = 1, 3, 16, 40, 4
+    sr = _rand(0, b, c, h, w)
+    gt, other = _rand(1, b, c, h, w), _rand(2, b, c, 8, 12)
+    gt[..., :4, :8] = float("nan")  # candidates 0, 1 (and every SR patch's GT term there) are NaN
+    other[..., 4:, :] = float("nan")
+    index = ops.gram_select(sr, [gt, other], k, scope="global", backend="cpu")
+    assert_global_exact(index, global_scores64(sr, [gt, other], k, 0.0))
+    nan, inf = torch.full((b, c, h, w), float("nan")), torch.full((b, c, 4, 8), float("inf"))
+    index = ops.gram_select(sr, [nan, inf], k, scope="global", backend="cpu")
+    assert torch.all(index == (h // k) * (w // k))  # the first +inf candidate beats every NaN one
+    index = ops.gram_select(sr, [nan, nan[..., :8, :8]], k, scope="global", backend="cpu")
+    assert torch.all(index == 0)  # all NaN: the first candidate
+
+
+# (B, C, H, W, k, K): patch-rows of 1, 7, 9, 11, 13 and 3 patches, every k and C.
+LOCAL_SHAPES = [
+    (1, 3, 8, 4, 4, 3),
+    (2, 3, 12, 28, 4, 6),
+    (1, 1, 6, 18, 2, 4),
+    (1, 2, 16, 88, 8, 2),
+    (2, 4, 8, 52, 4, 3),
+    (1, 3, 24, 48, 8, 5),
+]
+
+
+@pytest.mark.parametrize("shape", LOCAL_SHAPES)
+@pytest.mark.parametrize(("target", "criterion"), [("gram", "mse"), ("gram", "l1"), ("pixel", "mse")])
+def test_local_loss_and_gradient_on_padded_strips(shape, target, criterion):
+    b, c, h, w, k, kk = shape
+    sr, cand = _rand(0, b, c, h, w).requires_grad_(), _rand(1, b, kk, c, h, w)
+    loss = ops.gram_texture_loss(sr, cand, k, "local", 0.5, target, criterion, "none", backend="cpu")
+    (grad,) = torch.autograd.grad(loss.sum(), sr)
+    sr64 = sr.detach().double().requires_grad_()
+    expected = ref.texture_loss(sr64, cand.double(), k, "local", 0.5, target, criterion)
+    (grad64,) = torch.autograd.grad(expected.sum(), sr64)
+    torch.testing.assert_close(loss.double(), expected.detach(), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(grad.double(), grad64, rtol=1e-3, atol=1e-6)
+
+
+def test_local_ties_and_nan_in_every_lane():
+    """Duplicates of SR at candidates 1 and 2 pick 1 in every lane of every strip; a NaN candidate 0
+    never wins, an all-NaN stack picks 0."""
+    b, c, h, w, k = 2, 3, 8, 52, 4  # 13 patches per row: a full strip and a padded one
+    sr = _rand(0, b, c, h, w)
+    other = _rand(1, b, c, h, w)
+    nan = torch.full_like(sr, float("nan"))
+    index = ops.gram_select(sr, torch.stack([nan, sr, sr.clone(), other], 1), k, scope="local", backend="cpu")
+    assert torch.all(index == 1)
+    index = ops.gram_select(sr, torch.stack([nan, nan], 1), k, scope="local", backend="cpu")
+    assert torch.all(index == 0)
+
+
+BASELINE_SCRIPT = """
+import sys, torch
+import gramgan.ops as ops
+g = torch.Generator().manual_seed(0)
+sr = torch.rand(2, 3, 12, 44, generator=g).requires_grad_()
+cand = torch.rand(2, 4, 3, 12, 44, generator=g)
+levels = [torch.rand(2, 3, 12, 44, generator=g), torch.rand(2, 3, 8, 20, generator=g)]
+loss = ops.gram_texture_loss(sr, cand, 4, "local", 0.5, "gram", "mse", "none", backend="cpu")
+(grad,) = torch.autograd.grad(loss.sum(), sr)
+index = ops.gram_select(sr.detach(), levels, 4, scope="global", gt_weight=1.0, backend="cpu")
+torch.save({"loss": loss.detach(), "grad": grad, "index": index}, sys.argv[1])
+"""
+
+
+def _run_baseline_script(path, simd: str | None) -> dict:
+    env = dict(os.environ)
+    env.pop("GRAMGAN_CPU_SIMD", None)
+    if simd is not None:
+        env["GRAMGAN_CPU_SIMD"] = simd
+    subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, str(path)], env=env, check=True, timeout=300)
+    return torch.load(path)
+
+
+def test_baseline_build_agrees_with_the_default_one(tmp_path):
+    """GRAMGAN_CPU_SIMD=generic runs the kernels compiled for the baseline target (what a CPU without
+    AVX2 runs): same selections, losses and gradients up to rounding."""
+    default = _run_baseline_script(tmp_path / "default.pt", None)
+    generic = _run_baseline_script(tmp_path / "generic.pt", "generic")
+    assert torch.equal(default["index"], generic["index"])
+    torch.testing.assert_close(default["loss"], generic["loss"], rtol=1e-5, atol=1e-8)
+    scale = default["grad"].abs().max().item()  # entries that cancel differ by rounding of the largest
+    torch.testing.assert_close(default["grad"], generic["grad"], rtol=1e-5, atol=1e-5 * scale)

@@ -116,7 +116,7 @@ FAKES: dict[str, Callable] = {
     "texture_loss_global": _loss_and_index,
     "texture_loss_local_backward": lambda grad, sr, *_: _like(sr),
     "texture_loss_global_backward": lambda grad, sr, *_: _like(sr),
-    "texture_loss_sampled": _loss_and_index,
+    "texture_loss_sampled": lambda sr, hr, hr_half, thetas, k, *_: _loss_and_index(sr, hr, k),
     "texture_loss_sampled_backward": lambda grad, sr, *_: _like(sr),
     "texture_mask": lambda x, *_: x.new_empty(mask_shape(x)),
     "mask_pair": lambda sr, hr, *_: (_like(sr), _like(hr)),

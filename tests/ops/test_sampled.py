@@ -88,6 +88,24 @@ def test_sampled_matches_materialised(backend, device, rng, shape, magnitude, ca
     torch.testing.assert_close(sr.grad.cpu()[pixel_same], sr_ref.grad[pixel_same], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("magnitude", MAGNITUDES)
+def test_sampled_candidate_pixels_are_the_materialised_ones(backend, device, rng, magnitude):
+    """Every candidate's pixels, read back through the backward with the index forced, are those of the
+    materialised stack (affine_grid + grid_sample) to float32 rounding of the sampling point."""
+    namespace = library_ops(backend)
+    if namespace is None:
+        pytest.skip("the reference backend registers no op")
+    b, c, h, w, k, j = 2, 4, 16, 24, 4, 3
+    _sr, hr, half, thetas = make_case(rng, (b, c, h, w, k, j), magnitude, device=device)
+    expected = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), k)
+    zeros, ones = torch.zeros_like(hr), torch.ones((b, h // k, w // k), device=device)
+    for index in range(2 + j):
+        chosen = torch.full((b, h // k, w // k), index, dtype=torch.int64, device=device)
+        grad = namespace.texture_loss_sampled_backward(ones, zeros, hr, half, thetas, chosen, k, "pixel", "mse")
+        # The gradient of mean((sr - c)^2) at sr = 0 is -2c / (C k^2), exactly -c / 32 here.
+        torch.testing.assert_close(-32 * grad.cpu(), expected[:, index], rtol=0, atol=2e-5)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_sampled_low_precision(backend, device, rng, dtype):
     """fp16/bf16 inputs are read as they are and sampled and accumulated in float32."""
@@ -149,8 +167,6 @@ def test_sampled_nan_in_hr(backend, device, rng):
 
 def test_sampled_float64_gradcheck(backend, device, rng):
     namespace = library_ops(backend)
-    if backend == "triton":
-        pytest.skip("the Triton kernels compute in float32")
     sr, hr, half, thetas = make_case(rng, (1, 2, 8, 8, 2, 2), 0.4, dtype=torch.float64, device=device)
     sr.requires_grad_()
 

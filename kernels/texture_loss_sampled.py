@@ -47,18 +47,19 @@ def ieee_div(x, y, F64: tl.constexpr):
 
 @triton.jit
 def source_coordinate(g, size, F64: tl.constexpr):
-    """Normalised grid coordinate -> pixel coordinate in [0, size - 1], in ATen's order of operations.
+    """Normalised grid coordinate -> pixel coordinate in [0, size - 1], as ``grid_sample`` computes it.
 
-    Unnormalised for ``align_corners=False``, reflected about -0.5 and size - 0.5 as often as needed
-    (``reflect_coordinates`` with twice-bounds -1 and 2 size - 1: ``fmod`` and the parity of the
-    flips), then clipped. Divisions are IEEE-rounded as in C++.
+    Unnormalised for ``align_corners=False`` (``((g + 1) size - 1) / 2``), reflected about -0.5 and
+    size - 0.5 as often as needed, then clipped. The reflection is ATen's vectorised one: the distance
+    from -0.5 modulo 2 size (exact), folded onto [0, size] with a ``min``. It equals the scalar one
+    (``fmod`` by size and the parity of the flips) wherever that is exact, and needs neither a float
+    remainder nor a consistent quotient near a multiple of the period.
     """
-    span = g * 0.0 + size  # the image size in g's dtype and shape
+    period = g * 0.0 + 2 * size  # 2 size in g's dtype and shape
     x = ((g + 1.0) * size - 1.0) * 0.5
     d = tl.abs(x + 0.5)
-    extra = d % span
-    flips = tl.floor(ieee_div(d, span, F64)).to(tl.int32)
-    x = tl.where(flips % 2 == 0, extra + -0.5, span - extra + -0.5)
+    extra = d - tl.floor(ieee_div(d, period, F64)) * period
+    x = tl.minimum(extra, period - extra) + -0.5
     return tl.minimum(tl.maximum(x, 0.0), size - 1.0)
 
 

@@ -44,18 +44,54 @@ def load_gram(
     """Gram matrices ``[BP, CC_P]`` (entry ``q = a*C + b``, zero beyond C*C) of the patches at ``base + pix``.
 
     ``base`` ``[BP]`` is each patch's image offset, ``pix`` ``[BP, k*k]`` its pixel offsets; inactive
-    patches give zeros. One ``[BP, k*k]`` product per unordered channel pair, written to both (a, b)
-    and (b, a): exactly symmetric, and small in registers for k = 8 (a ``[BP, C*C, k*k]`` tile spills).
+    patches give zeros.
+    """
+    at = ptr + base[:, None] + pix
+    return gram_of(at, s_c, active[:, None], 0.0, 0.0, False, False, 0, 0, False, PATCH, C, CC_P, F64, BLOCK_P)
+
+
+@triton.jit
+def read_taps(at, m, fx, fy, m_e, m_s, s_h, s_w, F64: tl.constexpr):
+    """One channel of bilinearly sampled pixels ``[BP, k*k]``, blended as ATen's ``grid_sample`` does.
+
+    ``at`` points at each pixel's north-west neighbour, ``fx``/``fy`` are the fractional offsets towards
+    the east/south neighbours (``s_w``/``s_h`` further on), ``m_e``/``m_s`` whether those lie inside the
+    image (one outside weighs nothing; one inside with weight 0 still passes on a NaN, like torch's).
+    ``fx = fy = 0`` without east/south neighbours reads the pixel at ``at`` exactly.
+    """
+    e = 1.0 - fx
+    s = 1.0 - fy
+    v = tl.load(at, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32) * (s * e)
+    v += tl.load(at + s_w, mask=m & m_e, other=0.0).to(tl.float64 if F64 else tl.float32) * (s * fx)
+    v += tl.load(at + s_h, mask=m & m_s, other=0.0).to(tl.float64 if F64 else tl.float32) * (fy * e)
+    v += tl.load(at + s_h + s_w, mask=m & m_e & m_s, other=0.0).to(tl.float64 if F64 else tl.float32) * (fy * fx)
+    return v
+
+
+@triton.jit
+def gram_of(
+    at, s_c, m, fx, fy, m_e, m_s, s_h, s_w, TAPS: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr, BLOCK_P: tl.constexpr,
+):  # fmt: skip
+    """Gram matrices ``[BP, CC_P]`` of the patches whose channel-0 pixels ``at`` ``[BP, k*k]`` points at.
+
+    Channels are ``s_c`` apart (a scalar or ``[BP, 1]``); ``m`` masks the reads. Without ``TAPS`` the
+    pixels are loaded as they are; with it they are sampled by :func:`read_taps`. One ``[BP, k*k]``
+    product per unordered channel pair, written to both (a, b) and (b, a): exactly symmetric, and small
+    in registers for k = 8 (a ``[BP, C*C, k*k]`` tile spills).
     """
     q = tl.arange(0, CC_P)
-    at = ptr + base[:, None] + pix
-    m = active[:, None]
     g = tl.zeros([BLOCK_P, CC_P], dtype=tl.float64 if F64 else tl.float32)
     for a in tl.static_range(C):
-        xa = tl.load(at + a * s_c, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
+        if TAPS:
+            xa = read_taps(at + a * s_c, m, fx, fy, m_e, m_s, s_h, s_w, F64)
+        else:
+            xa = tl.load(at + a * s_c, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
         for b in tl.static_range(a, C):
             if b == a:
                 xb = xa
+            elif TAPS:
+                xb = read_taps(at + b * s_c, m, fx, fy, m_e, m_s, s_h, s_w, F64)
             else:
                 xb = tl.load(at + b * s_c, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
             g_ab = tl.sum(xa * xb, axis=1) / (PATCH * PATCH)

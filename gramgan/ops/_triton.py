@@ -14,7 +14,6 @@ Arguments are not re-checked here: ``gramgan.ops._validate`` is the one validati
 ``torch.ops.gramgan_triton.*`` directly with inconsistent shapes is unsupported.
 """
 
-import contextlib
 import os
 from collections.abc import Callable
 
@@ -55,6 +54,8 @@ if _IMPORT_ERROR is None:
             sliding_cols_kernel,
             sliding_rows_kernel,
         )
+        from gramgan.ops._triton_launch import device_guard, patch_constexprs, patches_grid
+        from gramgan.ops._triton_sampled import KERNELS as _SAMPLED_KERNELS
     except Exception as error:  # e.g. a broken install of gramgan.kernels
         _IMPORT_ERROR = f"the Triton kernels (gramgan.kernels) failed to import ({type(error).__name__}: {error})"
 
@@ -62,32 +63,12 @@ if _IMPORT_ERROR is None:
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _pow2(n: int) -> int:
-    return triton.next_power_of_2(n)
-
-
-def _device_guard(x: torch.Tensor):
-    """Kernels launch on the current CUDA device: make it the tensor's (nothing to do without a GPU,
-    e.g. when tracing with fake CUDA tensors)."""
-    return torch.cuda.device(x.device) if x.is_cuda and torch.cuda.is_available() else contextlib.nullcontext()
-
-
-def _patch_grid(n: int):
-    return lambda meta: (triton.cdiv(n, meta["BLOCK_P"]),)
-
-
-def _common(x: torch.Tensor, k: int) -> dict:
-    """The constexpr arguments every patch kernel takes (C specialised to an int under dynamic shapes)."""
-    c = int(x.shape[1])
-    return {"PATCH": k, "C": c, "CC_P": _pow2(c * c), "F64": x.dtype == torch.float64}
-
-
 def _launch_gram(x: torch.Tensor, out: torch.Tensor, k: int, out_sb: int, out_sp: int, row0: int) -> None:
     """Grams of every patch of ``x`` into rows ``row0 + n`` of ``out``."""
     b, _, h, w = x.shape
     n = (h // k) * (w // k)
-    wrap_triton(patch_gram_fwd_kernel)[_patch_grid(b * n)](
-        x, *x.stride(), out, out_sb, out_sp, row0, b * n, n, w // k, **_common(x, k)
+    wrap_triton(patch_gram_fwd_kernel)[patches_grid(b * n)](
+        x, *x.stride(), out, out_sb, out_sp, row0, b * n, n, w // k, **patch_constexprs(x, k)
     )
 
 
@@ -107,7 +88,7 @@ def _levels(candidates: list[torch.Tensor], k: int) -> list[tuple[int, int, int]
 def _patch_gram(x: torch.Tensor, k: int) -> torch.Tensor:
     b, c, h, w = x.shape
     out = torch.empty((b, h // k, w // k, c, c), dtype=accumulation_dtype(x.dtype), device=x.device)
-    with _device_guard(x):
+    with device_guard(x):
         _launch_gram(x, out, k, (h // k) * (w // k) * c * c, c * c, 0)
     return out
 
@@ -117,9 +98,9 @@ def _patch_gram_backward(grad: torch.Tensor, x: torch.Tensor, k: int) -> torch.T
     grad = grad.contiguous()
     dx = torch.empty((b, c, h, w), dtype=x.dtype, device=x.device)
     n = (h // k) * (w // k)
-    with _device_guard(x):
-        wrap_triton(patch_gram_bwd_kernel)[_patch_grid(b * n)](
-            x, *x.stride(), grad, dx, *dx.stride(), b * n, n, w // k, **_common(x, k)
+    with device_guard(x):
+        wrap_triton(patch_gram_bwd_kernel)[patches_grid(b * n)](
+            x, *x.stride(), grad, dx, *dx.stride(), b * n, n, w // k, **patch_constexprs(x, k)
         )
     return dx
 
@@ -129,7 +110,7 @@ def _downsample_half(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty((b, c, h // 2, w // 2), dtype=accumulation_dtype(x.dtype), device=x.device)
     planes = x.reshape(b * c, h, w)  # a view for the usual layouts; a copy otherwise
     n = out.numel()
-    with _device_guard(x):
+    with device_guard(x):
         weights = _half_weights(x.device, out.dtype)
         wrap_triton(downsample_half_kernel)[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](
             planes, *planes.stride(), weights, out, n, h, w, F64=out.dtype == torch.float64
@@ -154,16 +135,16 @@ def _launch_local(
 ) -> None:  # fmt: skip
     b, _, h, w = sr.shape
     n = (h // k) * (w // k)
-    wrap_triton(local_select_kernel)[_patch_grid(b * n)](
+    wrap_triton(local_select_kernel)[patches_grid(b * n)](
         sr, *sr.stride(), candidates, *candidates.stride(), index, loss,
         b * n, n, w // k, candidates.shape[1], gt_weight,
-        USE_GT=gt_weight != 0.0, LOSS=mode, L1=l1, **_common(sr, k),
+        USE_GT=gt_weight != 0.0, LOSS=mode, L1=l1, **patch_constexprs(sr, k),
     )  # fmt: skip
 
 
 def _select_local(sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight: float) -> torch.Tensor:
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
-    with _device_guard(sr):
+    with device_guard(sr):
         _launch_local(sr, candidates, index, index, k, gt_weight, LOSS_NONE, False)
     return index
 
@@ -174,7 +155,7 @@ def _texture_loss_local(
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     mode = LOSS_GRAM if target == "gram" else LOSS_PIXEL
-    with _device_guard(sr):
+    with device_guard(sr):
         _launch_local(sr, candidates, index, loss, k, gt_weight, mode, criterion == "l1")
     return loss, index
 
@@ -193,13 +174,13 @@ def _launch_global_select(
     n = (h // k) * (w // k)
     wrap_triton(global_select_kernel)[lambda meta: (triton.cdiv(n, meta["BLOCK_P"]), b)](
         sr, *sr.stride(), bank, index, loss, n, w // k, m, gt_weight,
-        USE_GT=gt_weight != 0.0, GRAM_LOSS=gram_loss, L1=l1, **_common(sr, k),
+        USE_GT=gt_weight != 0.0, GRAM_LOSS=gram_loss, L1=l1, **patch_constexprs(sr, k),
     )  # fmt: skip
 
 
 def _select_global(sr: torch.Tensor, candidates: list[torch.Tensor], k: int, gt_weight: float) -> torch.Tensor:
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
-    with _device_guard(sr):
+    with device_guard(sr):
         _launch_global_select(sr, candidates, index, index, k, gt_weight, False, False)
     return index
 
@@ -211,15 +192,15 @@ def _texture_loss_global(
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     l1 = criterion == "l1"
-    with _device_guard(sr):
+    with device_guard(sr):
         _launch_global_select(sr, candidates, index, loss, k, gt_weight, target == "gram", l1)
         if target == "pixel":  # the chosen pixels live in one of the candidate images: one launch each
             n = (h // k) * (w // k)
             for image, (start, count, wp_c) in zip(candidates, _levels(candidates, k)):
-                wrap_triton(loss_at_index_kernel)[_patch_grid(b * n)](
+                wrap_triton(loss_at_index_kernel)[patches_grid(b * n)](
                     sr, *sr.stride(), image, image.stride(0), *image.stride()[1:], index, loss,
                     b * n, n, w // k, start, count, wp_c,
-                    TARGET_GRAM=False, L1=l1, **_common(sr, k),
+                    TARGET_GRAM=False, L1=l1, **patch_constexprs(sr, k),
                 )  # fmt: skip
     return loss, index
 
@@ -231,11 +212,11 @@ def _launch_backward(
     b, _, h, w = sr.shape
     n = (h // k) * (w // k)
     c_strides = image.stride() if local else (image.stride(0), 0, *image.stride()[1:])
-    wrap_triton(texture_bwd_kernel)[_patch_grid(b * n)](
+    wrap_triton(texture_bwd_kernel)[patches_grid(b * n)](
         sr, *sr.stride(), image, *c_strides, index, grad, dx, *dx.stride(),
         b * n, n, w // k, start, count, wp_c,
         LOCAL=local, TARGET_GRAM=target == "gram", L1=criterion == "l1",
-        **_common(sr, k),
+        **patch_constexprs(sr, k),
     )  # fmt: skip
 
 
@@ -244,7 +225,7 @@ def _texture_loss_local_backward(
     k: int, target: str, criterion: str,
 ) -> torch.Tensor:  # fmt: skip
     dx = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
-    with _device_guard(sr):
+    with device_guard(sr):
         _launch_backward(grad.contiguous(), sr, candidates, index, dx, k, target, criterion, True, 0, 0, 1)
     return dx
 
@@ -255,7 +236,7 @@ def _texture_loss_global_backward(
 ) -> torch.Tensor:  # fmt: skip
     dx = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
     grad = grad.contiguous()
-    with _device_guard(sr):  # each patch is written by the launch of the image holding its choice
+    with device_guard(sr):  # each patch is written by the launch of the image holding its choice
         for image, (start, count, wp_c) in zip(candidates, _levels(candidates, k)):
             _launch_backward(grad, sr, image, index, dx, k, target, criterion, False, start, count, wp_c)
     return dx
@@ -274,7 +255,7 @@ def _launch_mask(
     tensors = (*(x, *x.stride()), *(a, *a.stride()), *(out1, *out1.stride()), *(out2, *out2.stride()))
     if mode == "grid":
         hc, wc = triton.cdiv(h + oy, k), triton.cdiv(w + ox, k)
-        wrap_triton(mask_grid_kernel)[_patch_grid(b * hc * wc)](
+        wrap_triton(mask_grid_kernel)[patches_grid(b * hc * wc)](
             *tensors, b * hc * wc, hc * wc, wc, h, w, oy, ox, threshold, PATCH=k, C=c, F64=f64, MODE=kind
         )
         return
@@ -296,7 +277,7 @@ def _launch_mask(
 def _texture_mask(x: torch.Tensor, k: int, threshold: float, oy: int, ox: int, mode: str, window: int) -> torch.Tensor:
     b, _, h, w = x.shape
     mask = torch.empty((b, 1, h, w), dtype=x.dtype, device=x.device)
-    with _device_guard(x):
+    with device_guard(x):
         _launch_mask(x, mask, mask, mask, k, threshold, oy, ox, mode, window, MODE_MASK)
     return mask
 
@@ -306,7 +287,7 @@ def _mask_pair(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     sr_m = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
     hr_m = torch.empty(hr.shape, dtype=hr.dtype, device=hr.device)
-    with _device_guard(hr):
+    with device_guard(hr):
         _launch_mask(hr, sr, sr_m, hr_m, k, threshold, oy, ox, mode, window, MODE_PAIR)
     return sr_m, hr_m
 
@@ -315,7 +296,7 @@ def _mask_pair_backward(
     grad: torch.Tensor, hr: torch.Tensor, k: int, threshold: float, oy: int, ox: int, mode: str, window: int
 ) -> torch.Tensor:
     dx = torch.empty(hr.shape, dtype=hr.dtype, device=hr.device)
-    with _device_guard(hr):
+    with device_guard(hr):
         _launch_mask(hr, grad.to(hr.dtype), dx, dx, k, threshold, oy, ox, mode, window, MODE_GRAD)
     return dx
 
@@ -348,7 +329,7 @@ def _register() -> None:
     those, ``torch.compile(backend="eager")`` traces the ops on the CPU (the kernels run eagerly at call
     time); compilers that trace into the body (aot_eager, inductor) need a GPU.
     """
-    for name, fn in _KERNELS.items():
+    for name, fn in {**_KERNELS, **_SAMPLED_KERNELS}.items():
         _triton_op_with_schema(f"{NAMESPACE}::{name}", fn, SCHEMAS[name])
     register_contract(NAMESPACE, fakes=kernels.INTERPRET)
 

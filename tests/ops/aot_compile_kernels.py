@@ -28,10 +28,10 @@ CONSTEXPRS = {
 
 def kernels() -> dict[str, object]:
     """``{module.name: Autotuner or JITFunction}`` for every ``*_kernel`` of gramgan.kernels."""
-    from gramgan.kernels import gram, texture_loss, texture_mask
+    from gramgan.kernels import gram, texture_loss, texture_loss_sampled, texture_mask
 
     found = {}
-    for module in (gram, texture_loss, texture_mask):
+    for module in (gram, texture_loss, texture_loss_sampled, texture_mask):
         for name, obj in vars(module).items():
             if name.endswith("_kernel") and hasattr(obj, "run"):
                 found[f"{module.__name__.rsplit('.', 1)[-1]}.{name}"] = obj

@@ -43,6 +43,8 @@ def test_torchrun_two_cpu_ranks_keep_identical_weights(tmp_path, tiny, cli_env, 
 
 def _gan_steps_on_rank(rank: int, world_size: int, init_file: str, steps: int) -> None:
     """One rank of :func:`test_gan_step_discriminator_passes_keep_ranks_identical` (gloo, CPU)."""
+    import datetime
+
     import torch.distributed as dist
     from torch import nn
 
@@ -51,7 +53,10 @@ def _gan_steps_on_rank(rank: int, world_size: int, init_file: str, steps: int) -
     from gramgan.train.distributed import wrap_discriminator
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    timeout = datetime.timedelta(seconds=120)  # a rank that failed must not leave the other waiting long
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size, timeout=timeout
+    )
     try:
         torch.manual_seed(0)  # the same initial weights on every rank, as the trainer's seeding gives
         g_module = nn.Conv2d(3, 3, 3, padding=1)
@@ -87,6 +92,9 @@ def _gan_steps_on_rank(rank: int, world_size: int, init_file: str, steps: int) -
         gathered = [torch.empty_like(stats) for _ in range(world_size)]
         dist.all_gather(gathered, stats)
         assert not torch.equal(gathered[0], gathered[1]), "every rank saw the same batches"
+        # Both ranks are done before either tears its gloo connections down (otherwise the one still
+        # finishing its all_gather can abort with "terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -266,3 +266,43 @@ def test_cli_run_keeps_stderr_free_of_profiler_chatter(tmp_path):
     assert "reference" in done.stderr  # the per-row progress still shows
     for noise in ("gpuGetDeviceCount", "profiler_start", "STAGE:", "USDT:", "ERROR:"):
         assert noise not in done.stderr
+
+
+def test_texture_term_smoke(tmp_path, capsys):
+    """The three goals in one run on the reference backend (every kernel path runs there), tiny size."""
+    texture_term = load("texture_term")
+    argv = ["--backend", "reference", "--batch", "2", "--size", "32", "--min-time", "0.001", "--threads", "1"]
+    result = texture_term.main([*argv, "--quiet", "--out", str(tmp_path)])
+    stdout = capsys.readouterr().out
+    timings = result["timings"]
+    assert all(row["status"] == "ok" and row["median_ms"] > 0 for row in timings.values()), timings
+    ms = {name: row["median_ms"] for name, row in timings.items()}
+    fused_read, sampled, materialized, select = (goal["value"] for goal in result["targets"])
+    assert fused_read == pytest.approx(ms["fused loss fwd+bwd"] / min(ms["read: sum"], ms["read: amax"]))
+    assert sampled == pytest.approx(ms["texture term fwd+bwd (sampled)"] / ms["fused loss fwd+bwd"])
+    assert materialized == pytest.approx(ms["texture term fwd+bwd (materialize)"] / ms["fused loss fwd+bwd"])
+    assert select == pytest.approx(ms["Beby-GAN eager (Grams + bmm)"] / ms["gram_select global"])
+    # M = (32/4)^2 + (16/4)^2 + (8/4)^2 + 4 warps x (32/4)^2; the two searches agree up to rounding.
+    check = result["selection_check"]
+    assert check["candidates_per_image"] == 64 + 16 + 4 + 4 * 64 and check["patches"] == 2 * 64
+    assert check["differing_beyond_rounding"] == 0
+    assert stdout.count("TARGET ") == 4 and "on " + result["environment"]["device"] in stdout
+    assert json.loads((tmp_path / "texture_term.json").read_text())["targets"] == result["targets"]
+    assert (tmp_path / "texture_term.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_texture_term_reports_a_missing_kernel_as_na(tmp_path, monkeypatch):
+    """A measurement whose op raises (a kernel not built yet) is 'n/a (reason)', not a crash."""
+    texture_term = load("texture_term")
+
+    def missing(*args, **kwargs):
+        raise NotImplementedError("no kernel for this backend")
+
+    monkeypatch.setattr(texture_term.ops, "gram_texture_loss_sampled", missing)
+    argv = ["--backend", "reference", "--batch", "1", "--size", "16", "--min-time", "0.001", "--no-plot", "--quiet"]
+    result = texture_term.main([*argv, "--out", str(tmp_path)])
+    row = result["timings"]["texture term fwd+bwd (sampled)"]
+    assert row == {"status": "n/a", "reason": "NotImplementedError: no kernel for this backend"}
+    assert result["targets"][1]["verdict"] == "not measured"
+    assert result["timings"]["fused loss fwd+bwd"]["status"] == "ok"
+    assert "n/a (NotImplementedError: no kernel for this backend)" in (tmp_path / "texture_term.txt").read_text()

@@ -306,3 +306,24 @@ def test_texture_term_reports_a_missing_kernel_as_na(tmp_path, monkeypatch):
     assert result["targets"][1]["verdict"] == "not measured"
     assert result["timings"]["fused loss fwd+bwd"]["status"] == "ok"
     assert "n/a (NotImplementedError: no kernel for this backend)" in (tmp_path / "texture_term.txt").read_text()
+
+
+def test_esrgan_compare_smoke(tmp_path):
+    """Gram-GAN's iteration and BasicSR's ESRGAN one, alternating, as a ratio (skipped without BasicSR)."""
+    esrgan_compare = load("esrgan_compare")
+    if esrgan_compare.import_esrgan() is None:
+        pytest.skip("BasicSR is not installed (optional: requirements-bench.txt)")
+    argv = ["--device", "cpu", "--blocks", "1", "--features", "8", "--disc-features", "8", "--iters", "1",
+            "--warmup", "0", "--backend", "reference", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
+    result = esrgan_compare.main(argv)
+    medians = result["median_ms"]
+    assert set(medians) == {"gramgan", "esrgan"} and all(ms > 0 for ms in medians.values())
+    assert result["targets"][0]["value"] == pytest.approx(medians["gramgan"] / medians["esrgan"])
+    assert json.loads((tmp_path / "esrgan_compare.json").read_text())["median_ms"] == medians
+
+
+def test_esrgan_compare_without_basicsr_says_how_to_install(monkeypatch, capsys):
+    esrgan_compare = load("esrgan_compare")
+    monkeypatch.setattr(esrgan_compare, "import_esrgan", lambda: None)
+    assert esrgan_compare.main(["--device", "cpu"]) is None
+    assert "requirements-bench.txt" in capsys.readouterr().out

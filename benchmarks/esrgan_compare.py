@@ -130,6 +130,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--features", type=int, default=64, help="RRDB width (64)")
     parser.add_argument("--disc-features", type=int, default=64, help="discriminator nf (64)")
     parser.add_argument("--backend", default=None, help="gramgan op backend (default: the best here)")
+    parser.add_argument("--dperc-masked", action="store_true", help="loss.disc_perceptual_masked: 2 D passes in G")
     parser.add_argument("--channels-last", action="store_true", help="both models in channels_last")
     parser.add_argument("--bf16", action="store_true", help="autocast bf16 around both iterations")
     parser.add_argument("--warmup", type=int, default=1)
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     if args.channels_last:
         to_channels_last(trainer.generator, trainer.discriminator, trainer.vgg, esrgan.net_g, esrgan.net_d)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
-    loss_fn = GramGANLoss(GramGANLossConfig(backend=backend), vgg=trainer.vgg)
+    loss_fn = GramGANLoss(GramGANLossConfig(backend=backend, disc_perceptual_masked=args.dperc_masked), vgg=trainer.vgg)
     counter = iter(range(1, 10**9))
 
     def gramgan_iteration() -> None:
@@ -185,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     title = (
         f"training iteration on {env['device']}: RRDB {size.blocks}x{size.features}, D nf {size.disc_features}, "
         f"batch {size.batch}, {size.lr_size}->{size.hr_size}, gramgan backend {backend}"
+        f"{', disc_perceptual_masked' if args.dperc_masked else ''}"
         f"{', channels_last' if args.channels_last else ''}{', bf16 autocast' if args.bf16 else ''}"
     )
     text = "\n".join([

@@ -9,7 +9,8 @@
 #      no dependencies; TORCH_CUDA_ARCH_LIST=9.0 unless set, CUDA_HOME found from nvcc),
 #   3. checks that gramgan._C imports with its CUDA part, and which op backends can run,
 #   4. runs the GPU tests of tests/ops: the CUDA extension's, then the Triton backend's,
-#   5. runs the benchmarks gram_select.py, train_step.py and texture_mask.py on the GPU.
+#   5. runs the benchmarks gram_select.py, train_step.py and texture_mask.py on the GPU, then
+#      texture_term.py with the cuda and the triton backend and esrgan_compare.py (paper size).
 # It uses whatever torch/Triton the machine has, within the supported range (torch 2.11-2.14, Triton
 # 3.6-3.8, Python 3.10-3.12), and needs no network: the package is installed with --no-deps,
 # --no-build-isolation and --no-index (ninja is optional; without it the build is serial).
@@ -190,6 +191,11 @@ run_step train_step 90 "$PY -m benchmarks.train_step --device $DEVICE --out '$RU
 MASK_EXTRA=""
 [ "$(left_now)" -lt 90 ] && MASK_EXTRA="--quick --no-compile"
 run_step texture_mask 70 "$PY -m benchmarks.texture_mask --device $DEVICE --out '$RUN' --quiet $MASK_EXTRA $BENCH_ARGS"
+# The texture term's three goals on each GPU backend (separate folders: one texture_term.* per run), and
+# the iteration against BasicSR's ESRGAN at the paper's size (it exits 0 with a note when BasicSR is absent).
+run_step texture-cuda 60 "$PY -m benchmarks.texture_term --device $DEVICE --backend cuda --out '$RUN/texture_term-cuda' --quiet"
+run_step texture-triton 90 "$PY -m benchmarks.texture_term --device $DEVICE --backend triton --out '$RUN/texture_term-triton' --quiet"
+run_step esrgan 120 "$PY -m benchmarks.esrgan_compare --device $DEVICE --paper --out '$RUN'"
 
 # ---- 5. summary and packing ----------------------------------------------------------------------------
 {
@@ -202,13 +208,14 @@ run_step texture_mask 70 "$PY -m benchmarks.texture_mask --device $DEVICE --out 
   for name in pytest-cuda pytest-triton; do
     [ -f "$LOGS/$name.log" ] && echo "$name: $(grep -E '[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$LOGS/$name.log" | tail -n 1)"
   done
-  grep -h '^TARGET' "$RUN"/gram_select.txt "$RUN"/train_step.txt 2>/dev/null
+  grep -h '^TARGET' "$RUN"/gram_select.txt "$RUN"/train_step.txt "$RUN"/texture_term-*/texture_term.txt \
+    "$RUN"/esrgan_compare.txt 2>/dev/null
   echo
   if [ $FAILED -eq 0 ]; then echo "RESULT: all steps passed"; else echo "RESULT: some steps FAILED (see above)"; fi
 } >"$RUN/summary.txt"
 
 cp "$RUN/summary.txt" "$OUTDIR/summary.txt"
-for file in gram_select.txt train_step.txt texture_mask.txt gram_select.png; do
+for file in gram_select.txt train_step.txt texture_mask.txt gram_select.png esrgan_compare.txt; do
   [ -f "$RUN/$file" ] && cp "$RUN/$file" "$OUTDIR/$file"
 done
 tar czf "$OUTDIR/gpu_check.tar.gz" -C "$WORK" "$NAME"

@@ -154,9 +154,10 @@ def test_gpu_check_out_of_time_packs_a_summary(tmp_path):
     )
     assert done.returncode == 1, done.stdout + done.stderr
     summary = (tmp_path / "summary.txt").read_text()
-    for step in ("env", "build", "extension", "pytest-cuda", "pytest-triton", "gram_select", "train_step"):
+    for step in ("env", "build", "extension", "pytest-cuda", "pytest-triton", "gram_select", "train_step",
+                 "texture-cuda", "texture-triton", "esrgan"):
         assert f"{step} " in summary
-    assert summary.count("NOT RUN: out of time") == 8
+    assert summary.count("NOT RUN: out of time") == 11
     assert "RESULT: some steps FAILED" in summary
     assert (tmp_path / "gpu_check.tar.gz").stat().st_size > 0
 
@@ -271,3 +272,64 @@ def test_cli_run_keeps_stderr_free_of_profiler_chatter(tmp_path):
     assert "reference" in done.stderr  # the per-row progress still shows
     for noise in ("gpuGetDeviceCount", "profiler_start", "STAGE:", "USDT:", "ERROR:"):
         assert noise not in done.stderr
+
+
+def test_texture_term_smoke(tmp_path, capsys):
+    """The three goals in one run on the reference backend (every kernel path runs there), tiny size."""
+    texture_term = load("texture_term")
+    argv = ["--backend", "reference", "--batch", "2", "--size", "32", "--min-time", "0.001", "--threads", "1"]
+    result = texture_term.main([*argv, "--quiet", "--out", str(tmp_path)])
+    stdout = capsys.readouterr().out
+    timings = result["timings"]
+    assert all(row["status"] == "ok" and row["median_ms"] > 0 for row in timings.values()), timings
+    ms = {name: row["median_ms"] for name, row in timings.items()}
+    fused_read, sampled, materialized, select = (goal["value"] for goal in result["targets"])
+    assert fused_read == pytest.approx(ms["fused loss fwd+bwd"] / min(ms["read: sum"], ms["read: amax"]))
+    assert sampled == pytest.approx(ms["texture term fwd+bwd (sampled)"] / ms["fused loss fwd+bwd"])
+    assert materialized == pytest.approx(ms["texture term fwd+bwd (materialize)"] / ms["fused loss fwd+bwd"])
+    assert select == pytest.approx(ms["Beby-GAN eager (Grams + bmm)"] / ms["gram_select global"])
+    # M = (32/4)^2 + (16/4)^2 + (8/4)^2 + 4 warps x (32/4)^2; the two searches agree up to rounding.
+    check = result["selection_check"]
+    assert check["candidates_per_image"] == 64 + 16 + 4 + 4 * 64 and check["patches"] == 2 * 64
+    assert check["differing_beyond_rounding"] == 0
+    assert stdout.count("TARGET ") == 4 and "on " + result["environment"]["device"] in stdout
+    assert json.loads((tmp_path / "texture_term.json").read_text())["targets"] == result["targets"]
+    assert (tmp_path / "texture_term.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_texture_term_reports_a_missing_kernel_as_na(tmp_path, monkeypatch):
+    """A measurement whose op raises (a kernel not built yet) is 'n/a (reason)', not a crash."""
+    texture_term = load("texture_term")
+
+    def missing(*args, **kwargs):
+        raise NotImplementedError("no kernel for this backend")
+
+    monkeypatch.setattr(texture_term.ops, "gram_texture_loss_sampled", missing)
+    argv = ["--backend", "reference", "--batch", "1", "--size", "16", "--min-time", "0.001", "--no-plot", "--quiet"]
+    result = texture_term.main([*argv, "--out", str(tmp_path)])
+    row = result["timings"]["texture term fwd+bwd (sampled)"]
+    assert row == {"status": "n/a", "reason": "NotImplementedError: no kernel for this backend"}
+    assert result["targets"][1]["verdict"] == "not measured"
+    assert result["timings"]["fused loss fwd+bwd"]["status"] == "ok"
+    assert "n/a (NotImplementedError: no kernel for this backend)" in (tmp_path / "texture_term.txt").read_text()
+
+
+def test_esrgan_compare_smoke(tmp_path):
+    """Gram-GAN's iteration and BasicSR's ESRGAN one, alternating, as a ratio (skipped without BasicSR)."""
+    esrgan_compare = load("esrgan_compare")
+    if esrgan_compare.import_esrgan() is None:
+        pytest.skip("BasicSR is not installed (optional: requirements-bench.txt)")
+    argv = ["--device", "cpu", "--blocks", "1", "--features", "8", "--disc-features", "8", "--iters", "1",
+            "--warmup", "0", "--backend", "reference", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
+    result = esrgan_compare.main(argv)
+    medians = result["median_ms"]
+    assert set(medians) == {"gramgan", "esrgan"} and all(ms > 0 for ms in medians.values())
+    assert result["targets"][0]["value"] == pytest.approx(medians["gramgan"] / medians["esrgan"])
+    assert json.loads((tmp_path / "esrgan_compare.json").read_text())["median_ms"] == medians
+
+
+def test_esrgan_compare_without_basicsr_says_how_to_install(monkeypatch, capsys):
+    esrgan_compare = load("esrgan_compare")
+    monkeypatch.setattr(esrgan_compare, "import_esrgan", lambda: None)
+    assert esrgan_compare.main(["--device", "cpu"]) is None
+    assert "requirements-bench.txt" in capsys.readouterr().out

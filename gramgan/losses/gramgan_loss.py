@@ -196,12 +196,13 @@ class GramGANLoss(nn.Module):
     - draws from torch's global CPU RNG, in this order: the J warps of the candidate database (when
       the texture term is on), then the mask offset via ``torch.randint`` (when
       ``mask_random_offset`` and the grid mode);
-    - runs the discriminator (its current mode; the caller freezes its parameters) four times, each
-      batch on its own, as BasicSR does, so that BatchNorm in train mode sees the same batch
-      composition as in the D step: SR and HR unmasked (taps for L_dperc; masked with
-      ``disc_perceptual_masked``) and SR·M and HR·M (logits
-      for L_adv). The two HR passes run under ``no_grad`` (the HR branch is a constant). A pass
-      whose term is off is skipped.
+    - runs the discriminator (its current mode; the caller freezes its parameters) once per distinct
+      input, each batch on its own, as BasicSR does, so that BatchNorm in train mode sees the same
+      batch composition as in the D step: the taps for L_dperc come from SR and HR (unmasked, or
+      SR·M and HR·M with ``disc_perceptual_masked``), the logits for L_adv from SR·M and HR·M (SR
+      and HR without ``adversarial_masked``). When both terms use the same pair, one pass per image
+      gives both (2 passes; 4 otherwise). The HR passes run under ``no_grad`` (the HR branch is a
+      constant). A pass whose term is off is skipped.
 
     ``sr`` and ``hr`` of different floating dtypes are both promoted (bf16 SR + fp32 HR -> fp32), so
     the mask threshold is applied to full-precision HR.
@@ -278,17 +279,17 @@ class GramGANLoss(nn.Module):
             backend=cfg.backend,
         )
 
-        if weights["disc_perceptual"] > 0:
-            d_sr, d_hr = (masked_sr, masked_hr) if cfg.disc_perceptual_masked else (sr, hr)
-            _, sr_feats = discriminator(d_sr, taps=cfg.disc_taps)
-            with torch.no_grad():
-                _, hr_feats = discriminator(d_hr, taps=cfg.disc_taps)
-            terms["disc_perceptual"] = discriminator_perceptual_loss(sr_feats, hr_feats)
+        d_sr, d_hr = (masked_sr, masked_hr) if cfg.disc_perceptual_masked else (sr, hr)
         adv_sr, adv_hr = (masked_sr, masked_hr) if cfg.adversarial_masked else (sr, hr)
-        if weights["adversarial"] > 0:
-            fake_logits, _ = discriminator(adv_sr, taps=())
-            with torch.no_grad():
-                real_logits, _ = discriminator(adv_hr, taps=())
+        want_taps, want_logits = weights["disc_perceptual"] > 0, weights["adversarial"] > 0
+        # Both terms on the same pair: one pass per image gives the taps and the logits.
+        shared = want_taps and want_logits and d_sr is adv_sr
+        if want_taps:
+            (fake_logits, sr_feats), (real_logits, hr_feats) = _discriminate(discriminator, d_sr, d_hr, cfg.disc_taps)
+            terms["disc_perceptual"] = discriminator_perceptual_loss(sr_feats, hr_feats)
+        if want_logits:
+            if not shared:
+                (fake_logits, _), (real_logits, _) = _discriminate(discriminator, adv_sr, adv_hr, ())
             terms["adversarial"] = ragan_generator_loss(real_logits, fake_logits)
 
         total = zero
@@ -307,3 +308,14 @@ class GramGANLoss(nn.Module):
     def extra_repr(self) -> str:
         weights: Mapping[str, float] = self.active_weights()
         return ", ".join(f"{name}={w:g}" for name, w in weights.items())
+
+
+def _discriminate(
+    discriminator: nn.Module, fake: Tensor, real: Tensor, taps: tuple[int, ...]
+) -> tuple[tuple[Tensor, list[Tensor]], tuple[Tensor, list[Tensor]]]:
+    """``(logits, taps)`` of the fake batch (with gradient to it) and of the real batch (no gradient),
+    each batch in its own pass (BatchNorm in train mode normalises each by its own statistics)."""
+    fake_out = discriminator(fake, taps=taps)
+    with torch.no_grad():
+        real_out = discriminator(real, taps=taps)
+    return fake_out, real_out

@@ -8,7 +8,9 @@
 // sampling and per-patch arithmetic are the shared code of csrc/include/gramgan_patch.h (also what the
 // CUDA kernels call); on CPUs with AVX2 and FMA the float32 warps of a strip are sampled by a vector
 // version of that code (sample_warp_rows_avx2) that performs the same operations, so both agree bit for bit
-// with each other and with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py).
+// with each other and with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py). Where eight
+// neighbouring samples fall on eight consecutive pixels of one row (a gentle warp, the usual case) their
+// neighbours are read with plain vector loads from the planar image.
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -101,7 +103,7 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
   const __m256 span_w = _mm256_set1_ps(static_cast<float>(W) * 2.0f), span_h = _mm256_set1_ps(static_cast<float>(H) * 2.0f);
   const __m256 last_w = _mm256_set1_ps(static_cast<float>(W - 1)), last_h = _mm256_set1_ps(static_cast<float>(H - 1));
   const __m256i width = _mm256_set1_epi32(static_cast<int>(W)), height = _mm256_set1_epi32(static_cast<int>(H));
-  const __m256i ones = _mm256_set1_epi32(1);
+  const __m256i ones = _mm256_set1_epi32(1), lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int r = 0; r < K; ++r) {
     const int64_t y = y0 + r;
     const float yn = src.ys[y];
@@ -117,6 +119,24 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
       const __m256 nw = _mm256_mul_ps(s, e), ne = _mm256_mul_ps(s, w), sw = _mm256_mul_ps(n, e), se = _mm256_mul_ps(n, w);
       const __m256i east = _mm256_cmpgt_epi32(width, _mm256_add_epi32(x0, ones));
       const __m256i south = _mm256_cmpgt_epi32(height, _mm256_add_epi32(y0i, ones));
+      // The common case of a gentle warp: the eight pixels' north-west neighbours are eight consecutive
+      // pixels of one row, all four neighbours inside. Each channel's neighbours are then four plain
+      // loads from the planar image, and the blend below is the per-pixel one, lane by lane.
+      const int32_t first_x = _mm256_cvtsi256_si32(x0), first_y = _mm256_cvtsi256_si32(y0i);
+      const __m256i run = _mm256_and_si256(
+          _mm256_cmpeq_epi32(x0, _mm256_add_epi32(_mm256_set1_epi32(first_x), lanes)),
+          _mm256_cmpeq_epi32(y0i, _mm256_set1_epi32(first_y)));
+      if (_mm256_movemask_epi8(_mm256_and_si256(run, _mm256_and_si256(east, south))) == -1) {
+        const float* q = src.hr + int64_t{first_y} * W + first_x;
+        for (int c = 0; c < C; ++c, q += H * W) {
+          __m256 v = _mm256_mul_ps(_mm256_loadu_ps(q), nw);
+          v = _mm256_fmadd_ps(_mm256_loadu_ps(q + 1), ne, v);
+          v = _mm256_fmadd_ps(_mm256_loadu_ps(q + W), sw, v);
+          v = _mm256_fmadd_ps(_mm256_loadu_ps(q + W + 1), se, v);
+          _mm256_storeu_ps(out + c * K * W + r * W + x, v);
+        }
+        continue;
+      }
       alignas(32) float weights[4][8];
       alignas(32) int32_t offsets[8], inside[8];
       _mm256_store_ps(weights[0], nw);

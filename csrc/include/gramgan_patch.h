@@ -68,8 +68,9 @@ GRAMGAN_HD void load_pixel(const scalar_t* p, int64_t HW, int C, acc_t* v) {
 }
 
 // Gram (pairs of NC channels) of the K x K patch whose top-left pixel of channel 0 is p (channel
-// stride HW, row stride W). Sums run down each column, then across the columns: the order of the
-// CPU kernels, whose SIMD lanes are the columns.
+// stride HW, row stride W). Sums run down each column, then across the columns (the float32 CPU kernels,
+// eight patches per SIMD value, add the column sums pairwise instead: csrc/cpu/cpu_lanes.h; the two
+// orders differ at rounding level only).
 template <int NC, typename acc_t, typename scalar_t>
 GRAMGAN_HD void patch_gram(const scalar_t* p, int64_t HW, int64_t W, int C, int K, acc_t* G) {
   constexpr int P = pair_count<NC>();

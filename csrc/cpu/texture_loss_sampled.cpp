@@ -9,8 +9,8 @@
 // CUDA kernels call); on CPUs with AVX2 and FMA the float32 warps of a strip are sampled by a vector
 // version of that code (sample_warp_rows_avx2) that performs the same operations, so both agree bit for bit
 // with each other and with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py). Where eight
-// neighbouring samples fall on eight consecutive pixels of one row (a gentle warp, the usual case) their
-// neighbours are read with plain vector loads from the planar image.
+// neighbouring samples fall on eight consecutive pixels of one row (a gentle warp: 93 % of them at the
+// paper's magnitude) their neighbours are read with plain vector loads from the planar image.
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -87,14 +87,13 @@ __attribute__((target("avx2,fma"))) inline __m256 grid_source_avx2(__m256 g, __m
 }
 
 // The warp sampling of sample_strip for float32 with AVX2 and FMA, for the CPUs that have them
-// (has_avx2_fma): the sample positions of eight pixels at a time, then each pixel's four neighbours read
-// as four-channel vectors from the interleaved image (pixels, see interleaved_pixels; plain loads, no
+// (has_avx2_fma): the sample positions of eight pixels at a time, then their neighbours read with vector
+// loads from the planar image where they are eight consecutive pixels of a row, else pixel by pixel (no
 // gathers). It performs the very operations of the shared scalar code in the same order: products are
 // rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp so that no multiply-add
 // can be contracted here) and fused where it fuses them; the last W % 8 columns go through the scalar code.
 __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCandidates<float, float>& src,
-                                                                const float* pixels, const float* theta,
-                                                                const float* ax,
+                                                                const float* theta, const float* ax,
                                                                 const float* bx, int C, int K, int64_t y0,
                                                                 float* out) {
   const int64_t H = src.H, W = src.W, vector_end = W - W % 8;
@@ -137,35 +136,26 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
         }
         continue;
       }
+      // Otherwise pixel by pixel, with the same operations (a neighbour outside the image is read as 0:
+      // it weighs nothing, and its NaN must not leak).
       alignas(32) float weights[4][8];
-      alignas(32) int32_t offsets[8], inside[8];
+      alignas(32) int32_t xs0[8], ys0[8];
       _mm256_store_ps(weights[0], nw);
       _mm256_store_ps(weights[1], ne);
       _mm256_store_ps(weights[2], sw);
       _mm256_store_ps(weights[3], se);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(offsets), _mm256_add_epi32(_mm256_mullo_epi32(y0i, width), x0));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(inside), _mm256_and_si256(east, south));
-      __m128 values[8];  // channels 0..3 of each pixel
+      _mm256_store_si256(reinterpret_cast<__m256i*>(xs0), x0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(ys0), y0i);
       for (int i = 0; i < 8; ++i) {
-        const float* q = pixels + int64_t{offsets[i]} * 4;
-        __m128 v_ne = _mm_loadu_ps(q + 4), v_sw = _mm_loadu_ps(q + 4 * W), v_se = _mm_loadu_ps(q + 4 * W + 4);
-        if (!inside[i]) {  // a neighbour outside the image weighs nothing (and its NaN must not leak)
-          const __m128 keep_e = _mm_castsi128_ps(_mm_set1_epi32(offsets[i] % W + 1 < W ? -1 : 0));
-          const __m128 keep_s = _mm_castsi128_ps(_mm_set1_epi32(offsets[i] / W + 1 < H ? -1 : 0));
-          v_ne = _mm_and_ps(v_ne, keep_e);
-          v_sw = _mm_and_ps(v_sw, keep_s);
-          v_se = _mm_and_ps(v_se, _mm_and_ps(keep_e, keep_s));
+        const bool east_in = xs0[i] + 1 < W, south_in = ys0[i] + 1 < H;
+        const float* q = src.hr + int64_t{ys0[i]} * W + xs0[i];
+        for (int c = 0; c < C; ++c, q += H * W) {
+          __m128 v = _mm_mul_ss(_mm_set_ss(q[0]), _mm_set_ss(weights[0][i]));
+          v = _mm_fmadd_ss(_mm_set_ss(east_in ? q[1] : 0.0f), _mm_set_ss(weights[1][i]), v);
+          v = _mm_fmadd_ss(_mm_set_ss(south_in ? q[W] : 0.0f), _mm_set_ss(weights[2][i]), v);
+          v = _mm_fmadd_ss(_mm_set_ss(east_in && south_in ? q[W + 1] : 0.0f), _mm_set_ss(weights[3][i]), v);
+          out[c * K * W + r * W + x + i] = _mm_cvtss_f32(v);
         }
-        __m128 v = _mm_mul_ps(_mm_loadu_ps(q), _mm_set1_ps(weights[0][i]));
-        v = _mm_fmadd_ps(v_ne, _mm_set1_ps(weights[1][i]), v);
-        v = _mm_fmadd_ps(v_sw, _mm_set1_ps(weights[2][i]), v);
-        values[i] = _mm_fmadd_ps(v_se, _mm_set1_ps(weights[3][i]), v);
-      }
-      for (int g = 0; g < 8; g += 4) {  // pixels x + g .. x + g + 3, one vector per channel
-        __m128 c0 = values[g], c1 = values[g + 1], c2 = values[g + 2], c3 = values[g + 3];
-        _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
-        const __m128 channel[4] = {c0, c1, c2, c3};
-        for (int c = 0; c < C; ++c) _mm_storeu_ps(out + c * K * W + r * W + x + g, channel[c]);
       }
     }
     sample_warp_row(src, theta, y, vector_end, W, K * W, out + r * W);
@@ -180,9 +170,9 @@ bool has_avx2_fma() {
 #endif
 
 // Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); scratch holds
-// 2 W values; pixels is the image's interleaved copy (interleaved_pixels) or nullptr (the scalar code).
+// 2 W values; vector_sampler picks sample_warp_rows_avx2 for the warps (use_vector_sampler), else the scalar code.
 template <typename T, int K, int C>
-void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, T* scratch, const T* pixels) {
+void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, T* scratch, bool vector_sampler) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
   for (int c = 0; c < C; ++c) {
@@ -199,12 +189,12 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
     T* warped = strip + (2 + w) * C * plane;
 #ifdef GRAMGAN_SAMPLED_AVX2
     if constexpr (std::is_same_v<T, float>) {
-      if (pixels != nullptr) {
+      if (vector_sampler) {
         for (int64_t x = 0; x < W; ++x) {
           scratch[x] = src.xs[x] * theta[0];
           scratch[W + x] = src.xs[x] * theta[3];
         }
-        sample_warp_rows_avx2(src, pixels, theta, scratch, scratch + W, C, K, y0, warped);
+        sample_warp_rows_avx2(src, theta, scratch, scratch + W, C, K, y0, warped);
         continue;
       }
     }
@@ -213,20 +203,14 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
   }
 }
 
-// The images of hr with their channels interleaved for the AVX2 sampler, (B, H W + W + 2, 4) (channels >= C
-// and the pixels after each image zero, so that every neighbour load stays inside), or an undefined tensor
-// where the scalar code runs (no AVX2 / FMA, float64, or images too large for 32-bit pixel offsets) or
-// nothing is warped.
-at::Tensor interleaved_pixels(const SampledInputs& in) {
+// Whether the warps of this call are sampled by sample_warp_rows_avx2 (float32 on a CPU with AVX2 and
+// FMA, images small enough for its 32-bit pixel offsets), else by the scalar code.
+bool use_vector_sampler(const SampledInputs& in) {
 #ifdef GRAMGAN_SAMPLED_AVX2
-  const int64_t HW = in.H * in.W;
-  if (in.J > 0 && in.sr.scalar_type() == at::kFloat && has_avx2_fma() && HW < (int64_t{1} << 31)) {
-    at::Tensor pixels = at::zeros({in.B, HW + in.W + 2, 4}, in.sr.options());
-    pixels.narrow(1, 0, HW).view({in.B, in.H, in.W, 4}).narrow(3, 0, in.C).copy_(in.hr.permute({0, 2, 3, 1}));
-    return pixels;
-  }
+  return in.J > 0 && in.sr.scalar_type() == at::kFloat && has_avx2_fma() && in.H * in.W < (int64_t{1} << 31);
+#else
+  return false;
 #endif
-  return at::Tensor();
 }
 
 // The running argmin over the candidates of the n patches of a strip: ge (SR Grams) and grams (candidate
@@ -256,8 +240,7 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
   int64_t* ip = index.data_ptr<int64_t>();
   T* lp = loss.data_ptr<T>();
   const T beta = static_cast<T>(gt_weight);
-  const at::Tensor pixels = interleaved_pixels(in);
-  const int64_t pixels_per_image = pixels.defined() ? pixels.size(1) * 4 : 0;
+  const bool vector_sampler = use_vector_sampler(in);
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> strip(NC * stride), grams(NC * P * Wp), ge(P * Wp), best(Wp);
     std::vector<T> scratch(2 * W);
@@ -265,8 +248,7 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp;
       const T* sr_row = sp + b * C * HW + i * K * W;
-      const T* image_pixels = pixels.defined() ? pixels.data_ptr<T>() + b * pixels_per_image : nullptr;
-      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), scratch.data(), image_pixels);
+      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), scratch.data(), vector_sampler);
       row_grams<T, K, C>(sp + b * C * HW, H, W, i, ge.data(), Wp, 1);
       for (int64_t m = 0; m < NC; ++m) row_grams<T, K, C>(strip.data() + m * stride, K, W, 0, grams.data() + m * P * Wp, Wp, 1);
       select_in_strip<T, C>(ge.data(), grams.data(), NC, Wp, beta, best.data(), idx.data());

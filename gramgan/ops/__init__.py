@@ -109,9 +109,7 @@ def gram_texture_loss(
     constants. The result is float32 (float64 for float64 input).
     """
     k, candidates, gt_weight = _check_selection(sr, candidates, k, scope, gt_weight)
-    V.check_choice("target", target, V.TARGETS)
-    V.check_choice("criterion", criterion, V.CRITERIA)
-    V.check_choice("reduction", reduction, V.REDUCTIONS)
+    _check_loss_choices(target, criterion, reduction)
     if sr.shape[0] == 0:
         return _reduce(_empty_loss(sr, k), reduction)
     chosen = resolve(backend, sr.device, k, sr.shape[1])
@@ -144,14 +142,18 @@ def gram_texture_loss_sampled(
     V.check_image(sr, "sr", k)
     thetas = V.check_sampled_sources(sr, hr, hr_half, thetas, k)
     gt_weight = V.check_gt_weight(gt_weight)
-    V.check_choice("target", target, V.TARGETS)
-    V.check_choice("criterion", criterion, V.CRITERIA)
-    V.check_choice("reduction", reduction, V.REDUCTIONS)
+    _check_loss_choices(target, criterion, reduction)
     if sr.shape[0] == 0:
         return _reduce(_empty_loss(sr, k), reduction)
     chosen = resolve(backend, sr.device, k, sr.shape[1])
     per_patch = chosen.texture_loss_sampled(sr, hr, hr_half, thetas, k, gt_weight, target, criterion)
     return _reduce(per_patch, reduction)
+
+
+def _check_loss_choices(target: str, criterion: str, reduction: str) -> None:
+    V.check_choice("target", target, V.TARGETS)
+    V.check_choice("criterion", criterion, V.CRITERIA)
+    V.check_choice("reduction", reduction, V.REDUCTIONS)
 
 
 def _empty_loss(sr: torch.Tensor, k: int) -> torch.Tensor:

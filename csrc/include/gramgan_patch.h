@@ -67,12 +67,12 @@ GRAMGAN_HD void load_pixel(const scalar_t* p, int64_t HW, int C, acc_t* v) {
   for (int c = 0; c < NC; ++c) v[c] = c < C ? static_cast<acc_t>(p[c * HW]) : acc_t(0);
 }
 
-// Gram (pairs of NC channels) of the K x K patch whose top-left pixel of channel 0 is p (channel
-// stride HW, row stride W). Sums run down each column, then across the columns (the float32 CPU kernels,
-// eight patches per SIMD value, add the column sums pairwise instead: csrc/cpu/cpu_lanes.h; the two
-// orders differ at rounding level only).
-template <int NC, typename acc_t, typename scalar_t>
-GRAMGAN_HD void patch_gram(const scalar_t* p, int64_t HW, int64_t W, int C, int K, acc_t* G) {
+// Gram (pairs of NC channels) of a K x K patch whose pixel (r, s) pixels.template load<NC>(r, s, v) reads
+// into v (channels >= C as 0). Sums run down each column, then across the columns (the float32 CPU
+// kernels, eight patches per SIMD value, add the column sums pairwise instead: csrc/cpu/cpu_lanes.h; the
+// two orders differ at rounding level only).
+template <int NC, typename acc_t, typename Pixels>
+GRAMGAN_HD void gram_of_pixels(const Pixels& pixels, int C, int K, acc_t* G) {
   constexpr int P = pair_count<NC>();
   GRAMGAN_UNROLL
   for (int q = 0; q < P; ++q) G[q] = acc_t(0);
@@ -82,13 +82,33 @@ GRAMGAN_HD void patch_gram(const scalar_t* p, int64_t HW, int64_t W, int C, int 
     for (int q = 0; q < P; ++q) column[q] = acc_t(0);
     for (int r = 0; r < K; ++r) {
       acc_t v[NC];
-      load_pixel<NC>(p + r * W + s, HW, C, v);
+      pixels.template load<NC>(r, s, v);
       add_outer_products<NC>(v, column);
     }
     GRAMGAN_UNROLL
     for (int q = 0; q < P; ++q) G[q] += column[q];
   }
   finish_gram<NC>(G, C, K);
+}
+
+// The pixels of a patch stored in an image: top-left pixel of channel 0 at p, channel stride HW, row stride W.
+template <typename scalar_t>
+struct ImagePatch {
+  const scalar_t* p;
+  int64_t HW, W;
+  int C;
+
+  template <int NC, typename acc_t>
+  GRAMGAN_HD void load(int r, int s, acc_t* v) const {
+    load_pixel<NC>(p + r * W + s, HW, C, v);
+  }
+};
+
+// Gram (pairs of NC channels) of the K x K patch whose top-left pixel of channel 0 is p (channel
+// stride HW, row stride W), in gram_of_pixels' order.
+template <int NC, typename acc_t, typename scalar_t>
+GRAMGAN_HD void patch_gram(const scalar_t* p, int64_t HW, int64_t W, int C, int K, acc_t* G) {
+  gram_of_pixels<NC>(ImagePatch<scalar_t>{p, HW, W, C}, C, K, G);
 }
 
 // ---- selection --------------------------------------------------------------------------------------
@@ -386,26 +406,22 @@ struct SampledCandidates {
   }
 };
 
-// Gram (pairs) of the K x K patch of candidate m whose top-left pixel is (y0, x0), in patch_gram's order
-// (down each column, then across the columns).
+// The pixels of candidate m's patch at (y0, x0) of a source, for gram_of_pixels.
+template <typename Source>
+struct SourcePatch {
+  const Source& source;
+  int64_t m, y0, x0;
+
+  template <int NC, typename acc_t>
+  GRAMGAN_HD void load(int r, int s, acc_t* v) const {
+    source.template pixel<NC>(m, y0 + r, x0 + s, v);
+  }
+};
+
+// Gram (pairs) of the K x K patch of candidate m whose top-left pixel is (y0, x0), in patch_gram's order.
 template <int NC, typename acc_t, typename Source>
 GRAMGAN_HD void source_patch_gram(const Source& source, int64_t m, int64_t y0, int64_t x0, int C, int K, acc_t* G) {
-  constexpr int P = pair_count<NC>();
-  GRAMGAN_UNROLL
-  for (int q = 0; q < P; ++q) G[q] = acc_t(0);
-  for (int s = 0; s < K; ++s) {
-    acc_t column[P];
-    GRAMGAN_UNROLL
-    for (int q = 0; q < P; ++q) column[q] = acc_t(0);
-    for (int r = 0; r < K; ++r) {
-      acc_t v[NC];
-      source.template pixel<NC>(m, y0 + r, x0 + s, v);
-      add_outer_products<NC>(v, column);
-    }
-    GRAMGAN_UNROLL
-    for (int q = 0; q < P; ++q) G[q] += column[q];
-  }
-  finish_gram<NC>(G, C, K);
+  gram_of_pixels<NC>(SourcePatch<Source>{source, m, y0, x0}, C, K, G);
 }
 
 // pixel_target_loss against candidate m's patch at (y0, x0) of a source (e: the SR patch, strides HW, W).

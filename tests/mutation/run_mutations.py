@@ -62,10 +62,10 @@ MUTATIONS = [
     ),
     Mutation(
         "patch-loop-off-by-one",
-        "off-by-one in the patch loop of the Gram (last row of every patch left out)",
+        "off-by-one in the patch loop of the Gram (last row of every patch left out, stored or sampled)",
         "include/gramgan_patch.h",  # the shared per-patch Gram the CUDA kernels call (CPU build untouched)
-        r"for \(int r = 0; r < K; \+\+r\) \{\n(\s*)acc_t v\[NC\];\n(\s*)load_pixel<NC>\(p \+ r",
-        r"for (int r = 0; r < K - 1; ++r) {\n\1acc_t v[NC];\n\2load_pixel<NC>(p + r",
+        r"for \(int r = 0; r < K; \+\+r\) \{\n(\s*)acc_t v\[NC\];\n(\s*)pixels\.template load<NC>\(r",
+        r"for (int r = 0; r < K - 1; ++r) {\n\1acc_t v[NC];\n\2pixels.template load<NC>(r",
     ),
     Mutation(
         "tie-sampled",

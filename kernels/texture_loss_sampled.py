@@ -1,4 +1,4 @@
-"""The local texture loss over sampled candidates (docs/ops.md, "Sampled candidates"), forward and backward.
+"""The local texture loss over sampled candidates (docs/ops.md, "Sampled candidates"), forward.
 
 The K = 2 + J candidates of SR patch (i, j) of image b are read from their sources, never stored:
 
@@ -12,8 +12,9 @@ A candidate pixel is read through *taps*: a pointer to its north-west neighbour 
 fractional offsets ``fx``/``fy`` towards the east and south neighbours and whether those lie in the
 image. A direct read (candidates 0 and 1) is the tap with ``fx = fy = 0`` and neither neighbour, which
 gives the stored value exactly, so the chosen candidate of every patch, whichever its kind, goes through
-one path (:func:`chosen_taps`: pixel loss, backward). Selection, loss and gradient are those of
-``texture_loss.local_select_kernel`` and ``texture_bwd_kernel``.
+one path (:func:`chosen_taps`), which writes it out for the backward (``texture_bwd_kernel`` against
+that one image) and gives the pixel target's loss. Selection and loss are those of
+``texture_loss.local_select_kernel``.
 
 The grid points come from ``affine_grid``'s own base grid, which the caller passes (``grid_ptr``: the W
 normalised column coordinates, then the H row coordinates, built with ``linspace`` as ``affine_grid``
@@ -27,14 +28,12 @@ import triton.language as tl
 
 from ._autotune import tuned
 from ._tiles import (
-    criterion_grad,
     criterion_of,
     gram_of,
     load_gram,
     patch_pixel_offsets,
     read_taps,
     split_patch_index,
-    store_gram_input_grad,
 )
 from .texture_loss import PATCH_CONFIGS, PATCH_INTERPRETER, gram_loss, gram_score
 
@@ -121,13 +120,6 @@ def chosen_taps(
 
 
 @triton.jit
-def difference(sr_at, s_sc, at, c_sc, ch, m, fx, fy, m_e, m_s, s_h, s_w, F64: tl.constexpr):
-    """Channel ``ch`` of SR minus that of the candidate read through the taps, ``[BP, k*k]``."""
-    e = tl.load(sr_at + ch * s_sc, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
-    return e - read_taps(at + ch * c_sc, m, fx, fy, m_e, m_s, s_h, s_w, F64)
-
-
-@triton.jit
 def keep_better(s, j, g_c, best, best_idx, g_best, KEEP_GRAM: tl.constexpr):
     """Running argmin: candidate ``j`` (score ``s``, Gram ``g_c``) replaces the best where strictly lower."""
     better = s < best
@@ -143,11 +135,13 @@ def sampled_select_kernel(
     hr_ptr, h_sb, h_sc, h_sh, h_sw,
     half_ptr, f_sb, f_sc, f_sh, f_sw,
     th_ptr, grid_ptr, idx_ptr, loss_ptr,
+    out_ptr, o_sb, o_sc, o_sh, o_sw,
     n_patches, n_per_image, wp, J, H, W, gt_weight,
     PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """One launch: index and per-patch loss of every SR patch against its 2 + J sampled candidates."""
+    """One launch: index and per-patch loss of every SR patch against its 2 + J sampled candidates, and
+    the chosen candidate's patch into ``out`` (SR's shape, the accumulation dtype)."""
     p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     active = p < n_patches
     b, n, pi, pj = split_patch_index(p, n_per_image, wp)
@@ -174,64 +168,23 @@ def sampled_select_kernel(
         s = gram_score(g_sr, g_gt, g_c, gt_weight, USE_GT, 1)
         best, best_idx, g_best = keep_better(s, 2 + w, g_c, best, best_idx, g_best, TARGET_GRAM)
     tl.store(idx_ptr + p, best_idx.to(tl.int64), mask=active)
+    # The chosen candidate's patch, written as an image of SR's layout (what the backward reads), and the
+    # pixel target's loss against it in the accumulation dtype.
+    at, c_sc, fx, fy, m_e, m_s = chosen_taps(
+        best_idx, b, pi, pj, active, hr_ptr, h_sb, h_sc, h_sh, h_sw, half_ptr, f_sb, f_sc, f_sh, f_sw,
+        th_ptr, grid_ptr, J, H, W, PATCH, F64,
+    )  # fmt: skip
+    m = active[:, None]
+    sr_at = sr_ptr + sr_base[:, None] + sr_pix
+    out_at = out_ptr + (b64 * o_sb)[:, None] + patch_pixel_offsets(pi, pj, o_sh, o_sw, PATCH)
+    total = tl.zeros([BLOCK_P], dtype=tl.float64 if F64 else tl.float32)
+    for ch in tl.static_range(C):
+        c = read_taps(at + ch * c_sc, m, fx, fy, m_e, m_s, h_sh, h_sw, F64)
+        tl.store(out_at + ch * o_sc, c, mask=m)
+        if not TARGET_GRAM:
+            e = tl.load(sr_at + ch * s_sc, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
+            total += tl.sum(criterion_of(e - c, L1), axis=1)
     if TARGET_GRAM:
         tl.store(loss_ptr + p, gram_loss(g_sr, g_best, L1, C), mask=active)
     else:
-        at, c_sc, fx, fy, m_e, m_s = chosen_taps(
-            best_idx, b, pi, pj, active, hr_ptr, h_sb, h_sc, h_sh, h_sw, half_ptr, f_sb, f_sc, f_sh, f_sw,
-            th_ptr, grid_ptr, J, H, W, PATCH, F64,
-        )  # fmt: skip
-        total = tl.zeros([BLOCK_P], dtype=tl.float64 if F64 else tl.float32)
-        m = active[:, None]
-        sr_at = sr_ptr + sr_base[:, None] + sr_pix
-        for ch in tl.static_range(C):
-            d = difference(sr_at, s_sc, at, c_sc, ch, m, fx, fy, m_e, m_s, h_sh, h_sw, F64)
-            total += tl.sum(criterion_of(d, L1), axis=1)
         tl.store(loss_ptr + p, total / (C * PATCH * PATCH), mask=active)
-
-
-@tuned(PATCH_CONFIGS, PATCH_INTERPRETER, key=["n_patches", "PATCH", "C", "TARGET_GRAM"])
-@triton.jit
-def sampled_bwd_kernel(
-    sr_ptr, s_sb, s_sc, s_sh, s_sw,
-    hr_ptr, h_sb, h_sc, h_sh, h_sw,
-    half_ptr, f_sb, f_sc, f_sh, f_sw,
-    th_ptr, grid_ptr, idx_ptr, up_ptr,
-    dx_ptr, dx_sb, dx_sc, dx_sh, dx_sw,
-    n_patches, n_per_image, wp, J, H, W,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
-    TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
-):  # fmt: skip
-    """Gradient w.r.t. SR from the saved index, upstream ``up`` (B*N,) contiguous; re-samples the choice only.
-
-    Gram target: ``dx_a = (2/k^2) sum_b dG_ab x_b`` with ``dG = up * criterion'(G(e) - G(c)) / C^2``;
-    pixel target: ``dx = up * criterion'(e - c) / (C k^2)`` (as ``texture_bwd_kernel``).
-    """
-    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    active = p < n_patches
-    b, n, pi, pj = split_patch_index(p, n_per_image, wp)
-    idx = tl.load(idx_ptr + p, mask=active, other=0).to(tl.int32)
-    at, c_sc, fx, fy, m_e, m_s = chosen_taps(
-        idx, b, pi, pj, active, hr_ptr, h_sb, h_sc, h_sh, h_sw, half_ptr, f_sb, f_sc, f_sh, f_sw,
-        th_ptr, grid_ptr, J, H, W, PATCH, F64,
-    )  # fmt: skip
-    up = tl.load(up_ptr + p, mask=active, other=0.0).to(tl.float64 if F64 else tl.float32)
-    b64 = b.to(tl.int64)
-    sr_base = b64 * s_sb
-    sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
-    dx_base = b64 * dx_sb
-    dx_pix = patch_pixel_offsets(pi, pj, dx_sh, dx_sw, PATCH)
-    m = active[:, None]
-    if TARGET_GRAM:
-        g_sr = load_gram(sr_ptr, sr_base, sr_pix, active, s_sc, PATCH, C, CC_P, F64, BLOCK_P)
-        g_c = gram_of(at, c_sc, m, fx, fy, m_e, m_s, h_sh, h_sw, True, PATCH, C, CC_P, F64, BLOCK_P)
-        sym = 2.0 * criterion_grad(g_sr - g_c, up[:, None] / (C * C), L1)  # dG + dG^T, dG symmetric
-        store_gram_input_grad(
-            sym, sr_ptr, sr_base, sr_pix, s_sc, active, dx_ptr, dx_base, dx_pix, dx_sc, PATCH, C, CC_P, F64, BLOCK_P
-        )
-    else:
-        scale = (up / (C * PATCH * PATCH))[:, None]
-        sr_at = sr_ptr + sr_base[:, None] + sr_pix
-        for ch in tl.static_range(C):
-            d = difference(sr_at, s_sc, at, c_sc, ch, m, fx, fy, m_e, m_s, h_sh, h_sw, F64)
-            tl.store(dx_ptr + dx_base[:, None] + dx_pix + ch * dx_sc, criterion_grad(d, scale, L1), mask=m)

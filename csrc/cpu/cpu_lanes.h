@@ -58,6 +58,17 @@ inline F8 patch_to_pixels(const F8& d) {
                                  (8 * t + 4) / K, (8 * t + 5) / K, (8 * t + 6) / K, (8 * t + 7) / K);
 }
 
+// Patches of strip g (patches [8g, 8g + 8)) of a patch-row of Wp patches that lie in the image.
+inline int strip_valid(int64_t Wp, int64_t g) {
+  return static_cast<int>(Wp - g * kLanes < kLanes ? Wp - g * kLanes : kLanes);
+}
+
+// Writes the first `valid` lanes of v to out[0..valid), converted to Out.
+template <typename Out, typename Lanes>
+inline void store_lanes(Out* out, const Lanes& v, int valid) {
+  for (int p = 0; p < valid; ++p) out[p] = static_cast<Out>(v[p]);
+}
+
 // n values of T (F8, RunningMin, ...) on the heap at 64-byte alignment (std::vector does not promise
 // the 32 bytes of an F8 everywhere), value-initialised.
 template <typename T>

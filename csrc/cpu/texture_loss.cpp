@@ -221,20 +221,13 @@ using lanes::I8;
 using lanes::kLanes;
 using lanes::OutStrip;
 using lanes::Strip;
-
-// Patches of strip g (patches [8g, 8g + 8)) of a patch-row of Wp patches that lie in the image.
-inline int strip_valid(int64_t Wp, int64_t g) { return static_cast<int>(std::min<int64_t>(kLanes, Wp - g * kLanes)); }
+using lanes::store_lanes;
+using lanes::strip_valid;
 
 // The strip g of patch-row i of a (C, H, W) image.
 template <int K>
 inline Strip image_strip(const float* image, int64_t H, int64_t W, int64_t i, int64_t g) {
   return {image + i * K * W + g * kLanes * K, H * W, W};
-}
-
-// Writes the first `valid` lanes of v to out[0..valid), converted to Out.
-template <typename Out, typename Lanes>
-inline void store_lanes(Out* out, const Lanes& v, int valid) {
-  for (int p = 0; p < valid; ++p) out[p] = static_cast<Out>(v[p]);
 }
 
 // Image rows per task of the float32 local forward (as kBandRows; fewer rows, more tasks to share).

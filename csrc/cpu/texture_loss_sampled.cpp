@@ -1,16 +1,17 @@
-// CPU kernels of the sampled local texture loss (docs/ops.md, "Sampled candidates"): the local texture
+// CPU kernel of the sampled local texture loss (docs/ops.md, "Sampled candidates"): the local texture
 // loss against candidates that are never stored, read from hr, its half-size image and the affine maps.
 //
-// Forward: threads split the (image, patch-row) strips; each strip samples the k rows of every candidate
-// into a small buffer (K x C x k x W values, cache-resident), then computes the Grams of the strip's
-// patches, the running argmin across candidates and the loss from it. Backward: every patch re-reads
-// only its chosen candidate's patch from the sources and applies the local backward's formula. The
-// sampling and per-patch arithmetic are the shared code of csrc/include/gramgan_patch.h (also what the
-// CUDA kernels call); on CPUs with AVX2 and FMA the float32 warps of a strip are sampled by a vector
-// version of that code (sample_warp_rows_avx2) that performs the same operations, so both agree bit for bit
-// with each other and with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py). Where eight
-// neighbouring samples fall on eight consecutive pixels of one row (a gentle warp: 93 % of them at the
-// paper's magnitude) their neighbours are read with plain vector loads from the planar image.
+// Threads split the (image, patch-row) strips; each strip samples the k rows of every candidate into a
+// small buffer (K x C x k x W values, cache-resident), then computes the Grams of the strip's patches,
+// the running argmin across candidates and the loss, and copies each patch's chosen candidate patch
+// into `chosen` (the backward is the local one against that image). float32 runs the local forward's
+// eight-patches-per-SIMD-value code (cpu_lanes.h) over the buffer, float64 a patch at a time. The
+// sampling is the shared code of csrc/include/gramgan_patch.h (also what the CUDA kernels call); on CPUs
+// with AVX2 and FMA the float32 warps of a strip are sampled by a vector version of that code
+// (sample_warp_rows_avx2) that performs the same operations, so both agree bit for bit with each other
+// and with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py). Where eight neighbouring
+// samples fall on eight consecutive pixels of one row (a gentle warp: 93 % of them at the paper's
+// magnitude) their neighbours are read with plain vector loads from the planar image.
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "cpu_gram.h"
+#include "cpu_lanes.h"
 
 namespace gramgan {
 namespace cpu {
@@ -213,6 +215,20 @@ bool use_vector_sampler(const SampledInputs& in) {
 #endif
 }
 
+// Copies the chosen candidates' patches of a patch-row from the strip buffer (candidate m's rows at
+// strip + m * stride, row stride W) into out (the patch-row's top-left pixel, image strides HW, W).
+template <typename T, int K, int C>
+void write_chosen_row(const T* strip, int64_t stride, const int64_t* index, int64_t Wp, int64_t W, int64_t HW,
+                      T* out) {
+  const int64_t plane = K * W;
+  for (int64_t j = 0; j < Wp; ++j) {
+    const T* from = strip + index[j] * stride + j * K;
+    for (int c = 0; c < C; ++c) {
+      for (int r = 0; r < K; ++r) std::memcpy(out + c * HW + r * W + j * K, from + c * plane + r * W, K * sizeof(T));
+    }
+  }
+}
+
 // The running argmin over the candidates of the n patches of a strip: ge (SR Grams) and grams (candidate
 // m's at grams + m * P * n) in pairs layout with stride n; the loop over patches is the one that vectorises.
 template <typename T, int C>
@@ -230,15 +246,22 @@ void select_in_strip(const T* ge, const T* grams, int64_t candidates, int64_t n,
   }
 }
 
+// Outputs of the forward: per-patch index and loss, and the chosen patches (an image like sr).
+struct SampledOutputs {
+  at::Tensor index, loss, chosen;
+};
+
+// The forward in the computation type T, a patch at a time (float64; the reference for the lanes kernel).
 template <typename T, int K, int C>
-void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int target, int criterion, at::Tensor& index,
-                            at::Tensor& loss) {
+void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int target, int criterion,
+                            SampledOutputs& out) {
   constexpr int P = pair_count<C>();
   const int64_t H = in.H, W = in.W, Hp = H / K, Wp = W / K, HW = H * W, NC = 2 + in.J;
   const int64_t plane = K * W, stride = C * plane;  // of the strip buffer
   const T* sp = in.sr.data_ptr<T>();
-  int64_t* ip = index.data_ptr<int64_t>();
-  T* lp = loss.data_ptr<T>();
+  int64_t* ip = out.index.data_ptr<int64_t>();
+  T* lp = out.loss.data_ptr<T>();
+  T* cp = out.chosen.data_ptr<T>();
   const T beta = static_cast<T>(gt_weight);
   const bool vector_sampler = use_vector_sampler(in);
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
@@ -246,94 +269,102 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
     std::vector<T> scratch(2 * W);
     std::vector<int32_t> idx(Wp);
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / Hp, i = t % Hp;
-      const T* sr_row = sp + b * C * HW + i * K * W;
+      const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
       sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), scratch.data(), vector_sampler);
       row_grams<T, K, C>(sp + b * C * HW, H, W, i, ge.data(), Wp, 1);
       for (int64_t m = 0; m < NC; ++m) row_grams<T, K, C>(strip.data() + m * stride, K, W, 0, grams.data() + m * P * Wp, Wp, 1);
       select_in_strip<T, C>(ge.data(), grams.data(), NC, Wp, beta, best.data(), idx.data());
+      for (int64_t j = 0; j < Wp; ++j) ip[t * Wp + j] = idx[j];
+      write_chosen_row<T, K, C>(strip.data(), stride, ip + t * Wp, Wp, W, HW, cp + row);
       for (int64_t j = 0; j < Wp; ++j) {
-        const int64_t m = idx[j];
-        ip[t * Wp + j] = m;
         lp[t * Wp + j] = target == kTargetGram
-                             ? gram_target_loss<C>(ge.data() + j, Wp, grams.data() + m * P * Wp + j, Wp, C, criterion)
-                             : pixel_target_loss<T>(sr_row + j * K, HW, W, strip.data() + m * stride + j * K, plane, W,
-                                                    C, K, criterion);
+                             ? gram_target_loss<C>(ge.data() + j, Wp, grams.data() + idx[j] * P * Wp + j, Wp, C, criterion)
+                             : pixel_target_loss<T>(sp + row + j * K, HW, W, cp + row + j * K, HW, W, C, K, criterion);
       }
     }
   });
 }
 
-template <typename T, int K, int C>
-void sampled_backward_kernel(const SampledInputs& in, const at::Tensor& grad, const at::Tensor& index, int target,
-                             int criterion, at::Tensor& dx) {
-  const int64_t H = in.H, W = in.W, HW = H * W, NC = 2 + in.J;
-  const T* sp = in.sr.data_ptr<T>();
-  const int64_t* ip = index.data_ptr<int64_t>();
-  const T* gp = grad.data_ptr<T>();
-  T* dp = dx.data_ptr<T>();
-  for_each_patch(in.B, H / K, W / K, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
-    const int64_t m = ip[u];
-    TORCH_CHECK(m >= 0 && m < NC, "gramgan: saved index ", m, " out of range [0, ", NC, ")");
-    const SampledCandidates<T, T> src = in.image<T>(b, K);
-    const int64_t y0 = i * K, x0 = j * K, offset = b * C * HW + y0 * W + x0;
-    // The chosen patch: read in place from hr or the half-size image, or sampled into `patch`.
-    T patch[C * K * K];
-    const T* c = patch;
-    int64_t c_HW = K * K, c_W = K;
-    if (m == 0) {
-      c = src.hr + y0 * W + x0, c_HW = HW, c_W = W;
-    } else if (m == 1) {
-      c_W = W / 2, c_HW = (H / 2) * c_W;
-      c = src.half + retiled_coordinate(y0, K) * c_W + retiled_coordinate(x0, K);
-    } else {
-      for (int r = 0; r < K; ++r) {
-        for (int s = 0; s < K; ++s) {
-          T v[C];
-          src.template pixel<C>(m, y0 + r, x0 + s, v);
-          for (int ch = 0; ch < C; ++ch) patch[(ch * K + r) * K + s] = v[ch];
+// The forward in float32, eight patches per SIMD value (cpu_lanes.h): per patch-row, the candidates'
+// rows are sampled into the strip buffer, then each group of eight patches runs the local forward's
+// strip Grams, running argmin and loss over the buffer.
+template <int K, int C>
+void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target, int criterion,
+                           SampledOutputs& out) {
+  using lanes::F8;
+  using lanes::kLanes;
+  using lanes::Strip;
+  constexpr int P = pair_count<C>();
+  const int64_t H = in.H, W = in.W, Hp = H / K, Wp = W / K, HW = H * W, NC = 2 + in.J;
+  const int64_t plane = K * W, stride = C * plane, groups = (Wp + kLanes - 1) / kLanes;
+  const float* sp = in.sr.data_ptr<float>();
+  int64_t* ip = out.index.data_ptr<int64_t>();
+  float* lp = out.loss.data_ptr<float>();
+  float* cp = out.chosen.data_ptr<float>();
+  const float beta = static_cast<float>(gt_weight);
+  const bool with_gt = beta != 0.0f, gram_loss = target == kTargetGram;
+  const bool score_is_loss = criterion == kCriterionMse && !with_gt;  // then both are frobenius2(ge, gc)
+  const bool vector_sampler = use_vector_sampler(in);
+  at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> strip(NC * stride), scratch(2 * W);
+    alignas(32) float pad[lanes::strip_floats<K, C>()];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
+      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip.data(), scratch.data(), vector_sampler);
+      lanes::run_simd([&] {
+        for (int64_t g = 0; g < groups; ++g) {
+          const int valid = lanes::strip_valid(Wp, g);
+          F8 ge[P], gg[P], gc[P];
+          lanes::strip_gram<K, C>(Strip{sp + row + g * kLanes * K, HW, W}, valid, pad, ge);
+          lanes::RunningMin run;
+          F8 loss_best = F8{};
+          for (int64_t m = 0; m < NC; ++m) {
+            lanes::strip_gram<K, C>(Strip{strip.data() + m * stride + g * kLanes * K, plane, W}, valid, pad, gc);
+            F8 score = lanes::pair_criterion_sum<C>(ge, gc, kCriterionMse);
+            if (with_gt) {
+              if (m == 0) std::copy(gc, gc + P, gg);
+              score += lanes::splat(beta) * lanes::pair_criterion_sum<C>(gg, gc, kCriterionMse);
+            }
+            const lanes::I8 better = run.update(score, static_cast<int32_t>(m));
+            if (!gram_loss) continue;
+            const F8 l = score_is_loss ? score : lanes::pair_criterion_sum<C>(ge, gc, criterion);
+            loss_best = (m == 0 || better) ? l : loss_best;
+          }
+          lanes::store_lanes(ip + t * Wp + g * kLanes, run.index, valid);
+          if (gram_loss) lanes::store_lanes(lp + t * Wp + g * kLanes, loss_best / lanes::splat(C * C), valid);
         }
+      });
+      write_chosen_row<float, K, C>(strip.data(), stride, ip + t * Wp, Wp, W, HW, cp + row);
+      if (gram_loss) continue;
+      for (int64_t j = 0; j < Wp; ++j) {
+        lp[t * Wp + j] = pixel_target_loss<float>(sp + row + j * K, HW, W, cp + row + j * K, HW, W, C, K, criterion);
       }
     }
-    patch_target_grad<C, RowLoops<T, K, C>>(sp + offset, HW, W, c, c_HW, c_W, C, K, target, criterion, gp[u],
-                                            dp + offset);
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> texture_loss_sampled_cpu(const at::Tensor& sr, const at::Tensor& hr,
-                                                            const at::Tensor& hr_half, const at::Tensor& thetas,
-                                                            int64_t k, double gt_weight, c10::string_view target,
-                                                            c10::string_view criterion) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cpu(const at::Tensor& sr, const at::Tensor& hr,
+                                                                        const at::Tensor& hr_half,
+                                                                        const at::Tensor& thetas, int64_t k,
+                                                                        double gt_weight, c10::string_view target,
+                                                                        c10::string_view criterion) {
   const SampledInputs in(sr, hr, hr_half, thetas, k);
   const int tg = parse_target(target), cr = parse_criterion(criterion);
-  at::Tensor index = at::empty({in.B, in.H / k, in.W / k}, in.sr.options().dtype(at::kLong));
-  at::Tensor loss = at::empty({in.B, in.H / k, in.W / k}, in.sr.options());
+  SampledOutputs out{at::empty({in.B, in.H / k, in.W / k}, in.sr.options().dtype(at::kLong)),
+                     at::empty({in.B, in.H / k, in.W / k}, in.sr.options()), at::empty_like(in.sr)};
   dispatch_kernel(in.sr.scalar_type(), k, in.C, [&](auto t, auto kc, auto cc) {
-    sampled_forward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(in, gt_weight, tg, cr, index, loss);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    if constexpr (std::is_same_v<decltype(t), float>) {
+      sampled_forward_lanes<K, C>(in, gt_weight, tg, cr, out);
+    } else {
+      sampled_forward_kernel<decltype(t), K, C>(in, gt_weight, tg, cr, out);
+    }
   });
-  return {loss, index};
-}
-
-at::Tensor texture_loss_sampled_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr, const at::Tensor& hr,
-                                             const at::Tensor& hr_half, const at::Tensor& thetas,
-                                             const at::Tensor& index_in, int64_t k, c10::string_view target,
-                                             c10::string_view criterion) {
-  const SampledInputs in(sr, hr, hr_half, thetas, k);
-  check_backward_args(grad_in, index_in, sr, k);
-  const int tg = parse_target(target), cr = parse_criterion(criterion);
-  const at::Tensor grad = grad_in.to(in.sr.scalar_type()).contiguous(), index = index_in.contiguous();
-  at::Tensor dx = at::empty_like(in.sr);
-  dispatch_kernel(in.sr.scalar_type(), k, in.C, [&](auto t, auto kc, auto cc) {
-    sampled_backward_kernel<decltype(t), decltype(kc)::value, decltype(cc)::value>(in, grad, index, tg, cr, dx);
-  });
-  return dx.to(sr.scalar_type());
+  return {out.loss, out.index, out.chosen};
 }
 
 }  // namespace
 }  // namespace cpu
 }  // namespace gramgan
 
-TORCH_LIBRARY_IMPL(gramgan, CPU, m) {
-  m.impl("texture_loss_sampled", &gramgan::cpu::texture_loss_sampled_cpu);
-  m.impl("texture_loss_sampled_backward", &gramgan::cpu::texture_loss_sampled_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(gramgan, CPU, m) { m.impl("texture_loss_sampled", &gramgan::cpu::texture_loss_sampled_cpu); }

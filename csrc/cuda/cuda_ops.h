@@ -30,14 +30,11 @@ at::Tensor texture_loss_global_backward_cuda(const at::Tensor& grad, const at::T
                                              at::TensorList candidates, const at::Tensor& index, int64_t k,
                                              c10::string_view target, c10::string_view criterion);
 
-std::tuple<at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& sr, const at::Tensor& hr,
-                                                             const at::Tensor& hr_half, const at::Tensor& thetas,
-                                                             int64_t k, double gt_weight, c10::string_view target,
-                                                             c10::string_view criterion);
-at::Tensor texture_loss_sampled_backward_cuda(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& hr,
-                                              const at::Tensor& hr_half, const at::Tensor& thetas,
-                                              const at::Tensor& index, int64_t k, c10::string_view target,
-                                              c10::string_view criterion);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& sr, const at::Tensor& hr,
+                                                                         const at::Tensor& hr_half,
+                                                                         const at::Tensor& thetas, int64_t k,
+                                                                         double gt_weight, c10::string_view target,
+                                                                         c10::string_view criterion);
 
 at::Tensor texture_mask_cuda(const at::Tensor& x, int64_t k, double threshold, int64_t offset_y, int64_t offset_x,
                              c10::string_view mode, int64_t window);

@@ -19,7 +19,6 @@ void register_cuda_kernels(torch::Library& m) {
   m.impl("texture_loss_local_backward", &texture_loss_local_backward_cuda);
   m.impl("texture_loss_global_backward", &texture_loss_global_backward_cuda);
   m.impl("texture_loss_sampled", &texture_loss_sampled_cuda);
-  m.impl("texture_loss_sampled_backward", &texture_loss_sampled_backward_cuda);
   m.impl("texture_mask", &texture_mask_cuda);
   m.impl("mask_pair", &mask_pair_cuda);
   m.impl("mask_pair_backward", &mask_pair_backward_cuda);

@@ -3,8 +3,9 @@
 //
 // Forward: one thread per SR patch computes its Gram, then streams each candidate's k x k pixels from the
 // sources (hr, the re-tiled half-size image, or hr sampled through the warp) into that candidate's Gram,
-// keeps the running argmin and writes the loss (the pixel target re-reads the chosen candidate). Backward:
-// one thread per patch re-reads only its chosen candidate. The sampling and per-patch arithmetic are the
+// keeps the running argmin, writes the index, the chosen candidate's patch into `chosen` (an image of SR's
+// shape, what the backward reads: the local backward against that one image) and the loss (the pixel
+// target compares with the chosen patch as sampled). The sampling and per-patch arithmetic are the
 // shared code of csrc/include/gramgan_patch.h (also what the CPU kernels call). Every output element is
 // written by exactly one thread: results are deterministic.
 #include <tuple>
@@ -35,7 +36,8 @@ struct SampledBatch {
 template <typename scalar_t>
 __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const SampledBatch<scalar_t> in,
                                        acc_type_t<scalar_t> beta, int target, int criterion,
-                                       int64_t* __restrict__ index, acc_type_t<scalar_t>* __restrict__ loss) {
+                                       int64_t* __restrict__ index, acc_type_t<scalar_t>* __restrict__ loss,
+                                       acc_type_t<scalar_t>* __restrict__ chosen_out) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp, NC = 2 + in.J;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -63,25 +65,11 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
       }
     }
     index[n] = chosen;
+    write_source_patch<kMaxChannels>(source, chosen, y0, x0, in.C, in.K, chosen_out + b * in.C * H * W, H * W, W);
     loss[n] = target == kTargetGram
                   ? gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, in.C, criterion)
                   : source_pixel_target_loss<kMaxChannels, acc_t>(e, H * W, W, source, chosen, y0, x0, in.C, in.K,
                                                                   criterion);
-  }
-}
-
-template <typename scalar_t>
-__global__ void sampled_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
-                                        const SampledBatch<scalar_t> in, const int64_t* __restrict__ index,
-                                        int target, int criterion, scalar_t* __restrict__ dx) {
-  const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp, NC = 2 + in.J;
-  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
-    const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
-    const int64_t offset = b * in.C * H * W + y0 * W + x0;
-    int64_t chosen = index[n];
-    chosen = chosen < 0 ? 0 : (chosen >= NC ? NC - 1 : chosen);  // never read out of bounds
-    source_target_grad<kMaxChannels>(sr + offset, H * W, W, in.image(b), chosen, y0, x0, in.C, in.K, target,
-                                     criterion, grad[n], dx + offset);
   }
 }
 
@@ -112,7 +100,7 @@ struct SampledInputs {
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& sr_in, const at::Tensor& hr,
+std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& sr_in, const at::Tensor& hr,
                                                              const at::Tensor& hr_half, const at::Tensor& thetas,
                                                              int64_t k, double gt_weight, c10::string_view target,
                                                              c10::string_view criterion) {
@@ -122,42 +110,18 @@ std::tuple<at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& s
   const at::Tensor& sr = in.sr;
   at::Tensor index = at::empty({sr.size(0), sr.size(2) / k, sr.size(3) / k}, sr.options().dtype(at::kLong));
   at::Tensor loss = at::empty(index.sizes(), sr.options().dtype(acc_scalar_type(sr.scalar_type())));
+  at::Tensor chosen = at::empty(sr.sizes(), loss.options());
   const int64_t N = index.numel();
-  if (N == 0) return {loss, index};
+  if (N == 0) return {loss, index, chosen};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_sampled_forward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
     GRAMGAN_LAUNCH(sampled_forward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
         sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), static_cast<acc_t>(gt_weight), t, c,
-        index.data_ptr<int64_t>(), loss.data_ptr<acc_t>());
+        index.data_ptr<int64_t>(), loss.data_ptr<acc_t>(), chosen.data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {loss, index};
-}
-
-at::Tensor texture_loss_sampled_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sr_in, const at::Tensor& hr,
-                                              const at::Tensor& hr_half, const at::Tensor& thetas,
-                                              const at::Tensor& index_in, int64_t k, c10::string_view target,
-                                              c10::string_view criterion) {
-  const c10::cuda::CUDAGuard guard(sr_in.device());
-  const SampledInputs in(sr_in, hr, hr_half, thetas, k);
-  check_backward_args(grad_in, index_in, sr_in, k);
-  const int t = parse_target(target), c = parse_criterion(criterion);
-  const at::Tensor& sr = in.sr;
-  const at::Tensor index = index_in.contiguous();
-  const at::Tensor grad = grad_in.to(acc_scalar_type(sr.scalar_type())).contiguous();
-  at::Tensor dx = at::empty_like(sr);
-  const int64_t N = index.numel();
-  if (N == 0) return dx;
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_sampled_backward_cuda", [&] {
-    using acc_t = acc_type_t<scalar_t>;
-    GRAMGAN_LAUNCH(sampled_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
-        grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), index.data_ptr<int64_t>(), t, c,
-        dx.data_ptr<scalar_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
-  return dx;
+  return {loss, index, chosen};
 }
 
 }  // namespace cuda

@@ -442,42 +442,21 @@ GRAMGAN_HD acc_t source_pixel_target_loss(const scalar_t* e, int64_t HW, int64_t
   return sum / acc_t(C * K * K);
 }
 
-// pixel_target_grad against candidate m's patch at (y0, x0) of a source; dx has e's strides.
-template <int NC, typename acc_t, typename scalar_t, typename Source>
-GRAMGAN_HD void source_pixel_target_grad(const scalar_t* e, int64_t HW, int64_t W, const Source& source, int64_t m,
-                                         int64_t y0, int64_t x0, int C, int K, acc_t g, int criterion,
-                                         scalar_t* dx) {
-  const acc_t scale = g / acc_t(C * K * K);
+// Writes candidate m's patch at (y0, x0) of a source into out (channel stride HW, row stride W, the
+// same patch position): the chosen patch that the sampled backward reads.
+template <int NC, typename acc_t, typename source_t>
+GRAMGAN_HD void write_source_patch(const SampledCandidates<acc_t, source_t>& source, int64_t m, int64_t y0,
+                                   int64_t x0, int C, int K, acc_t* out, int64_t HW, int64_t W) {
   for (int r = 0; r < K; ++r) {
     for (int s = 0; s < K; ++s) {
       acc_t v[NC];
       source.template pixel<NC>(m, y0 + r, x0 + s, v);
       GRAMGAN_UNROLL
       for (int ch = 0; ch < NC; ++ch) {
-        if (ch < C) {
-          const int64_t u = ch * HW + r * W + s;
-          dx[u] = static_cast<scalar_t>(scale * criterion_grad(static_cast<acc_t>(e[u]) - v[ch], criterion));
-        }
+        if (ch < C) out[ch * HW + (y0 + r) * W + x0 + s] = v[ch];
       }
     }
   }
-}
-
-// The gradient of one patch's texture loss (upstream g) against candidate m's patch at (y0, x0) of a
-// source, written into dx (e's strides HW, W): patch_target_grad with the candidate read from the source.
-template <int NC, typename Loops = PixelLoops<NC>, typename acc_t, typename scalar_t, typename Source>
-GRAMGAN_HD void source_target_grad(const scalar_t* e, int64_t HW, int64_t W, const Source& source, int64_t m,
-                                   int64_t y0, int64_t x0, int C, int K, int target, int criterion, acc_t g,
-                                   scalar_t* dx) {
-  if (target != kTargetGram) {
-    source_pixel_target_grad<NC>(e, HW, W, source, m, y0, x0, C, K, g, criterion, dx);
-    return;
-  }
-  acc_t ge[pair_count<NC>()], gc[pair_count<NC>()], D[NC][NC];
-  Loops::gram(e, HW, W, C, K, ge);
-  source_patch_gram<NC>(source, m, y0, x0, C, K, gc);
-  gram_target_grad_matrix<NC>(ge, gc, g, C, K, criterion, D);
-  Loops::apply(D, e, HW, W, C, K, dx);
 }
 
 // ---- texture mask -------------------------------------------------------------------------------------

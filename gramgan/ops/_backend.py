@@ -177,8 +177,7 @@ class LibraryBackend:
         criterion: str,
     ) -> torch.Tensor:
         sources = (hr.detach(), hr_half.detach(), thetas.detach())
-        loss, _ = self._ops.texture_loss_sampled(sr, *sources, k, gt_weight, target, criterion)
-        return loss
+        return self._ops.texture_loss_sampled(sr, *sources, k, gt_weight, target, criterion)[0]
 
     def downsample_half(self, x: torch.Tensor) -> torch.Tensor:
         return self._ops.downsample_half(x.detach())

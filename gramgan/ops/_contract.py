@@ -7,8 +7,11 @@ kernels, defined as ``triton_op`` with these schemas) and any further namespace,
 host emulation of the CUDA kernels, which needs nothing more than ``define_ops(namespace)`` and its
 kernels. The same op therefore has the same signature everywhere (see docs/ops.md).
 
-Autograd: gradients flow to ``sr`` / ``x`` only; the texture-loss backward recomputes from the saved
-selection index (never a copy of the patches), the masked pair's backward recomputes the mask of ``hr``.
+Autograd: gradients flow to ``sr`` / ``x`` only. The texture-loss backward recomputes from the saved
+selection index and the candidates it reads in place (never a copy of the stack); the sampled form's
+forward writes the one candidate patch each SR patch chose (an image of SR's size) and its backward is
+the local backward against that image, so no candidate is sampled twice. The masked pair's backward
+recomputes the mask of ``hr``.
 """
 
 from __future__ import annotations
@@ -44,14 +47,11 @@ SCHEMAS: dict[str, str] = {
     ),
     # The local texture loss with its candidates sampled in the kernel (docs/ops.md, "Sampled candidates"):
     # candidate 0 is hr, 1 the re-tiled hr_half (B, C, H/2, W/2), 2 + j the warp of hr by thetas[:, j]
-    # (B, J, 2, 3), bilinear, reflection padding, align_corners=False.
+    # (B, J, 2, 3), bilinear, reflection padding, align_corners=False. Also returns `chosen` (sr's shape, the
+    # accumulation dtype): every SR patch's chosen candidate patch, what the backward (the local one) reads.
     "texture_loss_sampled": (
         "(Tensor sr, Tensor hr, Tensor hr_half, Tensor thetas, int k, float gt_weight, str target, str criterion)"
-        " -> (Tensor loss, Tensor index)"
-    ),
-    "texture_loss_sampled_backward": (
-        "(Tensor grad, Tensor sr, Tensor hr, Tensor hr_half, Tensor thetas, Tensor index, int k, str target,"
-        " str criterion) -> Tensor"
+        " -> (Tensor loss, Tensor index, Tensor chosen)"
     ),
     # MATLAB's bicubic imresize(x, 0.5), antialiased (B, C, H/2, W/2), in the accumulation dtype; no gradient.
     "downsample_half": "(Tensor x) -> Tensor",
@@ -118,8 +118,10 @@ FAKES: dict[str, Callable] = {
     "texture_loss_global": _loss_and_index,
     "texture_loss_local_backward": lambda grad, sr, *_: _like(sr),
     "texture_loss_global_backward": lambda grad, sr, *_: _like(sr),
-    "texture_loss_sampled": lambda sr, _hr, _hr_half, _thetas, k, *_: _loss_and_index(sr, None, k),
-    "texture_loss_sampled_backward": lambda grad, sr, *_: _like(sr),
+    "texture_loss_sampled": lambda sr, _hr, _hr_half, _thetas, k, *_: (
+        *_loss_and_index(sr, None, k),
+        sr.new_empty(sr.shape, dtype=accumulation_dtype(sr.dtype)),
+    ),
     "downsample_half": lambda x: x.new_empty(
         (*x.shape[:2], x.shape[2] // 2, x.shape[3] // 2), dtype=accumulation_dtype(x.dtype)
     ),
@@ -148,9 +150,10 @@ def _texture_loss_setup(ctx, inputs, output) -> None:
 
 
 def _texture_loss_sampled_setup(ctx, inputs, output) -> None:
-    """Saves SR, the index and the sampling sources (hr, hr_half, thetas): the backward re-samples."""
-    sr, hr, hr_half, thetas, k, _gt_weight, target, criterion = inputs
-    ctx.save_for_backward(sr, output[1], hr, hr_half, thetas)
+    """Saves SR and the chosen candidate patches (one image of SR's size), not the sampling sources."""
+    sr, _hr, _hr_half, _thetas, k, _gt_weight, target, criterion = inputs
+    ctx.save_for_backward(sr, output[2])
+    ctx.mark_non_differentiable(output[2])
     ctx.args = (k, target, criterion)
 
 
@@ -182,11 +185,15 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
         no_grad_candidates = None if ctx.local else [None] * len(images)  # same structure as the input
         return grad_sr, no_grad_candidates, None, None, None, None
 
-    def texture_loss_sampled_grad(ctx, grad_loss, _grad_index):
-        sr, index, hr, hr_half, thetas = ctx.saved_tensors
+    def texture_loss_sampled_grad(ctx, grad_loss, _grad_index, _grad_chosen):
+        sr, chosen = ctx.saved_tensors
         grad_sr = None
-        if ctx.needs_input_grad[0]:
-            grad_sr = ops().texture_loss_sampled_backward(grad_loss, sr, hr, hr_half, thetas, index, *ctx.args)
+        if ctx.needs_input_grad[0]:  # the local backward against the one candidate each patch chose,
+            # in the accumulation dtype (as the forward compared them: float16 / bfloat16 SR is read as float32)
+            first = torch.zeros(patch_grid(sr, ctx.args[0]), dtype=torch.long, device=sr.device)
+            sr_acc = sr.to(chosen.dtype)
+            grad_sr = ops().texture_loss_local_backward(grad_loss, sr_acc, chosen.unsqueeze(1), first, *ctx.args)
+            grad_sr = grad_sr.to(sr.dtype)
         return grad_sr, None, None, None, None, None, None, None
 
     def mask_pair_grad(ctx, grad_sr_masked, _grad_hr_masked):

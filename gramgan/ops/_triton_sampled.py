@@ -1,6 +1,6 @@
 """Launchers of the ``gramgan_triton`` sampled texture loss (docs/ops.md, "Sampled candidates").
 
-The bodies of ``texture_loss_sampled`` and its backward, registered by ``gramgan.ops._triton``; the
+The body of ``texture_loss_sampled`` (its backward is the local one), registered by ``gramgan.ops._triton``; the
 kernels are ``gramgan.kernels.texture_loss_sampled``. Imports triton: ``_triton`` imports this module
 inside its guarded import block.
 """
@@ -8,7 +8,7 @@ inside its guarded import block.
 import torch
 from torch.library import wrap_triton
 
-from gramgan.kernels.texture_loss_sampled import sampled_bwd_kernel, sampled_select_kernel
+from gramgan.kernels.texture_loss_sampled import sampled_select_kernel
 from gramgan.ops._contract import accumulation_dtype, patch_grid
 from gramgan.ops._triton_launch import device_guard, patch_constexprs, patches_grid
 
@@ -41,36 +41,21 @@ def _sizes(sr: torch.Tensor, thetas: torch.Tensor, k: int) -> tuple[int, int, in
 def texture_loss_sampled(
     sr: torch.Tensor, hr: torch.Tensor, hr_half: torch.Tensor, thetas: torch.Tensor,
     k: int, gt_weight: float, target: str, criterion: str,
-) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Per-patch loss (accumulation dtype) and chosen index (int64), one launch."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Per-patch loss (accumulation dtype), chosen index (int64) and chosen patches (SR's shape, accumulation dtype), one launch."""
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
+    chosen = torch.empty(sr.shape, dtype=accumulation_dtype(sr.dtype), device=sr.device)
     sizes = _sizes(sr, thetas, k)
     with device_guard(sr):
         wrap_triton(sampled_select_kernel)[patches_grid(sizes[0])](
-            *_sources(sr, hr, hr_half, thetas), index, loss, *sizes, gt_weight,
+            *_sources(sr, hr, hr_half, thetas), index, loss, chosen, *chosen.stride(), *sizes, gt_weight,
             USE_GT=gt_weight != 0.0, TARGET_GRAM=target == "gram", L1=criterion == "l1", **patch_constexprs(sr, k),
         )  # fmt: skip
-    return loss, index
-
-
-def texture_loss_sampled_backward(
-    grad: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, hr_half: torch.Tensor, thetas: torch.Tensor,
-    index: torch.Tensor, k: int, target: str, criterion: str,
-) -> torch.Tensor:  # fmt: skip
-    """Gradient w.r.t. SR, re-sampling only the candidate ``index`` chose for each patch."""
-    dx = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
-    sizes = _sizes(sr, thetas, k)
-    with device_guard(sr):
-        wrap_triton(sampled_bwd_kernel)[patches_grid(sizes[0])](
-            *_sources(sr, hr, hr_half, thetas), index, grad.contiguous(), dx, *dx.stride(), *sizes,
-            TARGET_GRAM=target == "gram", L1=criterion == "l1", **patch_constexprs(sr, k),
-        )  # fmt: skip
-    return dx
+    return loss, index, chosen
 
 
 # The ops this module implements, for ``gramgan.ops._triton``'s registration.
 KERNELS = {
     "texture_loss_sampled": texture_loss_sampled,
-    "texture_loss_sampled_backward": texture_loss_sampled_backward,
 }

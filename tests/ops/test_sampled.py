@@ -130,20 +130,47 @@ def test_sampled_non_contiguous_inputs(backend, device, rng):
 
 @pytest.mark.parametrize("magnitude", MAGNITUDES)
 def test_sampled_candidate_pixels_are_the_materialised_ones(backend, device, rng, magnitude):
-    """Every candidate's pixels, read back through the backward with the index forced, are those of the
-    materialised stack (affine_grid + grid_sample) to float32 rounding of the sampling point."""
+    """Every candidate's pixels, as the op writes them out for the patches that chose it, are those of
+    the materialised stack (affine_grid + grid_sample) to float32 rounding of the sampling point. SR is
+    candidate m itself (with a different m on each row of patches), so that every candidate gets chosen."""
     namespace = library_ops(backend)
     if namespace is None:
         pytest.skip("the reference backend registers no op")
-    b, c, h, w, k, j = 2, 4, 16, 24, 4, 3
+    b, c, h, w, k, j = 2, 4, 32, 24, 4, 3
     _sr, hr, half, thetas = make_case(rng, (b, c, h, w, k, j), magnitude, device=device)
     expected = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), k)
-    zeros, ones = torch.zeros_like(hr), torch.ones((b, h // k, w // k), device=device)
-    for index in range(2 + j):
-        chosen = torch.full((b, h // k, w // k), index, dtype=torch.int64, device=device)
-        grad = namespace.texture_loss_sampled_backward(ones, zeros, hr, half, thetas, chosen, k, "pixel", "mse")
-        # The gradient of mean((sr - c)^2) at sr = 0 is -2c / (C k^2), exactly -c / 32 here.
-        torch.testing.assert_close(-32 * grad.cpu(), expected[:, index], rtol=0, atol=2e-5)
+    want = (torch.arange(h // k) % (2 + j)).view(1, -1, 1).expand(b, -1, w // k)
+    rows = want.repeat_interleave(k, 1).repeat_interleave(k, 2)[:, None, None].expand(b, 1, c, h, w)
+    sr = expected.gather(1, rows)[:, 0]
+    _loss, index, chosen = namespace.texture_loss_sampled(sr.to(device), hr, half, thetas, k, 0.0, "pixel", "mse")
+    assert torch.equal(index.cpu(), want)
+    torch.testing.assert_close(chosen.cpu(), sr, rtol=0, atol=2e-5)
+
+
+def test_sampled_chosen_is_the_selected_candidate(backend, device, rng):
+    """The op's third output is, patch by patch, the candidate its index names, in float32; the
+    backward reads it (not the sources): changing hr after the forward leaves the gradient as it was."""
+    namespace = library_ops(backend)
+    if namespace is None:
+        pytest.skip("the reference backend registers no op")
+    b, c, h, w, k, j = 2, 3, 16, 24, 4, 3
+    for dtype in (torch.float32, torch.float16):
+        sr, hr, half, thetas = make_case(rng, (b, c, h, w, k, j), 0.4, dtype=dtype, device=device)
+        _loss, index, chosen = namespace.texture_loss_sampled(sr, hr, half, thetas, k, 0.0, "gram", "mse")
+        candidates = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), k)
+        rows = index.cpu().repeat_interleave(k, 1).repeat_interleave(k, 2)[:, None, None].expand(b, 1, c, h, w)
+        assert chosen.dtype == torch.float32 and chosen.shape == sr.shape
+        torch.testing.assert_close(chosen.cpu(), candidates.gather(1, rows)[:, 0], rtol=0, atol=2e-5)
+    sr = sr.float().requires_grad_()
+    hr, half = hr.float(), half.float()
+    ops.gram_texture_loss_sampled(sr, hr, half, thetas, backend=backend).backward()
+    expected = sr.grad.clone()
+    sr.grad = None
+    loss = ops.gram_texture_loss_sampled(sr, hr, half, thetas, backend=backend)
+    hr.fill_(0.5)
+    half.fill_(0.5)
+    loss.backward()
+    torch.testing.assert_close(sr.grad, expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

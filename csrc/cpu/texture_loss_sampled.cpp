@@ -11,7 +11,8 @@
 // (sample_warp_rows_avx2) that performs the same operations, so both agree bit for bit with each other
 // and with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py). Where eight neighbouring
 // samples fall on eight consecutive pixels of one row (a gentle warp: 93 % of them at the paper's
-// magnitude) their neighbours are read with plain vector loads from the planar image.
+// magnitude) their neighbours are read with plain vector loads from the planar image; where they fall
+// within nine consecutive pixels (a step that skips or repeats one), the same loads are permuted.
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -134,6 +135,25 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
           v = _mm256_fmadd_ps(_mm256_loadu_ps(q + 1), ne, v);
           v = _mm256_fmadd_ps(_mm256_loadu_ps(q + W), sw, v);
           v = _mm256_fmadd_ps(_mm256_loadu_ps(q + W + 1), se, v);
+          _mm256_storeu_ps(out + c * K * W + r * W + x, v);
+        }
+        continue;
+      }
+      // Nearly as common: the neighbours lie within nine consecutive pixels of one row (the warp's scale
+      // is not 1, so one step skips or repeats a pixel). The same loads, then each lane takes its own
+      // pixel from them with a permute.
+      const __m256i offsets = _mm256_sub_epi32(x0, _mm256_set1_epi32(first_x));
+      const __m256i in_span = _mm256_cmpeq_epi32(_mm256_min_epu32(offsets, _mm256_set1_epi32(7)), offsets);
+      const __m256i same_row = _mm256_cmpeq_epi32(y0i, _mm256_set1_epi32(first_y));
+      if (first_x + 9 <= W &&
+          _mm256_movemask_epi8(_mm256_and_si256(_mm256_and_si256(in_span, same_row),
+                                                _mm256_and_si256(east, south))) == -1) {
+        const float* q = src.hr + int64_t{first_y} * W + first_x;
+        for (int c = 0; c < C; ++c, q += H * W) {
+          __m256 v = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(q), offsets), nw);
+          v = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(q + 1), offsets), ne, v);
+          v = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(q + W), offsets), sw, v);
+          v = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(q + W + 1), offsets), se, v);
           _mm256_storeu_ps(out + c * K * W + r * W + x, v);
         }
         continue;

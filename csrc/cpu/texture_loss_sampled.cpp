@@ -104,8 +104,7 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
   const __m256 half_w = _mm256_set1_ps(static_cast<float>(W) / 2.0f), half_h = _mm256_set1_ps(static_cast<float>(H) / 2.0f);
   const __m256 span_w = _mm256_set1_ps(static_cast<float>(W) * 2.0f), span_h = _mm256_set1_ps(static_cast<float>(H) * 2.0f);
   const __m256 last_w = _mm256_set1_ps(static_cast<float>(W - 1)), last_h = _mm256_set1_ps(static_cast<float>(H - 1));
-  const __m256i width = _mm256_set1_epi32(static_cast<int>(W)), height = _mm256_set1_epi32(static_cast<int>(H));
-  const __m256i ones = _mm256_set1_epi32(1), lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int r = 0; r < K; ++r) {
     const int64_t y = y0 + r;
     const float yn = src.ys[y];
@@ -119,16 +118,15 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
       const __m256 w = _mm256_sub_ps(ix, _mm256_cvtepi32_ps(x0)), n = _mm256_sub_ps(iy, _mm256_cvtepi32_ps(y0i));
       const __m256 e = _mm256_sub_ps(one, w), s = _mm256_sub_ps(one, n);
       const __m256 nw = _mm256_mul_ps(s, e), ne = _mm256_mul_ps(s, w), sw = _mm256_mul_ps(n, e), se = _mm256_mul_ps(n, w);
-      const __m256i east = _mm256_cmpgt_epi32(width, _mm256_add_epi32(x0, ones));
-      const __m256i south = _mm256_cmpgt_epi32(height, _mm256_add_epi32(y0i, ones));
       // The common case of a gentle warp: the eight pixels' north-west neighbours are eight consecutive
-      // pixels of one row, all four neighbours inside. Each channel's neighbours are then four plain
-      // loads from the planar image, and the blend below is the per-pixel one, lane by lane.
+      // pixels of one row, all four neighbours inside (the east ones are when first_x + 8 < W, the south
+      // ones when first_y + 1 < H). Each channel's neighbours are then four plain loads from the planar
+      // image, and the blend below is the per-pixel one, lane by lane.
       const int32_t first_x = _mm256_cvtsi256_si32(x0), first_y = _mm256_cvtsi256_si32(y0i);
-      const __m256i run = _mm256_and_si256(
-          _mm256_cmpeq_epi32(x0, _mm256_add_epi32(_mm256_set1_epi32(first_x), lanes)),
-          _mm256_cmpeq_epi32(y0i, _mm256_set1_epi32(first_y)));
-      if (_mm256_movemask_epi8(_mm256_and_si256(run, _mm256_and_si256(east, south))) == -1) {
+      const bool inside = first_x + 9 <= W && first_y + 1 < H;  // for the loads of both vector paths
+      const __m256i same_row = _mm256_cmpeq_epi32(y0i, _mm256_set1_epi32(first_y));
+      const __m256i run = _mm256_cmpeq_epi32(x0, _mm256_add_epi32(_mm256_set1_epi32(first_x), lanes));
+      if (inside && _mm256_movemask_epi8(_mm256_and_si256(run, same_row)) == -1) {
         const float* q = src.hr + int64_t{first_y} * W + first_x;
         for (int c = 0; c < C; ++c, q += H * W) {
           __m256 v = _mm256_mul_ps(_mm256_loadu_ps(q), nw);
@@ -144,10 +142,7 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
       // pixel from them with a permute.
       const __m256i offsets = _mm256_sub_epi32(x0, _mm256_set1_epi32(first_x));
       const __m256i in_span = _mm256_cmpeq_epi32(_mm256_min_epu32(offsets, _mm256_set1_epi32(7)), offsets);
-      const __m256i same_row = _mm256_cmpeq_epi32(y0i, _mm256_set1_epi32(first_y));
-      if (first_x + 9 <= W &&
-          _mm256_movemask_epi8(_mm256_and_si256(_mm256_and_si256(in_span, same_row),
-                                                _mm256_and_si256(east, south))) == -1) {
+      if (inside && _mm256_movemask_epi8(_mm256_and_si256(in_span, same_row)) == -1) {
         const float* q = src.hr + int64_t{first_y} * W + first_x;
         for (int c = 0; c < C; ++c, q += H * W) {
           __m256 v = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(q), offsets), nw);

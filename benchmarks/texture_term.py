@@ -9,7 +9,8 @@ At the paper's size (B = 8, 192 x 192, C = 3, K = 6 local candidates: J = 4 warp
    those bytes) once, timed the same way (goal <= 3x);
 2. the whole texture term as training runs it (``texture.texture_loss`` forward+backward: candidates
    sampled by the kernels, ``materialize=False``; the built stack, ``materialize=True``, for
-   comparison) against the fused loss of row 1 (goal <= 2x);
+   comparison) against the fused loss of row 1 (goal <= 2x); the forwards alone and the half-size
+   image are timed too, as a breakdown;
 3. the global search (``ops.gram_select``, scope global, M = 12,240 candidate patches per image:
    HR, HR down x2, HR down x4, 4 warps) against Beby-GAN's formulation in eager PyTorch on the same
    Gram vectors (Grams, then ||x||^2 + ||y||^2 - 2 x.y by bmm and argmin, per image; goal >= 5x), with a
@@ -145,6 +146,11 @@ def measure_local(m: Measurements, b: int, h: int, backend: str, device: torch.d
     for materialize in (False, True):
         name = f"texture term fwd+bwd ({'materialize' if materialize else 'sampled'})"
         m.time(name, fwd_bwd(lambda mat=materialize: texture.texture_loss(sr, hr, backend=backend, materialize=mat)))
+    # Breakdown (no goal): the forwards alone and the half-size image the sampled term starts from.
+    with torch.no_grad():
+        m.time("  fused loss forward", lambda: ops.gram_texture_loss(data, candidates, PATCH, backend=backend))
+        m.time("  texture term forward (sampled)", lambda: texture.texture_loss(data, hr, backend=backend))
+        m.time("  half-size image", lambda: ops.downsample_half(hr, backend=backend))
 
 
 def measure_global(m: Measurements, b: int, h: int, backend: str, device: torch.device) -> dict | None:

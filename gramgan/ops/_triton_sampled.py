@@ -1,7 +1,7 @@
 """Launchers of the ``gramgan_triton`` sampled texture loss (docs/ops.md, "Sampled candidates").
 
-The body of ``texture_loss_sampled`` (its backward is the local one), registered by ``gramgan.ops._triton``; the
-kernels are ``gramgan.kernels.texture_loss_sampled``. Imports triton: ``_triton`` imports this module
+The body of ``texture_loss_sampled`` (its backward is the local one), registered by ``gramgan.ops._triton``;
+the kernels are ``gramgan.kernels.texture_loss_sampled``. Imports triton: ``_triton`` imports this module
 inside its guarded import block.
 """
 
@@ -42,7 +42,10 @@ def texture_loss_sampled(
     sr: torch.Tensor, hr: torch.Tensor, hr_half: torch.Tensor, thetas: torch.Tensor,
     k: int, gt_weight: float, target: str, criterion: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Per-patch loss (accumulation dtype), chosen index (int64) and chosen patches (SR's shape, accumulation dtype), one launch."""
+    """Per-patch loss and chosen index (int64), and the chosen patches (SR's shape); one launch.
+
+    Loss and chosen patches are in the accumulation dtype.
+    """
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
     chosen = torch.empty(sr.shape, dtype=accumulation_dtype(sr.dtype), device=sr.device)

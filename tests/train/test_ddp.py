@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -92,11 +93,18 @@ def _gan_steps_on_rank(rank: int, world_size: int, init_file: str, steps: int) -
         gathered = [torch.empty_like(stats) for _ in range(world_size)]
         dist.all_gather(gathered, stats)
         assert not torch.equal(gathered[0], gathered[1]), "every rank saw the same batches"
-        # Both ranks are done before either tears its gloo connections down (otherwise the one still
-        # finishing its all_gather can abort with "terminate called without an active exception").
+        # Both ranks are done before either leaves (otherwise the one still finishing its all_gather can
+        # abort with "terminate called without an active exception").
         dist.barrier()
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # Done: leave at once, without tearing gloo down. Its teardown (destroy_process_group, or the
+    # interpreter's exit) still aborts now and then with that message on torch 2.11 after both ranks are
+    # through the barrier; nothing is left to say to the other rank, and the exit code is what spawn reads.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def test_gan_step_discriminator_passes_keep_ranks_identical(tmp_path):

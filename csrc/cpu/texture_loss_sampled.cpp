@@ -90,7 +90,7 @@ __attribute__((target("avx2,fma"))) inline __m256 grid_source_avx2(__m256 g, __m
 }
 
 // The warp sampling of sample_strip for float32 with AVX2 and FMA, for the CPUs that have them
-// (has_avx2_fma): the sample positions of eight pixels at a time, then their neighbours read with vector
+// (lanes::use_avx2): the sample positions of eight pixels at a time, then their neighbours read with vector
 // loads from the planar image where they are eight consecutive pixels of a row, else pixel by pixel (no
 // gathers). It performs the very operations of the shared scalar code in the same order: products are
 // rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp so that no multiply-add
@@ -179,11 +179,6 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
   }
 }
 
-// Whether this CPU runs sample_warp_rows_avx2.
-bool has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
 #endif
 
 // Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); scratch holds
@@ -221,10 +216,11 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
 }
 
 // Whether the warps of this call are sampled by sample_warp_rows_avx2 (float32 on a CPU with AVX2 and
-// FMA, images small enough for its 32-bit pixel offsets), else by the scalar code.
+// FMA unless GRAMGAN_CPU_SIMD=generic, images small enough for its 32-bit pixel offsets), else by the
+// scalar code.
 bool use_vector_sampler(const SampledInputs& in) {
 #ifdef GRAMGAN_SAMPLED_AVX2
-  return in.J > 0 && in.sr.scalar_type() == at::kFloat && has_avx2_fma() && in.H * in.W < (int64_t{1} << 31);
+  return in.J > 0 && in.sr.scalar_type() == at::kFloat && lanes::use_avx2() && in.H * in.W < (int64_t{1} << 31);
 #else
   return false;
 #endif

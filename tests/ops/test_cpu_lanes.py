@@ -156,7 +156,10 @@ levels = [torch.rand(2, 3, 12, 44, generator=g), torch.rand(2, 3, 8, 20, generat
 loss = ops.gram_texture_loss(sr, cand, 4, "local", 0.5, "gram", "mse", "none", backend="cpu")
 (grad,) = torch.autograd.grad(loss.sum(), sr)
 index = ops.gram_select(sr.detach(), levels, 4, scope="global", gt_weight=1.0, backend="cpu")
-torch.save({"loss": loss.detach(), "grad": grad, "index": index}, sys.argv[1])
+hr, half = torch.rand(2, 3, 16, 44, generator=g), torch.rand(2, 3, 8, 22, generator=g)
+thetas = torch.eye(2, 3) + 0.2 * torch.rand(2, 3, 2, 3, generator=g)
+sampled = torch.ops.gramgan.texture_loss_sampled(hr + 0.1, hr, half, thetas, 2, 0.0, "gram", "mse")
+torch.save({"loss": loss.detach(), "grad": grad, "index": index, "sampled": sampled}, sys.argv[1])
 """
 
 
@@ -171,10 +174,14 @@ def _run_baseline_script(path, simd: str | None) -> dict:
 
 def test_baseline_build_agrees_with_the_default_one(tmp_path):
     """GRAMGAN_CPU_SIMD=generic runs the kernels compiled for the baseline target (what a CPU without
-    AVX2 runs): same selections, losses and gradients up to rounding."""
+    AVX2 runs): same selections, losses and gradients up to rounding, and the same warped samples to the
+    bit (the vector sampler repeats the scalar one's operations)."""
     default = _run_baseline_script(tmp_path / "default.pt", None)
     generic = _run_baseline_script(tmp_path / "generic.pt", "generic")
     assert torch.equal(default["index"], generic["index"])
     torch.testing.assert_close(default["loss"], generic["loss"], rtol=1e-5, atol=1e-8)
     scale = default["grad"].abs().max().item()  # entries that cancel differ by rounding of the largest
     torch.testing.assert_close(default["grad"], generic["grad"], rtol=1e-5, atol=1e-5 * scale)
+    (loss, index, chosen), (loss_generic, index_generic, chosen_generic) = default["sampled"], generic["sampled"]
+    assert torch.equal(index, index_generic) and torch.equal(chosen, chosen_generic)
+    torch.testing.assert_close(loss, loss_generic, rtol=1e-5, atol=1e-8)

@@ -5,7 +5,7 @@
 // sources (hr, the re-tiled half-size image, or hr sampled through the warp) into that candidate's Gram,
 // keeps the running argmin, writes the index, the chosen candidate's patch into `chosen` (an image of SR's
 // shape, what the backward reads: the local backward against that one image) and the loss (the pixel
-// target compares with the chosen patch as sampled). The sampling and per-patch arithmetic are the
+// target compares with the chosen patch as written). The sampling and per-patch arithmetic are the
 // shared code of csrc/include/gramgan_patch.h (also what the CPU kernels call). Every output element is
 // written by exactly one thread: results are deterministic.
 #include <tuple>
@@ -65,11 +65,11 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
       }
     }
     index[n] = chosen;
-    write_source_patch<kMaxChannels>(source, chosen, y0, x0, in.C, in.K, chosen_out + b * in.C * H * W, H * W, W);
+    acc_t* out = chosen_out + b * in.C * H * W;
+    write_source_patch<kMaxChannels>(source, chosen, y0, x0, in.C, in.K, out, H * W, W);
     loss[n] = target == kTargetGram
                   ? gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, in.C, criterion)
-                  : source_pixel_target_loss<kMaxChannels, acc_t>(e, H * W, W, source, chosen, y0, x0, in.C, in.K,
-                                                                  criterion);
+                  : pixel_target_loss<acc_t>(e, H * W, W, out + y0 * W + x0, H * W, W, in.C, in.K, criterion);
   }
 }
 

@@ -159,15 +159,16 @@ GRAMGAN_HD T gram_target_loss(const T* ge, int64_t e_stride, const T* gc, int64_
 }
 
 // Mean over a patch's C K^2 values of criterion(e - c); e and c point at the patches' top-left pixels
-// of channel 0 in images with channel strides e_HW, c_HW and row strides e_W, c_W.
-template <typename acc_t, typename scalar_t>
-GRAMGAN_HD acc_t pixel_target_loss(const scalar_t* e, int64_t e_HW, int64_t e_W, const scalar_t* c, int64_t c_HW,
-                                   int64_t c_W, int C, int K, int criterion) {
+// of channel 0 in images with channel strides e_HW, c_HW and row strides e_W, c_W (c may be stored in
+// another type than e, e.g. the accumulation type).
+template <typename acc_t, typename e_t, typename c_t>
+GRAMGAN_HD acc_t pixel_target_loss(const e_t* e, int64_t e_HW, int64_t e_W, const c_t* c, int64_t c_HW, int64_t c_W,
+                                   int C, int K, int criterion) {
   acc_t sum = acc_t(0);
   for (int ch = 0; ch < C; ++ch) {
     for (int r = 0; r < K; ++r) {
-      const scalar_t* er = e + ch * e_HW + r * e_W;
-      const scalar_t* cr = c + ch * c_HW + r * c_W;
+      const e_t* er = e + ch * e_HW + r * e_W;
+      const c_t* cr = c + ch * c_HW + r * c_W;
       for (int s = 0; s < K; ++s) {
         sum += criterion_value(static_cast<acc_t>(er[s]) - static_cast<acc_t>(cr[s]), criterion);
       }
@@ -422,24 +423,6 @@ struct SourcePatch {
 template <int NC, typename acc_t, typename Source>
 GRAMGAN_HD void source_patch_gram(const Source& source, int64_t m, int64_t y0, int64_t x0, int C, int K, acc_t* G) {
   gram_of_pixels<NC>(SourcePatch<Source>{source, m, y0, x0}, C, K, G);
-}
-
-// pixel_target_loss against candidate m's patch at (y0, x0) of a source (e: the SR patch, strides HW, W).
-template <int NC, typename acc_t, typename scalar_t, typename Source>
-GRAMGAN_HD acc_t source_pixel_target_loss(const scalar_t* e, int64_t HW, int64_t W, const Source& source, int64_t m,
-                                          int64_t y0, int64_t x0, int C, int K, int criterion) {
-  acc_t sum = acc_t(0);
-  for (int r = 0; r < K; ++r) {
-    for (int s = 0; s < K; ++s) {
-      acc_t v[NC];
-      source.template pixel<NC>(m, y0 + r, x0 + s, v);
-      GRAMGAN_UNROLL
-      for (int ch = 0; ch < NC; ++ch) {
-        if (ch < C) sum += criterion_value(static_cast<acc_t>(e[ch * HW + r * W + s]) - v[ch], criterion);
-      }
-    }
-  }
-  return sum / acc_t(C * K * K);
 }
 
 // Writes candidate m's patch at (y0, x0) of a source into out (channel stride HW, row stride W, the

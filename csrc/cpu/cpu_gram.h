@@ -102,6 +102,23 @@ struct RowLoops {
   }
 };
 
+// Folds one candidate's Grams gc into the running argmin of n patches (ge, gg, gc, g_best in pairs
+// layout with stride n), with the shared selection score and rule (gramgan_patch.h).
+template <typename T, int C>
+inline void update_local_selection(const T* ge, const T* gg, const T* gc, int64_t n, T beta, int32_t candidate, T* score,
+                            T* best, int32_t* index, T* g_best) {
+  constexpr int P = pair_count<C>();
+  for (int64_t j = 0; j < n; ++j) score[j] = selection_score<C>(ge + j, gg + j, n, gc + j, n, beta);
+  for (int64_t j = 0; j < n; ++j) {
+    const T key = selection_key(score[j]);
+    if (improves(key, best[j], candidate == 0)) {
+      best[j] = key;
+      index[j] = candidate;
+      for (int q = 0; q < P; ++q) g_best[q * n + j] = gc[q * n + j];
+    }
+  }
+}
+
 // Runs f(n, b, i, j) for every patch (b, i, j) of a (B, Hp, Wp) grid, n = (b * Hp + i) * Wp + j its flat
 // index; threads split the patch-rows.
 template <typename F>

@@ -11,6 +11,7 @@
 // the baseline x86-64 / other targets (see run_simd); GRAMGAN_CPU_SIMD=generic forces the baseline.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -246,17 +247,17 @@ inline void strip_gram(const Strip& s, int valid, float* scratch, F8* G) {
   strip_gram<K, C>(valid == kLanes ? s : pad_strip<K, C>(s, valid, scratch), G);
 }
 
-// sum over the full C x C matrices of criterion(A - B), from pairs (lanes = patches): the diagonal and
-// the (doubled) off-diagonal terms are summed apart, then added.
-template <int C>
-inline F8 pair_criterion_sum(const F8* A, const F8* B, int criterion) {
+// sum over the full C x C matrices of criterion(A - B), from pairs (lanes = patches), B's pair q read as
+// pair_of(q): the diagonal and the (doubled) off-diagonal terms are summed apart, then added.
+template <int C, typename PairOf>
+inline F8 pair_criterion_sum_of(const F8* A, const PairOf& pair_of, int criterion) {
   F8 diagonal = F8{}, off = F8{};
   int q = 0;
   GRAMGAN_LANES_UNROLL
   for (int a = 0; a < C; ++a) {
     GRAMGAN_LANES_UNROLL
     for (int b = a; b < C; ++b, ++q) {
-      const F8 d = A[q] - B[q];
+      const F8 d = A[q] - pair_of(q);
       const F8 v = criterion == kCriterionMse ? d * d : (d < F8{} ? -d : d);
       if (a == b) {
         diagonal += v;
@@ -268,24 +269,16 @@ inline F8 pair_criterion_sum(const F8* A, const F8* B, int criterion) {
   return diagonal + splat(2.0f) * off;
 }
 
+// pair_criterion_sum_of with B's pairs as F8 values.
+template <int C>
+inline F8 pair_criterion_sum(const F8* A, const F8* B, int criterion) {
+  return pair_criterion_sum_of<C>(A, [B](int q) { return B[q]; }, criterion);
+}
+
 // ||A - B||_F^2 with A broadcast (one candidate) and B in lanes (8 queries at b, pair stride b_stride).
 template <int C>
 inline F8 frobenius2_broadcast(const F8* A, const float* B, int64_t b_stride) {
-  F8 diagonal = F8{}, off = F8{};
-  int q = 0;
-  GRAMGAN_LANES_UNROLL
-  for (int a = 0; a < C; ++a) {
-    GRAMGAN_LANES_UNROLL
-    for (int b = a; b < C; ++b, ++q) {
-      const F8 d = A[q] - load8(B + q * b_stride);
-      if (a == b) {
-        diagonal += d * d;
-      } else {
-        off += d * d;
-      }
-    }
-  }
-  return diagonal + splat(2.0f) * off;
+  return pair_criterion_sum_of<C>(A, [B, b_stride](int q) { return load8(B + q * b_stride); }, kCriterionMse);
 }
 
 // The selection key of the running argmin, cheaper than selection_key and equivalent under `<` against
@@ -308,6 +301,30 @@ struct RunningMin {
     best = better ? key : best;
     index = better ? splat_int(candidate) : index;
     return better;
+  }
+};
+
+// The local forward's running selection of one strip (lanes = patches), fed one candidate at a time:
+// the score ||Ge - Gc||^2 (+ beta ||Gg - Gc||^2, Gg the ground truth's Grams, which candidate 0 sets)
+// goes into the running argmin, and with gram_loss the loss criterion(Ge - Gc) is kept where the
+// candidate is selected (candidate 0's always: it stays selected when every score is NaN).
+template <int C>
+struct StripSelection {
+  RunningMin run;
+  F8 gg[pair_count<C>()];
+  F8 loss = F8{};
+
+  void add(const F8* ge, const F8* gc, int32_t m, float beta, bool gram_loss, int criterion) {
+    F8 score = pair_criterion_sum<C>(ge, gc, kCriterionMse);
+    if (beta != 0.0f) {
+      if (m == 0) std::copy(gc, gc + pair_count<C>(), gg);
+      score += splat(beta) * pair_criterion_sum<C>(gg, gc, kCriterionMse);
+    }
+    const I8 better = run.update(score, m);
+    if (!gram_loss) return;
+    // Without the ground-truth term the mse loss is the score itself.
+    const F8 l = criterion == kCriterionMse && beta == 0.0f ? score : pair_criterion_sum<C>(ge, gc, criterion);
+    loss = (m == 0 || better) ? l : loss;
   }
 };
 

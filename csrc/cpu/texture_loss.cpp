@@ -26,23 +26,6 @@ namespace gramgan {
 namespace cpu {
 namespace {
 
-// Folds one candidate's Grams gc into the running argmin of n patches (ge, gg, gc, g_best in pairs
-// layout with stride n), with the shared selection score and rule (gramgan_patch.h).
-template <typename T, int C>
-void update_local_selection(const T* ge, const T* gg, const T* gc, int64_t n, T beta, int32_t candidate, T* score,
-                            T* best, int32_t* index, T* g_best) {
-  constexpr int P = pair_count<C>();
-  for (int64_t j = 0; j < n; ++j) score[j] = selection_score<C>(ge + j, gg + j, n, gc + j, n, beta);
-  for (int64_t j = 0; j < n; ++j) {
-    const T key = selection_key(score[j]);
-    if (improves(key, best[j], candidate == 0)) {
-      best[j] = key;
-      index[j] = candidate;
-      for (int q = 0; q < P; ++q) g_best[q * n + j] = gc[q * n + j];
-    }
-  }
-}
-
 // Image rows per task of the local forward: each task streams a band of this many rows of every
 // candidate image in turn (long contiguous reads the hardware prefetcher follows), keeping the
 // running selection of the band's patches in cache.
@@ -217,7 +200,6 @@ void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt
 // ---- float32: eight patches per SIMD value (cpu_lanes.h) ------------------------------------------
 
 using lanes::F8;
-using lanes::I8;
 using lanes::kLanes;
 using lanes::OutStrip;
 using lanes::Strip;
@@ -251,12 +233,10 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
   int64_t* ip = index.data_ptr<int64_t>();
   float* lp = loss ? loss->data_ptr<float>() : nullptr;
   const float beta = static_cast<float>(gt_weight);
-  const bool with_gt = beta != 0.0f;
   const bool gram_loss = lp != nullptr && target == kTargetGram;
-  const bool score_is_loss = criterion == kCriterionMse && !with_gt;  // then both are frobenius2(ge, gc)
   at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
-    lanes::LaneBuffer<F8> ge(strips * P), gg(with_gt ? strips * P : 0), loss_best(strips);
-    lanes::LaneBuffer<lanes::RunningMin> runs(strips);
+    lanes::LaneBuffer<F8> ge(strips * P);
+    lanes::LaneBuffer<lanes::StripSelection<C>> selections(strips);
     alignas(32) float scratch[lanes::strip_floats<K, C>()];
     lanes::run_simd([&] {
       for (int64_t t = begin; t < end; ++t) {
@@ -267,7 +247,7 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
         };
         for (int64_t u = 0; u < n_strips; ++u) {
           lanes::strip_gram<K, C>(strip_of(sp + b * CHW, u), strip_valid(Wp, u % groups), scratch, &ge[u * P]);
-          runs[u] = lanes::RunningMin{};
+          selections[u] = lanes::StripSelection<C>{};
         }
         for (int64_t n = 0; n < NC; ++n) {
           const float* image = cp + (b * NC + n) * CHW;
@@ -275,27 +255,17 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
             F8 gc[P];
             lanes::prefetch_strip<K, C>(strip_of(image, u), kPrefetchStrips);
             lanes::strip_gram<K, C>(strip_of(image, u), strip_valid(Wp, u % groups), scratch, gc);
-            F8 score = lanes::pair_criterion_sum<C>(&ge[u * P], gc, kCriterionMse);
-            if (with_gt) {
-              if (n == 0) std::copy(gc, gc + P, &gg[u * P]);
-              score += lanes::splat(beta) * lanes::pair_criterion_sum<C>(&gg[u * P], gc, kCriterionMse);
-            }
-            const I8 better = runs[u].update(score, static_cast<int32_t>(n));
-            if (!gram_loss) continue;
-            // The loss against this candidate (the score itself for mse without the ground-truth term),
-            // kept where it is selected; the first candidate's always (it stays selected if all are NaN).
-            const F8 l = score_is_loss ? score : lanes::pair_criterion_sum<C>(&ge[u * P], gc, criterion);
-            loss_best[u] = (n == 0 || better) ? l : loss_best[u];
+            selections[u].add(&ge[u * P], gc, static_cast<int32_t>(n), beta, gram_loss, criterion);
           }
         }
         for (int64_t u = 0; u < n_strips; ++u) {
           const int64_t i = i0 + u / groups, g = u % groups;
           const int valid = strip_valid(Wp, g);
           const int64_t u0 = (b * Hp + i) * Wp + g * kLanes;  // flat index of the strip's first patch
-          store_lanes(ip + u0, runs[u].index, valid);
+          store_lanes(ip + u0, selections[u].run.index, valid);
           if (lp == nullptr) continue;
           if (gram_loss) {
-            store_lanes(lp + u0, loss_best[u] / lanes::splat(C * C), valid);
+            store_lanes(lp + u0, selections[u].loss / lanes::splat(C * C), valid);
             continue;
           }
           for (int p = 0; p < valid; ++p) {

@@ -181,10 +181,25 @@ __attribute__((target("avx2,fma"))) void sample_warp_rows_avx2(const SampledCand
 
 #endif
 
-// Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); scratch holds
-// 2 W values; vector_sampler picks sample_warp_rows_avx2 for the warps (use_vector_sampler), else the scalar code.
+// x * theta[0] and x * theta[3] of every column's normalised x and every warp of one image, (J, 2, W): the
+// products sample_warp_rows_avx2 adds to, the same for every row of the image.
+template <typename T>
+void warp_column_products(const SampledCandidates<T, T>& src, int64_t J, T* out) {
+  for (int64_t w = 0; w < J; ++w, out += 2 * src.W) {
+    const T* theta = src.thetas + w * 6;
+    for (int64_t x = 0; x < src.W; ++x) {
+      out[x] = src.xs[x] * theta[0];
+      out[src.W + x] = src.xs[x] * theta[3];
+    }
+  }
+}
+
+// Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); products are
+// the image's warp_column_products; vector_sampler picks sample_warp_rows_avx2 for the warps
+// (use_vector_sampler), else the scalar code.
 template <typename T, int K, int C>
-void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, T* scratch, bool vector_sampler) {
+void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, const T* products,
+                  bool vector_sampler) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
   for (int c = 0; c < C; ++c) {
@@ -202,11 +217,7 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
 #ifdef GRAMGAN_SAMPLED_AVX2
     if constexpr (std::is_same_v<T, float>) {
       if (vector_sampler) {
-        for (int64_t x = 0; x < W; ++x) {
-          scratch[x] = src.xs[x] * theta[0];
-          scratch[W + x] = src.xs[x] * theta[3];
-        }
-        sample_warp_rows_avx2(src, theta, scratch, scratch + W, C, K, y0, warped);
+        sample_warp_rows_avx2(src, theta, products + 2 * w * W, products + (2 * w + 1) * W, C, K, y0, warped);
         continue;
       }
     }
@@ -240,23 +251,6 @@ void write_chosen_row(const T* strip, int64_t stride, const int64_t* index, int6
   }
 }
 
-// The running argmin over the candidates of the n patches of a strip: ge (SR Grams) and grams (candidate
-// m's at grams + m * P * n) in pairs layout with stride n; the loop over patches is the one that vectorises.
-template <typename T, int C>
-void select_in_strip(const T* ge, const T* grams, int64_t candidates, int64_t n, T beta, T* best, int32_t* index) {
-  constexpr int P = pair_count<C>();
-  for (int64_t m = 0; m < candidates; ++m) {
-    const T* gc = grams + m * P * n;
-    const int32_t mi = static_cast<int32_t>(m);
-    for (int64_t j = 0; j < n; ++j) {
-      const T key = selection_key(selection_score<C>(ge + j, grams + j, n, gc + j, n, beta));
-      const bool better = improves(key, best[j], m == 0);
-      best[j] = better ? key : best[j];
-      index[j] = better ? mi : index[j];
-    }
-  }
-}
-
 // Outputs of the forward: per-patch index and loss, and the chosen patches (an image like sr).
 struct SampledOutputs {
   at::Tensor index, loss, chosen;
@@ -276,20 +270,29 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
   const T beta = static_cast<T>(gt_weight);
   const bool vector_sampler = use_vector_sampler(in);
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> strip(NC * stride), grams(NC * P * Wp), ge(P * Wp), best(Wp);
-    std::vector<T> scratch(2 * W);
+    std::vector<T> strip(NC * stride), ge(P * Wp), gg(P * Wp), gc(P * Wp), g_best(P * Wp), score(Wp), best(Wp);
+    std::vector<T> products(2 * in.J * W);
     std::vector<int32_t> idx(Wp);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
-      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), scratch.data(), vector_sampler);
+      if (vector_sampler && (t == begin || i == 0)) warp_column_products(in.image<T>(b, K), in.J, products.data());
+      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), products.data(), vector_sampler);
       row_grams<T, K, C>(sp + b * C * HW, H, W, i, ge.data(), Wp, 1);
-      for (int64_t m = 0; m < NC; ++m) row_grams<T, K, C>(strip.data() + m * stride, K, W, 0, grams.data() + m * P * Wp, Wp, 1);
-      select_in_strip<T, C>(ge.data(), grams.data(), NC, Wp, beta, best.data(), idx.data());
+      row_grams<T, K, C>(strip.data(), K, W, 0, gg.data(), Wp, 1);  // candidate 0, hr: the ground truth
+      for (int64_t m = 0; m < NC; ++m) {
+        const T* g_m = gg.data();
+        if (m > 0) {
+          row_grams<T, K, C>(strip.data() + m * stride, K, W, 0, gc.data(), Wp, 1);
+          g_m = gc.data();
+        }
+        update_local_selection<T, C>(ge.data(), gg.data(), g_m, Wp, beta, static_cast<int32_t>(m), score.data(),
+                                     best.data(), idx.data(), g_best.data());
+      }
       for (int64_t j = 0; j < Wp; ++j) ip[t * Wp + j] = idx[j];
       write_chosen_row<T, K, C>(strip.data(), stride, ip + t * Wp, Wp, W, HW, cp + row);
       for (int64_t j = 0; j < Wp; ++j) {
         lp[t * Wp + j] = target == kTargetGram
-                             ? gram_target_loss<C>(ge.data() + j, Wp, grams.data() + idx[j] * P * Wp + j, Wp, C, criterion)
+                             ? gram_target_loss<C>(ge.data() + j, Wp, g_best.data() + j, Wp, C, criterion)
                              : pixel_target_loss<T>(sp + row + j * K, HW, W, cp + row + j * K, HW, W, C, K, criterion);
       }
     }
@@ -313,36 +316,29 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
   float* lp = out.loss.data_ptr<float>();
   float* cp = out.chosen.data_ptr<float>();
   const float beta = static_cast<float>(gt_weight);
-  const bool with_gt = beta != 0.0f, gram_loss = target == kTargetGram;
-  const bool score_is_loss = criterion == kCriterionMse && !with_gt;  // then both are frobenius2(ge, gc)
+  const bool gram_loss = target == kTargetGram;
   const bool vector_sampler = use_vector_sampler(in);
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> strip(NC * stride), scratch(2 * W);
+    std::vector<float> strip(NC * stride), products(2 * in.J * W);
     alignas(32) float pad[lanes::strip_floats<K, C>()];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
-      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip.data(), scratch.data(), vector_sampler);
+      if (vector_sampler && (t == begin || i == 0)) {  // a new image
+        warp_column_products(in.image<float>(b, K), in.J, products.data());
+      }
+      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip.data(), products.data(), vector_sampler);
       lanes::run_simd([&] {
         for (int64_t g = 0; g < groups; ++g) {
           const int valid = lanes::strip_valid(Wp, g);
-          F8 ge[P], gg[P], gc[P];
+          F8 ge[P], gc[P];
           lanes::strip_gram<K, C>(Strip{sp + row + g * kLanes * K, HW, W}, valid, pad, ge);
-          lanes::RunningMin run;
-          F8 loss_best = F8{};
+          lanes::StripSelection<C> selection;
           for (int64_t m = 0; m < NC; ++m) {
             lanes::strip_gram<K, C>(Strip{strip.data() + m * stride + g * kLanes * K, plane, W}, valid, pad, gc);
-            F8 score = lanes::pair_criterion_sum<C>(ge, gc, kCriterionMse);
-            if (with_gt) {
-              if (m == 0) std::copy(gc, gc + P, gg);
-              score += lanes::splat(beta) * lanes::pair_criterion_sum<C>(gg, gc, kCriterionMse);
-            }
-            const lanes::I8 better = run.update(score, static_cast<int32_t>(m));
-            if (!gram_loss) continue;
-            const F8 l = score_is_loss ? score : lanes::pair_criterion_sum<C>(ge, gc, criterion);
-            loss_best = (m == 0 || better) ? l : loss_best;
+            selection.add(ge, gc, static_cast<int32_t>(m), beta, gram_loss, criterion);
           }
-          lanes::store_lanes(ip + t * Wp + g * kLanes, run.index, valid);
-          if (gram_loss) lanes::store_lanes(lp + t * Wp + g * kLanes, loss_best / lanes::splat(C * C), valid);
+          lanes::store_lanes(ip + t * Wp + g * kLanes, selection.run.index, valid);
+          if (gram_loss) lanes::store_lanes(lp + t * Wp + g * kLanes, selection.loss / lanes::splat(C * C), valid);
         }
       });
       write_chosen_row<float, K, C>(strip.data(), stride, ip + t * Wp, Wp, W, HW, cp + row);

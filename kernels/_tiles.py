@@ -124,8 +124,10 @@ def store_gram_input_grad(
 def pixel_criterion_sum(
     e_ptr, e_base, e_pix, e_sc, c_ptr, c_base, c_pix, c_sc, active,
     C: tl.constexpr, L1: tl.constexpr, F64: tl.constexpr, BLOCK_P: tl.constexpr,
+    res_at, res_sc, STORE: tl.constexpr,
 ):  # fmt: skip
-    """``sum`` over channels and pixels of ``criterion(e - c)`` for patch pairs: ``[BP]``."""
+    """``sum`` over channels and pixels of ``criterion(e - c)`` for patch pairs: ``[BP]``; with ``STORE``
+    each ``e - c`` is also stored at ``res_at + channel * res_sc`` (``[BP, k*k]`` pointers)."""
     e_at = e_ptr + e_base[:, None] + e_pix
     c_at = c_ptr + c_base[:, None] + c_pix
     m = active[:, None]
@@ -133,6 +135,8 @@ def pixel_criterion_sum(
     for ch in tl.static_range(C):
         e = tl.load(e_at + ch * e_sc, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
         d = e - tl.load(c_at + ch * c_sc, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
+        if STORE:
+            tl.store(res_at + ch * res_sc, d, mask=m)
         if L1:
             total += tl.sum(tl.abs(d), axis=1)
         else:

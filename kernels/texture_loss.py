@@ -5,11 +5,14 @@ second term only when ``gt_weight != 0``, as the reference does), NaN scores cou
 ``<`` of a scan in index order sends ties to the lowest index, and an all-NaN patch keeps index 0.
 
 * local: ``local_select_kernel`` is the whole forward in one launch (Grams of the SR patch and of each
-  candidate, score, running argmin, loss); it never stores a Gram or a patch copy.
+  candidate, score, running argmin, loss, and the residual against the chosen candidate: ``G(e) - G(c*)``
+  as ``(B, C*C, H/k * W/k)``, or ``e - c*`` as an image, for the pixel target).
 * global: the candidates' Grams are written once to a (B, M, C*C) bank (``kernels.gram``), then
   ``global_select_kernel`` keeps a running argmin over tiles of bank rows, never a score matrix; the
   pixel target's loss is ``loss_at_index_kernel``, once per candidate image.
-* backward: ``texture_bwd_kernel`` recomputes the chosen candidate's Gram or pixels from the saved index.
+* backward: ``residual_bwd_kernel`` (local and sampled scope) reads SR and the residual only;
+  ``texture_bwd_kernel`` (global scope) recomputes the chosen candidate's Gram or pixels from the saved
+  index.
 """
 
 from __future__ import annotations
@@ -28,6 +31,24 @@ from ._tiles import (
     store_gram_input_grad,
     store_pixel_grad,
 )
+
+
+@triton.jit
+def gram_residual_at(res_ptr, b, n, n_per_image, active, C: tl.constexpr, CC_P: tl.constexpr):
+    """Pointers ``[BP, CC_P]`` to the Gram residual entries of patches ``n`` of images ``b``
+    (``(B, C*C, N)`` layout: entry ``q`` of a patch ``N`` floats after entry ``q - 1``) and their mask."""
+    q = tl.arange(0, CC_P)
+    at = res_ptr + (b.to(tl.int64) * (C * C * n_per_image) + n)[:, None] + q[None, :].to(tl.int64) * n_per_image
+    return at, active[:, None] & (q < C * C)[None, :]
+
+
+@triton.jit
+def pixel_residual_offsets(b, pi, pj, n_per_image, wp, PATCH: tl.constexpr, C: tl.constexpr):
+    """Element offsets ``[BP, k*k]`` of channel 0 of patches ``(pi, pj)`` of images ``b`` in a contiguous
+    ``(B, C, H, W)`` residual, and its channel stride."""
+    plane = n_per_image * (PATCH * PATCH)
+    pix = patch_pixel_offsets(pi, pj, wp * PATCH, 1, PATCH)
+    return (b.to(tl.int64) * C * plane)[:, None] + pix, plane
 
 LOSS_NONE = 0  # selection only
 LOSS_GRAM = 1
@@ -63,28 +84,18 @@ def gram_loss(g_sr, g_c, L1: tl.constexpr, C: tl.constexpr):
 
 
 @triton.jit
-def chosen_patch(
-    idx, b, pi, pj, active, c_sb, c_sk, c_sh, c_sw, m_start, m_count, wp_c,
-    LOCAL: tl.constexpr, PATCH: tl.constexpr,
-):  # fmt: skip
-    """Where the chosen candidate patch lies: (image offset, pixel offsets, active-and-in-this-image).
+def chosen_patch(idx, b, active, c_sb, c_sh, c_sw, m_start, m_count, wp_c, PATCH: tl.constexpr):
+    """Where the chosen global candidate patch lies: (image offset, pixel offsets, active-and-in-this-image).
 
-    Local: candidate ``idx`` at the SR patch's place. Global: bank row ``idx`` belongs to this candidate
-    image when ``m_start <= idx < m_start + m_count``, at row-major patch ``idx - m_start``.
+    Bank row ``idx`` belongs to this candidate image when ``m_start <= idx < m_start + m_count``, at
+    row-major patch ``idx - m_start``.
     """
-    if LOCAL:
-        base = b.to(tl.int64) * c_sb + idx.to(tl.int64) * c_sk
-        pix = patch_pixel_offsets(pi, pj, c_sh, c_sw, PATCH)
-        on = active
-    else:
-        r = idx - m_start
-        on = active & (r >= 0) & (r < m_count)
-        r = tl.where(on, r, 0)
-        ci = r // wp_c
-        cj = r - ci * wp_c
-        base = b.to(tl.int64) * c_sb
-        pix = patch_pixel_offsets(ci, cj, c_sh, c_sw, PATCH)
-    return base, pix, on
+    r = idx - m_start
+    on = active & (r >= 0) & (r < m_count)
+    r = tl.where(on, r, 0)
+    ci = r // wp_c
+    cj = r - ci * wp_c
+    return b.to(tl.int64) * c_sb, patch_pixel_offsets(ci, cj, c_sh, c_sw, PATCH), on
 
 
 @tuned(PATCH_CONFIGS, PATCH_INTERPRETER, key=["n_patches", "K", "PATCH", "C", "LOSS"])
@@ -92,12 +103,12 @@ def chosen_patch(
 def local_select_kernel(
     sr_ptr, s_sb, s_sc, s_sh, s_sw,
     c_ptr, c_sb, c_sk, c_sc, c_sh, c_sw,
-    idx_ptr, loss_ptr,
+    idx_ptr, loss_ptr, res_ptr,
     n_patches, n_per_image, wp, K, gt_weight,
     PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, LOSS: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """Local scope, one launch: index (and with ``LOSS`` the per-patch loss) of every SR patch."""
+    """Local scope, one launch: index (and with ``LOSS`` the per-patch loss and the residual) of every SR patch."""
     p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     active = p < n_patches
     b, n, pi, pj = split_patch_index(p, n_per_image, wp)
@@ -122,11 +133,15 @@ def local_select_kernel(
     tl.store(idx_ptr + p, best_idx.to(tl.int64), mask=active)
     if LOSS == 1:
         tl.store(loss_ptr + p, gram_loss(g_sr, g_best, L1, C), mask=active)
+        r_at, r_on = gram_residual_at(res_ptr, b, n, n_per_image, active, C, CC_P)
+        tl.store(r_at, g_sr - g_best, mask=r_on)
     if LOSS == 2:
         c_base = b.to(tl.int64) * c_sb + best_idx.to(tl.int64) * c_sk
+        r_off, r_sc = pixel_residual_offsets(b, pi, pj, n_per_image, wp, PATCH, C)
         total = pixel_criterion_sum(
-            sr_ptr, sr_base, sr_pix, s_sc, c_ptr, c_base, c_pix, c_sc, active, C, L1, F64, BLOCK_P
-        )
+            sr_ptr, sr_base, sr_pix, s_sc, c_ptr, c_base, c_pix, c_sc, active, C, L1, F64, BLOCK_P,
+            res_ptr + r_off, r_sc, True,
+        )  # fmt: skip
         tl.store(loss_ptr + p, total / (C * PATCH * PATCH), mask=active)
 
 
@@ -197,14 +212,16 @@ def loss_at_index_kernel(
     active = p < n_patches
     b, n, pi, pj = split_patch_index(p, n_per_image, wp)
     idx = tl.load(idx_ptr + p, mask=active, other=-1)
-    c_base, c_pix, on = chosen_patch(idx, b, pi, pj, active, c_sb, 0, c_sh, c_sw, m_start, m_count, wp_c, False, PATCH)
+    c_base, c_pix, on = chosen_patch(idx, b, active, c_sb, c_sh, c_sw, m_start, m_count, wp_c, PATCH)
     sr_base = b.to(tl.int64) * s_sb
     sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
     if TARGET_GRAM:
         g_sr = load_gram(sr_ptr, sr_base, sr_pix, on, s_sc, PATCH, C, CC_P, F64, BLOCK_P)
         loss = gram_loss(g_sr, load_gram(c_ptr, c_base, c_pix, on, c_sc, PATCH, C, CC_P, F64, BLOCK_P), L1, C)
     else:
-        total = pixel_criterion_sum(sr_ptr, sr_base, sr_pix, s_sc, c_ptr, c_base, c_pix, c_sc, on, C, L1, F64, BLOCK_P)
+        total = pixel_criterion_sum(
+            sr_ptr, sr_base, sr_pix, s_sc, c_ptr, c_base, c_pix, c_sc, on, C, L1, F64, BLOCK_P, sr_ptr, 0, False
+        )
         loss = total / (C * PATCH * PATCH)
     tl.store(loss_ptr + p, loss, mask=on)
 
@@ -213,17 +230,16 @@ def loss_at_index_kernel(
 @triton.jit
 def texture_bwd_kernel(
     sr_ptr, s_sb, s_sc, s_sh, s_sw,
-    c_ptr, c_sb, c_sk, c_sc, c_sh, c_sw,
+    c_ptr, c_sb, c_sc, c_sh, c_sw,
     idx_ptr, up_ptr,
     dx_ptr, dx_sb, dx_sc, dx_sh, dx_sw,
     n_patches, n_per_image, wp, m_start, m_count, wp_c,
     PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
-    LOCAL: tl.constexpr, TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
+    TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """Gradient of the per-patch loss w.r.t. SR from the saved index, upstream ``up`` (B*N,) contiguous.
-
-    Local: one launch writes every patch. Global: one launch per candidate image, each writing the
-    patches whose choice lies in that image (disjoint writes, no atomics, deterministic).
+    """Global scope: gradient of the per-patch loss w.r.t. SR from the saved index, upstream ``up`` (B*N,)
+    contiguous. One launch per candidate image, each writing the patches whose choice lies in that image
+    (disjoint writes, no atomics, deterministic).
     Gram target: ``dG = up * criterion'(G(e) - G(c)) / C^2`` (symmetric), ``dx_a = (2/k^2) sum_b dG_ab x_b``;
     pixel target: ``dx = up * criterion'(e - c) / (C k^2)``.
     """
@@ -231,9 +247,7 @@ def texture_bwd_kernel(
     active = p < n_patches
     b, n, pi, pj = split_patch_index(p, n_per_image, wp)
     idx = tl.load(idx_ptr + p, mask=active, other=-1)
-    c_base, c_pix, on = chosen_patch(
-        idx, b, pi, pj, active, c_sb, c_sk, c_sh, c_sw, m_start, m_count, wp_c, LOCAL, PATCH
-    )
+    c_base, c_pix, on = chosen_patch(idx, b, active, c_sb, c_sh, c_sw, m_start, m_count, wp_c, PATCH)
     up = tl.load(up_ptr + p, mask=on, other=0.0).to(tl.float64 if F64 else tl.float32)
     sr_base = b.to(tl.int64) * s_sb
     sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
@@ -251,3 +265,41 @@ def texture_bwd_kernel(
             up / (C * PATCH * PATCH), sr_ptr, sr_base, sr_pix, s_sc, c_ptr, c_base, c_pix, c_sc, on,
             dx_ptr, dx_base, dx_pix, dx_sc, C, L1, F64,
         )  # fmt: skip
+
+
+@tuned(PATCH_CONFIGS, PATCH_INTERPRETER, key=["n_patches", "PATCH", "C", "TARGET_GRAM"])
+@triton.jit
+def residual_bwd_kernel(
+    sr_ptr, s_sb, s_sc, s_sh, s_sw,
+    res_ptr, up_ptr,
+    dx_ptr, dx_sb, dx_sc, dx_sh, dx_sw,
+    n_patches, n_per_image, wp,
+    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
+    TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
+):  # fmt: skip
+    """Gradient of the local / sampled per-patch loss w.r.t. SR from the forward's residual ``r``
+    (contiguous), upstream ``up`` (B*N,) contiguous: the same formulas as ``texture_bwd_kernel`` with
+    ``r`` in place of ``G(e) - G(c)`` (Gram target, which reads SR) or ``e - c`` (pixel target, which does not).
+    """
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    active = p < n_patches
+    b, n, pi, pj = split_patch_index(p, n_per_image, wp)
+    up = tl.load(up_ptr + p, mask=active, other=0.0).to(tl.float64 if F64 else tl.float32)
+    dx_base = b.to(tl.int64) * dx_sb
+    dx_pix = patch_pixel_offsets(pi, pj, dx_sh, dx_sw, PATCH)
+    if TARGET_GRAM:
+        r_at, r_on = gram_residual_at(res_ptr, b, n, n_per_image, active, C, CC_P)
+        r = tl.load(r_at, mask=r_on, other=0.0)
+        sym = 2.0 * criterion_grad(r, up[:, None] / (C * C), L1)  # dG + dG^T, dG symmetric
+        sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
+        store_gram_input_grad(
+            sym, sr_ptr, b.to(tl.int64) * s_sb, sr_pix, s_sc, active, dx_ptr, dx_base, dx_pix, dx_sc,
+            PATCH, C, CC_P, F64, BLOCK_P,
+        )  # fmt: skip
+    else:
+        r_off, r_sc = pixel_residual_offsets(b, pi, pj, n_per_image, wp, PATCH, C)
+        m = active[:, None]
+        scale = up[:, None] / (C * PATCH * PATCH)
+        for ch in tl.static_range(C):
+            r = tl.load(res_ptr + r_off + ch * r_sc, mask=m, other=0.0)
+            tl.store(dx_ptr + dx_base[:, None] + ch * dx_sc + dx_pix, criterion_grad(r, scale, L1), mask=m)

@@ -12,8 +12,8 @@ A candidate pixel is read through *taps*: a pointer to its north-west neighbour 
 fractional offsets ``fx``/``fy`` towards the east and south neighbours and whether those lie in the
 image. A direct read (candidates 0 and 1) is the tap with ``fx = fy = 0`` and neither neighbour, which
 gives the stored value exactly, so the chosen candidate of every patch, whichever its kind, goes through
-one path (:func:`chosen_taps`), which writes it out for the backward (``texture_bwd_kernel`` against
-that one image) and gives the pixel target's loss. Selection and loss are those of
+one path (:func:`chosen_taps`), which gives the pixel target's loss and residual. Selection, loss and
+residual (what the backward, ``texture_loss.residual_bwd_kernel``, reads) are those of
 ``texture_loss.local_select_kernel``.
 
 The grid points come from ``affine_grid``'s own base grid, which the caller passes (``grid_ptr``: the W
@@ -35,7 +35,14 @@ from ._tiles import (
     read_taps,
     split_patch_index,
 )
-from .texture_loss import PATCH_CONFIGS, PATCH_INTERPRETER, gram_loss, gram_score
+from .texture_loss import (
+    PATCH_CONFIGS,
+    PATCH_INTERPRETER,
+    gram_loss,
+    gram_residual_at,
+    gram_score,
+    pixel_residual_offsets,
+)
 
 
 @triton.jit
@@ -134,14 +141,13 @@ def sampled_select_kernel(
     sr_ptr, s_sb, s_sc, s_sh, s_sw,
     hr_ptr, h_sb, h_sc, h_sh, h_sw,
     half_ptr, f_sb, f_sc, f_sh, f_sw,
-    th_ptr, grid_ptr, idx_ptr, loss_ptr,
-    out_ptr, o_sb, o_sc, o_sh, o_sw,
+    th_ptr, grid_ptr, idx_ptr, loss_ptr, res_ptr,
     n_patches, n_per_image, wp, J, H, W, gt_weight,
     PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """One launch: index and per-patch loss of every SR patch against its 2 + J sampled candidates, and
-    the chosen candidate's patch into ``out`` (SR's shape, the accumulation dtype)."""
+    """One launch: index, per-patch loss and residual (contiguous, the accumulation dtype) of every SR
+    patch against its 2 + J sampled candidates."""
     p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     active = p < n_patches
     b, n, pi, pj = split_patch_index(p, n_per_image, wp)
@@ -168,23 +174,22 @@ def sampled_select_kernel(
         s = gram_score(g_sr, g_gt, g_c, gt_weight, USE_GT, 1)
         best, best_idx, g_best = keep_better(s, 2 + w, g_c, best, best_idx, g_best, TARGET_GRAM)
     tl.store(idx_ptr + p, best_idx.to(tl.int64), mask=active)
-    # The chosen candidate's patch, written as an image of SR's layout (what the backward reads), and the
-    # pixel target's loss against it in the accumulation dtype.
-    at, c_sc, fx, fy, m_e, m_s = chosen_taps(
-        best_idx, b, pi, pj, active, hr_ptr, h_sb, h_sc, h_sh, h_sw, half_ptr, f_sb, f_sc, f_sh, f_sw,
-        th_ptr, grid_ptr, J, H, W, PATCH, F64,
-    )  # fmt: skip
-    m = active[:, None]
-    sr_at = sr_ptr + sr_base[:, None] + sr_pix
-    out_at = out_ptr + (b64 * o_sb)[:, None] + patch_pixel_offsets(pi, pj, o_sh, o_sw, PATCH)
-    total = tl.zeros([BLOCK_P], dtype=tl.float64 if F64 else tl.float32)
-    for ch in tl.static_range(C):
-        c = read_taps(at + ch * c_sc, m, fx, fy, m_e, m_s, h_sh, h_sw, F64)
-        tl.store(out_at + ch * o_sc, c, mask=m)
-        if not TARGET_GRAM:
-            e = tl.load(sr_at + ch * s_sc, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
-            total += tl.sum(criterion_of(e - c, L1), axis=1)
     if TARGET_GRAM:
         tl.store(loss_ptr + p, gram_loss(g_sr, g_best, L1, C), mask=active)
-    else:
+        r_at, r_on = gram_residual_at(res_ptr, b, n, n_per_image, active, C, CC_P)
+        tl.store(r_at, g_sr - g_best, mask=r_on)
+    else:  # the chosen candidate's pixels, sampled again: the residual e - c* and the loss
+        at, c_sc, fx, fy, m_e, m_s = chosen_taps(
+            best_idx, b, pi, pj, active, hr_ptr, h_sb, h_sc, h_sh, h_sw, half_ptr, f_sb, f_sc, f_sh, f_sw,
+            th_ptr, grid_ptr, J, H, W, PATCH, F64,
+        )  # fmt: skip
+        m = active[:, None]
+        sr_at = sr_ptr + sr_base[:, None] + sr_pix
+        r_off, r_sc = pixel_residual_offsets(b, pi, pj, n_per_image, wp, PATCH, C)
+        total = tl.zeros([BLOCK_P], dtype=tl.float64 if F64 else tl.float32)
+        for ch in tl.static_range(C):
+            c = read_taps(at + ch * c_sc, m, fx, fy, m_e, m_s, h_sh, h_sw, F64)
+            d = tl.load(sr_at + ch * s_sc, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32) - c
+            tl.store(res_ptr + r_off + ch * r_sc, d, mask=m)
+            total += tl.sum(criterion_of(d, L1), axis=1)
         tl.store(loss_ptr + p, total / (C * PATCH * PATCH), mask=active)

@@ -306,12 +306,14 @@ struct RunningMin {
 
 // The local forward's running selection of one strip (lanes = patches), fed one candidate at a time:
 // the score ||Ge - Gc||^2 (+ beta ||Gg - Gc||^2, Gg the ground truth's Grams, which candidate 0 sets)
-// goes into the running argmin, and with gram_loss the loss criterion(Ge - Gc) is kept where the
-// candidate is selected (candidate 0's always: it stays selected when every score is NaN).
+// goes into the running argmin, and with gram_loss the loss criterion(Ge - Gc) and the residual
+// Ge - Gc are kept where the candidate is selected (candidate 0's always: it stays selected when every
+// score is NaN).
 template <int C>
 struct StripSelection {
   RunningMin run;
   F8 gg[pair_count<C>()];
+  F8 residual[pair_count<C>()];
   F8 loss = F8{};
 
   void add(const F8* ge, const F8* gc, int32_t m, float beta, bool gram_loss, int criterion) {
@@ -324,7 +326,30 @@ struct StripSelection {
     if (!gram_loss) return;
     // Without the ground-truth term the mse loss is the score itself.
     const F8 l = criterion == kCriterionMse && beta == 0.0f ? score : pair_criterion_sum<C>(ge, gc, criterion);
-    loss = (m == 0 || better) ? l : loss;
+    const I8 take = m == 0 ? splat_int(-1) : better;
+    loss = take ? l : loss;
+    GRAMGAN_LANES_UNROLL
+    for (int q = 0; q < pair_count<C>(); ++q) residual[q] = take ? ge[q] - gc[q] : residual[q];
+  }
+
+  // Stores the residual's C x C entries of the first `valid` lanes: entry (a, b) of lane p at
+  // out[(a C + b) stride + p].
+  void store_residual(float* out, int64_t stride, int valid) const {
+    int q = 0;
+    GRAMGAN_LANES_UNROLL
+    for (int a = 0; a < C; ++a) {
+      GRAMGAN_LANES_UNROLL
+      for (int b = a; b < C; ++b, ++q) {
+        for (int e : {a * C + b, b * C + a}) {
+          if (valid == kLanes) {
+            store8(out + e * stride, residual[q]);
+          } else {
+            store_lanes(out + e * stride, residual[q], valid);
+          }
+          if (a == b) break;
+        }
+      }
+    }
   }
 };
 

@@ -31,10 +31,10 @@ namespace {
 // running selection of the band's patches in cache.
 constexpr int64_t kBandRows = 32;
 
-// Local scope forward: index (always) and per-patch loss (when loss is given).
+// Local scope forward: index (always), per-patch loss and residual (when loss is given).
 template <typename T, int K, int C>
 void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double gt_weight, int target, int criterion,
-                          at::Tensor& index, at::Tensor* loss) {
+                          at::Tensor& index, at::Tensor* loss, at::Tensor* residual) {
   constexpr int P = pair_count<C>();
   constexpr int64_t band = kBandRows / K > 0 ? kBandRows / K : 1;  // patch-rows per task
   const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
@@ -43,6 +43,7 @@ void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double g
   const T* cp = cand.data_ptr<T>();
   int64_t* ip = index.data_ptr<int64_t>();
   T* lp = loss ? loss->data_ptr<T>() : nullptr;
+  T* rp = loss ? residual->data_ptr<T>() : nullptr;
   const T beta = static_cast<T>(gt_weight);
   at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
     const int64_t most = band * Wp;
@@ -73,10 +74,12 @@ void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double g
       for (int64_t u = 0; u < n_patches; ++u) {
         if (target == kTargetGram) {
           out[u] = gram_target_loss<C>(ge.data() + u, n_patches, g_best.data() + u, n_patches, C, criterion);
+          write_gram_residual<C>(ge.data() + u, n_patches, g_best.data() + u, n_patches, C,
+                                 rp + b * C * C * Hp * Wp + i0 * Wp + u, Hp * Wp);
         } else {
           const int64_t offset = (i0 + u / Wp) * K * W + (u % Wp) * K;
-          out[u] = pixel_target_loss<T>(sp + b * CHW + offset, H * W, W, cand_b + idx[u] * CHW + offset, H * W, W, C, K,
-                                        criterion);
+          out[u] = write_pixel_residual(sp + b * CHW + offset, H * W, W, cand_b + idx[u] * CHW + offset, H * W, W, C,
+                                        K, criterion, rp + b * CHW + offset);
         }
       }
     }
@@ -222,7 +225,7 @@ constexpr int kPrefetchStrips = 2;
 // follows), and the running selection and the selected Grams stay in a few KB of cache.
 template <int K, int C>
 void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt_weight, int target, int criterion,
-                         at::Tensor& index, at::Tensor* loss) {
+                         at::Tensor& index, at::Tensor* loss, at::Tensor* residual) {
   constexpr int P = pair_count<C>();
   constexpr int64_t band = kLaneBandRows / K;  // patch-rows per task
   const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
@@ -232,6 +235,7 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
   const float* cp = cand.data_ptr<float>();
   int64_t* ip = index.data_ptr<int64_t>();
   float* lp = loss ? loss->data_ptr<float>() : nullptr;
+  float* rp = loss ? residual->data_ptr<float>() : nullptr;
   const float beta = static_cast<float>(gt_weight);
   const bool gram_loss = lp != nullptr && target == kTargetGram;
   at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
@@ -266,12 +270,13 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
           if (lp == nullptr) continue;
           if (gram_loss) {
             store_lanes(lp + u0, selections[u].loss / lanes::splat(C * C), valid);
+            selections[u].store_residual(rp + b * C * C * Hp * Wp + i * Wp + g * kLanes, Hp * Wp, valid);
             continue;
           }
           for (int p = 0; p < valid; ++p) {
             const int64_t offset = i * K * W + (g * kLanes + p) * K;
-            lp[u0 + p] = pixel_target_loss<float>(sp + b * CHW + offset, H * W, W,
-                                                  cp + (b * NC + ip[u0 + p]) * CHW + offset, H * W, W, C, K, criterion);
+            lp[u0 + p] = write_pixel_residual(sp + b * CHW + offset, H * W, W, cp + (b * NC + ip[u0 + p]) * CHW + offset,
+                                              H * W, W, C, K, criterion, rp + b * CHW + offset);
           }
         }
       }
@@ -311,22 +316,40 @@ inline void apply_strip(const F8* D, const Strip& x, const OutStrip& out, std::i
   (apply_strip_vector<K, C, ts>(D, x, out), ...);
 }
 
-// Backward of the Gram target in float32, either scope: per strip, the SR Grams and the selected
-// patches' Grams, the gradient matrices
-// D = g criterion'(Ge - Gc) (2 / K^2) / C^2 per lane, then dx = D x a pixel vector at a time.
-// The selected patches are read in place (a GatheredStrip), only the bytes they hold.
-// locate(b, i, j, m, &cH, &cW) as for backward_kernel.
-template <int K, int C, typename Locate>
-void gram_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& index, at::Tensor& dx,
-                         int64_t count, const Locate& locate, int criterion) {
+// One strip's Gram-target gradient: from the residual R = Ge - Gc of its 8 patches (pairs, lanes = patches)
+// and their upstream gradients, D = g criterion'(R) (2 / K^2) / C^2 per lane, then dx = D x a pixel vector
+// at a time into the strip's place in dx. x is the strip of SR (zero-padded past `valid` patches); a strip
+// that is not whole goes through out_pad.
+template <int K, int C>
+inline void write_strip_gradient(const F8* R, const F8& g_up, int criterion, const Strip& x, int valid,
+                                 float* dx_strip, int64_t HW, int64_t W, float* out_pad) {
   constexpr int P = pair_count<C>();
   constexpr int64_t SW = kLanes * K;  // width of a copied strip
-  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), Hp = H / K, Wp = W / K, HW = H * W;
+  const F8 scale = g_up / lanes::splat(C * C) * lanes::splat(2.0f / static_cast<float>(K * K));
+  F8 D[P];
+  for (int q = 0; q < P; ++q) {
+    const F8 d = R[q], one = lanes::splat(1.0f);
+    const F8 slope = criterion == kCriterionMse ? lanes::splat(2.0f) * d : (d > F8{} ? one : (d < F8{} ? -one : F8{}));
+    D[q] = scale * slope;
+  }
+  const OutStrip out = valid == kLanes ? OutStrip{dx_strip, HW, W} : OutStrip{out_pad, K * SW, SW};
+  apply_strip<K, C>(D, x, out, std::make_integer_sequence<int, K>{});
+  if (valid == kLanes) return;
+  for (int ch = 0; ch < C; ++ch) {
+    for (int r = 0; r < K; ++r) {
+      std::memcpy(dx_strip + ch * HW + r * W, out_pad + (ch * K + r) * SW, sizeof(float) * valid * K);
+    }
+  }
+}
+
+// Runs strip(b, i, g, valid, u0, x, x_pad, out_pad) under run_simd for every strip of 8 patches of sr
+// (x: the strip of SR, zero-padded past `valid` patches; u0: the flat index of its first patch), one
+// task per (image, patch-row).
+template <int K, int C, typename Strip_>
+void for_each_sr_strip(const at::Tensor& sr, const Strip_& strip) {
+  const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), Hp = H / K, Wp = W / K;
   const int64_t groups = (Wp + kLanes - 1) / kLanes;
   const float* sp = sr.data_ptr<float>();
-  const int64_t* ip = index.data_ptr<int64_t>();
-  const float* gp = grad.data_ptr<float>();
-  float* dp = dx.data_ptr<float>();
   at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
     alignas(32) float x_pad[lanes::strip_floats<K, C>()], out_pad[lanes::strip_floats<K, C>()];
     lanes::run_simd([&] {
@@ -334,47 +357,84 @@ void gram_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at:
         const int64_t b = t / Hp, i = t % Hp;
         for (int64_t g = 0; g < groups; ++g) {
           const int valid = strip_valid(Wp, g);
-          const int64_t u0 = t * Wp + g * kLanes;
-          lanes::GatheredStrip chosen;  // the selected patches, read in place
-          for (int p = 0; p < kLanes; ++p) {
-            if (p >= valid) {
-              chosen.p[p] = lanes::zero_patch();
-              chosen.HW[p] = chosen.W[p] = 0;
-              continue;
-            }
-            const int64_t m = ip[u0 + p];
-            TORCH_CHECK(m >= 0 && m < count, "gramgan: saved index ", m, " out of range [0, ", count, ")");
-            int64_t cH = H, cW = W;
-            chosen.p[p] = locate(b, i, g * kLanes + p, m, &cH, &cW);
-            chosen.HW[p] = cH * cW;
-            chosen.W[p] = cW;
-          }
-          const Strip image = image_strip<K>(sp + b * C * HW, H, W, i, g);
+          const Strip image = image_strip<K>(sp + b * C * H * W, H, W, i, g);
           const Strip x = valid == kLanes ? image : lanes::pad_strip<K, C>(image, valid, x_pad);
-          F8 ge[P], gc[P], D[P];
-          lanes::strip_gram<K, C>(x, ge);
-          lanes::strip_gram<K, C>(chosen, gc);
-          F8 g_up = F8{};
-          for (int p = 0; p < valid; ++p) g_up[p] = gp[u0 + p];
-          const F8 scale = g_up / lanes::splat(C * C) * lanes::splat(2.0f / static_cast<float>(K * K));
-          for (int q = 0; q < P; ++q) {
-            const F8 d = ge[q] - gc[q];
-            const F8 one = lanes::splat(1.0f);
-            const F8 slope = criterion == kCriterionMse ? lanes::splat(2.0f) * d
-                                                        : (d > F8{} ? one : (d < F8{} ? -one : F8{}));
-            D[q] = scale * slope;
-          }
-          const OutStrip out = valid == kLanes ? OutStrip{dp + (image.p - sp), HW, W} : OutStrip{out_pad, K * SW, SW};
-          apply_strip<K, C>(D, x, out, std::make_integer_sequence<int, K>{});
-          if (valid == kLanes) continue;
-          for (int ch = 0; ch < C; ++ch) {
-            for (int r = 0; r < K; ++r) {
-              std::memcpy(dp + (image.p - sp) + ch * HW + r * W, out_pad + (ch * K + r) * SW, sizeof(float) * valid * K);
-            }
-          }
+          strip(b, i, g, valid, t * Wp + g * kLanes, image.p - sp, x, out_pad);
         }
       }
     });
+  });
+}
+
+// The upstream gradients of a strip's first `valid` patches (the other lanes 0).
+inline F8 strip_upstream(const float* grad, int valid) {
+  F8 g_up = F8{};
+  for (int p = 0; p < valid; ++p) g_up[p] = grad[p];
+  return g_up;
+}
+
+// Backward of the global Gram target in float32: per strip, the SR Grams and the selected patches' Grams
+// (read in place, a GatheredStrip: only the bytes they hold), then write_strip_gradient.
+// locate(b, i, j, m, &cH, &cW) as for backward_kernel.
+template <int K, int C, typename Locate>
+void gram_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& index, at::Tensor& dx,
+                         int64_t count, const Locate& locate, int criterion) {
+  constexpr int P = pair_count<C>();
+  const int64_t H = sr.size(2), W = sr.size(3);
+  const int64_t* ip = index.data_ptr<int64_t>();
+  const float* gp = grad.data_ptr<float>();
+  float* dp = dx.data_ptr<float>();
+  for_each_sr_strip<K, C>(sr, [&](int64_t b, int64_t i, int64_t g, int valid, int64_t u0, int64_t offset,
+                                  const Strip& x, float* out_pad) {
+    lanes::GatheredStrip chosen;  // the selected patches, read in place
+    for (int p = 0; p < kLanes; ++p) {
+      if (p >= valid) {
+        chosen.p[p] = lanes::zero_patch();
+        chosen.HW[p] = chosen.W[p] = 0;
+        continue;
+      }
+      const int64_t m = ip[u0 + p];
+      TORCH_CHECK(m >= 0 && m < count, "gramgan: saved index ", m, " out of range [0, ", count, ")");
+      int64_t cH = H, cW = W;
+      chosen.p[p] = locate(b, i, g * kLanes + p, m, &cH, &cW);
+      chosen.HW[p] = cH * cW;
+      chosen.W[p] = cW;
+    }
+    F8 ge[P], gc[P];
+    lanes::strip_gram<K, C>(x, ge);
+    lanes::strip_gram<K, C>(chosen, gc);
+    for (int q = 0; q < P; ++q) ge[q] -= gc[q];
+    write_strip_gradient<K, C>(ge, strip_upstream(gp + u0, valid), criterion, x, valid, dp + offset, H * W, W, out_pad);
+  });
+}
+
+// Backward of the local and sampled Gram target in float32 from the forward's residual (pairs (a, b),
+// a <= b, read for 8 patches at once): reads SR and the residual only.
+template <int K, int C>
+void residual_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& residual, at::Tensor& dx,
+                             int criterion) {
+  constexpr int P = pair_count<C>();
+  const int64_t H = sr.size(2), W = sr.size(3), N = (H / K) * (W / K);
+  const float* rp = residual.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  float* dp = dx.data_ptr<float>();
+  for_each_sr_strip<K, C>(sr, [&](int64_t b, int64_t, int64_t, int valid, int64_t u0, int64_t offset, const Strip& x,
+                                  float* out_pad) {
+    const float* res = rp + b * C * C * N + (u0 - b * N);  // entry (a, c) of the strip's patches at res[(a C + c) N]
+    F8 R[P];
+    int q = 0;
+    for (int a = 0; a < C; ++a) {
+      for (int c = a; c < C; ++c, ++q) {
+        const float* entry = res + (a * C + c) * N;
+        if (valid == kLanes) {
+          R[q] = lanes::load8(entry);
+        } else {
+          R[q] = F8{};
+          for (int p = 0; p < valid; ++p) R[q][p] = entry[p];
+        }
+      }
+    }
+    write_strip_gradient<K, C>(R, strip_upstream(gp + u0, valid), criterion, x, valid, dp + offset, H * W, W, out_pad);
   });
 }
 
@@ -532,19 +592,23 @@ std::tuple<at::Tensor, at::Tensor> run_forward(const at::Tensor& sr, int64_t k, 
   return {loss, index};
 }
 
-std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in, int64_t k,
-                                                 double gt_weight, int target, int criterion, bool with_loss) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in,
+                                                             int64_t k, double gt_weight, int target, int criterion,
+                                                             bool with_loss) {
   check_local(sr_in, cand_in, k);
   const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
   const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
-  return run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
+  at::Tensor residual;
+  if (with_loss) residual = at::empty(residual_shape(sr, k, target), sr.options());
+  auto [loss, index] = run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
     constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
     if constexpr (std::is_same_v<decltype(t), float>) {
-      local_forward_lanes<K, C>(sr, cand, gt_weight, target, criterion, index, loss);
+      local_forward_lanes<K, C>(sr, cand, gt_weight, target, criterion, index, loss, &residual);
     } else {
-      local_forward_kernel<decltype(t), K, C>(sr, cand, gt_weight, target, criterion, index, loss);
+      local_forward_kernel<decltype(t), K, C>(sr, cand, gt_weight, target, criterion, index, loss, &residual);
     }
   });
+  return {loss, index, residual};
 }
 
 std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::TensorList candidates, int64_t k,
@@ -579,24 +643,6 @@ at::Tensor run_backward(const at::Tensor& grad_in, const at::Tensor& sr_in, cons
   return dx.to(sr_in.scalar_type());
 }
 
-at::Tensor texture_loss_local_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
-                                           const at::Tensor& cand_in, const at::Tensor& index_in, int64_t k,
-                                           c10::string_view target, c10::string_view criterion) {
-  check_local(sr_in, cand_in, k);
-  const at::Tensor cand = cand_in.to(acc_scalar_type(sr_in.scalar_type())).contiguous();
-  const int tg = parse_target(target), cr = parse_criterion(criterion);
-  return run_backward(grad_in, sr_in, index_in, k, [&](auto t, auto kc, auto cc, auto&... args) {
-    using T = decltype(t);
-    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
-    const int64_t NC = cand.size(1), H = cand.size(3), W = cand.size(4), CHW = C * H * W;
-    const T* cp = cand.data_ptr<T>();
-    auto locate = [&](int64_t b, int64_t i, int64_t j, int64_t m, int64_t*, int64_t*) {
-      return cp + (b * NC + m) * CHW + i * K * W + j * K;
-    };
-    run_backward_kernel<T, K, C>(args..., NC, locate, tg, cr);
-  });
-}
-
 at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
                                             at::TensorList candidates, const at::Tensor& index_in, int64_t k,
                                             c10::string_view target, c10::string_view criterion) {
@@ -613,6 +659,45 @@ at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at:
   });
 }
 
+// The backward of the local and sampled losses from the forward's residual (docs/ops.md): float32 Gram
+// target on strips of 8 patches, the rest patch by patch. Reads SR (Gram target) and the residual only.
+at::Tensor texture_loss_residual_backward_cpu(const at::Tensor& grad_in, const at::Tensor& sr_in,
+                                              const at::Tensor& residual_in, int64_t k, c10::string_view target,
+                                              c10::string_view criterion) {
+  const int tg = parse_target(target), cr = parse_criterion(criterion);
+  check_residual_backward_args(grad_in, sr_in, residual_in, k, tg);
+  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
+  const at::Tensor sr = sr_in.to(compute).contiguous(), residual = residual_in.contiguous();
+  const at::Tensor grad = grad_in.to(compute).contiguous();
+  at::Tensor dx = at::empty_like(sr);
+  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
+    using T = decltype(t);
+    constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
+    if constexpr (std::is_same_v<T, float>) {
+      if (tg == kTargetGram) {
+        residual_backward_lanes<K, C>(grad, sr, residual, dx, cr);
+        return;
+      }
+    }
+    const int64_t H = sr.size(2), W = sr.size(3), N = (H / K) * (W / K);
+    const T* sp = sr.data_ptr<T>();
+    const T* rp = residual.data_ptr<T>();
+    const T* gp = grad.data_ptr<T>();
+    T* dp = dx.data_ptr<T>();
+    for_each_patch(sr.size(0), H / K, W / K, [&](int64_t u, int64_t b, int64_t i, int64_t j) {
+      const int64_t offset = b * C * H * W + i * K * W + j * K;
+      if (tg == kTargetGram) {
+        T D[C][C];
+        residual_grad_matrix<C>(rp + b * C * C * N + (u - b * N), N, gp[u], C, K, cr, D);
+        RowLoops<T, K, C>::apply(D, sp + offset, H * W, W, C, K, dp + offset);
+      } else {
+        pixel_residual_grad<T>(rp + offset, H * W, W, C, K, gp[u], cr, dp + offset);
+      }
+    });
+  });
+  return dx.to(sr_in.scalar_type());
+}
+
 }  // namespace
 }  // namespace cpu
 }  // namespace gramgan
@@ -622,6 +707,6 @@ TORCH_LIBRARY_IMPL(gramgan, CPU, m) {
   m.impl("gram_select_global", &gramgan::cpu::Ops::select_global);
   m.impl("texture_loss_local", &gramgan::cpu::Ops::loss_local);
   m.impl("texture_loss_global", &gramgan::cpu::Ops::loss_global);
-  m.impl("texture_loss_local_backward", &gramgan::cpu::texture_loss_local_backward_cpu);
+  m.impl("texture_loss_residual_backward", &gramgan::cpu::texture_loss_residual_backward_cpu);
   m.impl("texture_loss_global_backward", &gramgan::cpu::texture_loss_global_backward_cpu);
 }

@@ -3,8 +3,8 @@
 //
 // Threads split the (image, patch-row) strips; each strip samples the k rows of every candidate into a
 // small buffer (K x C x k x W values, cache-resident), then computes the Grams of the strip's patches,
-// the running argmin across candidates and the loss, and copies each patch's chosen candidate patch
-// into `chosen` (the backward is the local one against that image). float32 runs the local forward's
+// the running argmin across candidates, the loss and the residual against the chosen candidate (what the
+// backward, the local one, reads). float32 runs the local forward's
 // eight-patches-per-SIMD-value code (cpu_lanes.h) over the buffer, float64 a patch at a time. The
 // sampling is the shared code of csrc/include/gramgan_patch.h (also what the CUDA kernels call); on CPUs
 // with AVX2 and FMA the float32 warps of a strip are sampled by a vector version of that code
@@ -237,23 +237,9 @@ bool use_vector_sampler(const SampledInputs& in) {
 #endif
 }
 
-// Copies the chosen candidates' patches of a patch-row from the strip buffer (candidate m's rows at
-// strip + m * stride, row stride W) into out (the patch-row's top-left pixel, image strides HW, W).
-template <typename T, int K, int C>
-void write_chosen_row(const T* strip, int64_t stride, const int64_t* index, int64_t Wp, int64_t W, int64_t HW,
-                      T* out) {
-  const int64_t plane = K * W;
-  for (int64_t j = 0; j < Wp; ++j) {
-    const T* from = strip + index[j] * stride + j * K;
-    for (int c = 0; c < C; ++c) {
-      for (int r = 0; r < K; ++r) std::memcpy(out + c * HW + r * W + j * K, from + c * plane + r * W, K * sizeof(T));
-    }
-  }
-}
-
-// Outputs of the forward: per-patch index and loss, and the chosen patches (an image like sr).
+// Outputs of the forward: per-patch index and loss, and the residual (residual_shape).
 struct SampledOutputs {
-  at::Tensor index, loss, chosen;
+  at::Tensor index, loss, residual;
 };
 
 // The forward in the computation type T, a patch at a time (float64; the reference for the lanes kernel).
@@ -266,7 +252,7 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
   const T* sp = in.sr.data_ptr<T>();
   int64_t* ip = out.index.data_ptr<int64_t>();
   T* lp = out.loss.data_ptr<T>();
-  T* cp = out.chosen.data_ptr<T>();
+  T* rp = out.residual.data_ptr<T>();
   const T beta = static_cast<T>(gt_weight);
   const bool vector_sampler = use_vector_sampler(in);
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
@@ -289,11 +275,15 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
                                      best.data(), idx.data(), g_best.data());
       }
       for (int64_t j = 0; j < Wp; ++j) ip[t * Wp + j] = idx[j];
-      write_chosen_row<T, K, C>(strip.data(), stride, ip + t * Wp, Wp, W, HW, cp + row);
       for (int64_t j = 0; j < Wp; ++j) {
-        lp[t * Wp + j] = target == kTargetGram
-                             ? gram_target_loss<C>(ge.data() + j, Wp, g_best.data() + j, Wp, C, criterion)
-                             : pixel_target_loss<T>(sp + row + j * K, HW, W, cp + row + j * K, HW, W, C, K, criterion);
+        if (target == kTargetGram) {
+          lp[t * Wp + j] = gram_target_loss<C>(ge.data() + j, Wp, g_best.data() + j, Wp, C, criterion);
+          write_gram_residual<C>(ge.data() + j, Wp, g_best.data() + j, Wp, C, rp + b * C * C * Hp * Wp + i * Wp + j,
+                                 Hp * Wp);
+        } else {
+          lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip.data() + idx[j] * stride + j * K, plane,
+                                                W, C, K, criterion, rp + row + j * K);
+        }
       }
     }
   });
@@ -314,7 +304,7 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
   const float* sp = in.sr.data_ptr<float>();
   int64_t* ip = out.index.data_ptr<int64_t>();
   float* lp = out.loss.data_ptr<float>();
-  float* cp = out.chosen.data_ptr<float>();
+  float* rp = out.residual.data_ptr<float>();
   const float beta = static_cast<float>(gt_weight);
   const bool gram_loss = target == kTargetGram;
   const bool vector_sampler = use_vector_sampler(in);
@@ -338,13 +328,15 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
             selection.add(ge, gc, static_cast<int32_t>(m), beta, gram_loss, criterion);
           }
           lanes::store_lanes(ip + t * Wp + g * kLanes, selection.run.index, valid);
-          if (gram_loss) lanes::store_lanes(lp + t * Wp + g * kLanes, selection.loss / lanes::splat(C * C), valid);
+          if (!gram_loss) continue;
+          lanes::store_lanes(lp + t * Wp + g * kLanes, selection.loss / lanes::splat(C * C), valid);
+          selection.store_residual(rp + b * C * C * Hp * Wp + i * Wp + g * kLanes, Hp * Wp, valid);
         }
       });
-      write_chosen_row<float, K, C>(strip.data(), stride, ip + t * Wp, Wp, W, HW, cp + row);
       if (gram_loss) continue;
       for (int64_t j = 0; j < Wp; ++j) {
-        lp[t * Wp + j] = pixel_target_loss<float>(sp + row + j * K, HW, W, cp + row + j * K, HW, W, C, K, criterion);
+        lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip.data() + ip[t * Wp + j] * stride + j * K,
+                                              plane, W, C, K, criterion, rp + row + j * K);
       }
     }
   });
@@ -358,7 +350,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cpu(const at
   const SampledInputs in(sr, hr, hr_half, thetas, k);
   const int tg = parse_target(target), cr = parse_criterion(criterion);
   SampledOutputs out{at::empty({in.B, in.H / k, in.W / k}, in.sr.options().dtype(at::kLong)),
-                     at::empty({in.B, in.H / k, in.W / k}, in.sr.options()), at::empty_like(in.sr)};
+                     at::empty({in.B, in.H / k, in.W / k}, in.sr.options()),
+                     at::empty(residual_shape(in.sr, k, tg), in.sr.options())};
   dispatch_kernel(in.sr.scalar_type(), k, in.C, [&](auto t, auto kc, auto cc) {
     constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
     if constexpr (std::is_same_v<decltype(t), float>) {
@@ -367,7 +360,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cpu(const at
       sampled_forward_kernel<decltype(t), K, C>(in, gt_weight, tg, cr, out);
     }
   });
-  return {out.loss, out.index, out.chosen};
+  return {out.loss, out.index, out.residual};
 }
 
 }  // namespace

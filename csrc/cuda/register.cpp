@@ -16,7 +16,7 @@ void register_cuda_kernels(torch::Library& m) {
   m.impl("gram_select_global", &gram_select_global_cuda);
   m.impl("texture_loss_local", &texture_loss_local_cuda);
   m.impl("texture_loss_global", &texture_loss_global_cuda);
-  m.impl("texture_loss_local_backward", &texture_loss_local_backward_cuda);
+  m.impl("texture_loss_residual_backward", &texture_loss_residual_backward_cuda);
   m.impl("texture_loss_global_backward", &texture_loss_global_backward_cuda);
   m.impl("texture_loss_sampled", &texture_loss_sampled_cuda);
   m.impl("texture_mask", &texture_mask_cuda);

@@ -1,7 +1,8 @@
 // CUDA kernels of the Gram selection and the texture loss (docs/ops.md), local and global scope.
 //
 // Local scope: one launch forward (one thread per SR patch: its Gram, each co-located candidate's Gram,
-// the score, the running argmin, the loss) and one launch backward (recomputed from the saved index).
+// the score, the running argmin, the loss and the residual against the chosen candidate) and one launch
+// backward from SR and that residual (also the sampled loss's backward).
 // Global scope: the candidate Gram bank (B, M, kMaxPairs) is computed per level, then one launch keeps
 // a running argmin over shared-memory tiles of the bank (no N x M score matrix); the pixel-target loss
 // and the backward run once per level over the SR patches whose choice lies in that level.
@@ -22,7 +23,7 @@ template <typename scalar_t>
 __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scalar_t* __restrict__ cand, int64_t B,
                                      int C, int K, int64_t H, int64_t W, int64_t NC, acc_type_t<scalar_t> beta,
                                      int target, int criterion, int64_t* __restrict__ index,
-                                     acc_type_t<scalar_t>* __restrict__ loss) {
+                                     acc_type_t<scalar_t>* __restrict__ loss, acc_type_t<scalar_t>* __restrict__ residual) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -53,24 +54,32 @@ __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scal
     if (loss == nullptr) continue;
     if (target == kTargetGram) {
       loss[n] = gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, C, criterion);
+      write_gram_residual<kMaxChannels>(ge, 1, g_best, 1, C, residual + b * C * C * Hp * Wp + n % (Hp * Wp), Hp * Wp);
     } else {
-      loss[n] = pixel_target_loss<acc_t>(e, H * W, W, cand_b + chosen * CHW, H * W, W, C, K, criterion);
+      loss[n] = write_pixel_residual(e, H * W, W, cand_b + chosen * CHW, H * W, W, C, K, criterion,
+                                     residual + b * CHW + patch);
     }
   }
 }
 
+// The backward of the local and sampled losses from SR and the forward's residual, a thread per patch.
 template <typename scalar_t>
-__global__ void local_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
-                                      const scalar_t* __restrict__ cand, const int64_t* __restrict__ index, int64_t B,
-                                      int C, int K, int64_t H, int64_t W, int64_t NC, int target, int criterion,
-                                      scalar_t* __restrict__ dx) {
+__global__ void residual_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad,
+                                         const scalar_t* __restrict__ sr, const acc_type_t<scalar_t>* __restrict__ residual,
+                                         int64_t B, int C, int K, int64_t H, int64_t W, int target, int criterion,
+                                         scalar_t* __restrict__ dx) {
+  using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
-    const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
-    int64_t chosen = index[n];
-    chosen = chosen < 0 ? 0 : (chosen >= NC ? NC - 1 : chosen);  // never read out of bounds
-    patch_target_grad<kMaxChannels>(sr + b * CHW + patch, H * W, W, cand + (b * NC + chosen) * CHW + patch, H * W,
-                                     W, C, K, target, criterion, grad[n], dx + b * CHW + patch);
+    const int64_t b = n / (Hp * Wp), patch = b * CHW + ((n / Wp) % Hp) * K * W + (n % Wp) * K;
+    if (target == kTargetGram) {
+      acc_t D[kMaxChannels][kMaxChannels];
+      residual_grad_matrix<kMaxChannels>(residual + b * C * C * Hp * Wp + n % (Hp * Wp), Hp * Wp, grad[n], C, K,
+                                         criterion, D);
+      apply_patch_matrix<kMaxChannels>(D, sr + patch, H * W, W, C, K, dx + patch);
+    } else {
+      pixel_residual_grad<acc_t>(residual + patch, H * W, W, C, K, grad[n], criterion, dx + patch);
+    }
   }
 }
 
@@ -172,27 +181,31 @@ __global__ void global_backward_kernel(const acc_type_t<scalar_t>* __restrict__ 
 
 // ---- entry points -------------------------------------------------------------------------------
 
-std::tuple<at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in, int64_t k,
-                                                 double gt_weight, int target, int criterion, bool with_loss) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> local_forward(const at::Tensor& sr_in, const at::Tensor& cand_in,
+                                                             int64_t k, double gt_weight, int target, int criterion,
+                                                             bool with_loss) {
   check_local(sr_in, cand_in, k);
   const c10::cuda::CUDAGuard guard(sr_in.device());
   const at::Tensor sr = sr_in.contiguous(), cand = cand_in.contiguous();
   const int64_t B = sr.size(0), C = sr.size(1), H = sr.size(2), W = sr.size(3);
   at::Tensor index = at::empty({B, H / k, W / k}, sr.options().dtype(at::kLong));
-  at::Tensor loss;
-  if (with_loss) loss = at::empty({B, H / k, W / k}, sr.options().dtype(acc_scalar_type(sr.scalar_type())));
+  at::Tensor loss, residual;
+  if (with_loss) {
+    loss = at::empty({B, H / k, W / k}, sr.options().dtype(acc_scalar_type(sr.scalar_type())));
+    residual = at::empty(residual_shape(sr, k, target), loss.options());
+  }
   const int64_t N = index.numel();
-  if (N == 0) return {loss, index};
+  if (N == 0) return {loss, index, residual};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_local_forward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
     GRAMGAN_LAUNCH(local_forward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
         sr.data_ptr<scalar_t>(), cand.data_ptr<scalar_t>(), B, static_cast<int>(C), static_cast<int>(k), H, W,
         cand.size(1), static_cast<acc_t>(gt_weight), target, criterion, index.data_ptr<int64_t>(),
-        with_loss ? loss.data_ptr<acc_t>() : nullptr);
+        with_loss ? loss.data_ptr<acc_t>() : nullptr, with_loss ? residual.data_ptr<acc_t>() : nullptr);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {loss, index};
+  return {loss, index, residual};
 }
 
 std::tuple<at::Tensor, at::Tensor> global_forward(const at::Tensor& sr_in, at::TensorList candidates, int64_t k,
@@ -251,9 +264,10 @@ at::Tensor gram_select_global_cuda(const at::Tensor& sr, at::TensorList candidat
   return Ops::select_global(sr, candidates, k, gt_weight);
 }
 
-std::tuple<at::Tensor, at::Tensor> texture_loss_local_cuda(const at::Tensor& sr, const at::Tensor& candidates,
-                                                           int64_t k, double gt_weight, c10::string_view target,
-                                                           c10::string_view criterion) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_local_cuda(const at::Tensor& sr,
+                                                                       const at::Tensor& candidates, int64_t k,
+                                                                       double gt_weight, c10::string_view target,
+                                                                       c10::string_view criterion) {
   return Ops::loss_local(sr, candidates, k, gt_weight, target, criterion);
 }
 
@@ -263,25 +277,23 @@ std::tuple<at::Tensor, at::Tensor> texture_loss_global_cuda(const at::Tensor& sr
   return Ops::loss_global(sr, candidates, k, gt_weight, target, criterion);
 }
 
-at::Tensor texture_loss_local_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sr_in,
-                                            const at::Tensor& cand_in, const at::Tensor& index_in, int64_t k,
-                                            c10::string_view target, c10::string_view criterion) {
-  check_local(sr_in, cand_in, k);
-  check_backward_args(grad_in, index_in, sr_in, k);
-  const c10::cuda::CUDAGuard guard(sr_in.device());
-  const at::Tensor sr = sr_in.contiguous(), cand = cand_in.contiguous(), index = index_in.contiguous();
-  const at::Tensor grad = grad_in.to(acc_scalar_type(sr.scalar_type())).contiguous();
+at::Tensor texture_loss_residual_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sr_in,
+                                               const at::Tensor& residual_in, int64_t k, c10::string_view target,
+                                               c10::string_view criterion) {
   const int t = parse_target(target), c = parse_criterion(criterion);
+  check_residual_backward_args(grad_in, sr_in, residual_in, k, t);
+  const c10::cuda::CUDAGuard guard(sr_in.device());
+  const at::Tensor sr = sr_in.contiguous(), residual = residual_in.contiguous();
+  const at::Tensor grad = grad_in.to(acc_scalar_type(sr.scalar_type())).contiguous();
   at::Tensor dx = at::empty_like(sr);
-  const int64_t N = index.numel();
+  const int64_t N = grad.numel();
   if (N == 0) return dx;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_local_backward_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_residual_backward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
-    GRAMGAN_LAUNCH(local_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
-        grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), cand.data_ptr<scalar_t>(), index.data_ptr<int64_t>(),
-        sr.size(0), static_cast<int>(sr.size(1)), static_cast<int>(k), sr.size(2), sr.size(3), cand.size(1), t, c,
-        dx.data_ptr<scalar_t>());
+    GRAMGAN_LAUNCH(residual_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
+        grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), residual.data_ptr<acc_t>(), sr.size(0),
+        static_cast<int>(sr.size(1)), static_cast<int>(k), sr.size(2), sr.size(3), t, c, dx.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return dx;

@@ -3,9 +3,9 @@
 //
 // Forward: one thread per SR patch computes its Gram, then streams each candidate's k x k pixels from the
 // sources (hr, the re-tiled half-size image, or hr sampled through the warp) into that candidate's Gram,
-// keeps the running argmin, writes the index, the chosen candidate's patch into `chosen` (an image of SR's
-// shape, what the backward reads: the local backward against that one image) and the loss (the pixel
-// target compares with the chosen patch as written). The sampling and per-patch arithmetic are the
+// keeps the running argmin, writes the index, the loss and the residual against the chosen candidate
+// (G(e) - G(c*), or e - c* for the pixel target: what the backward, the local one, reads). The sampling
+// and per-patch arithmetic are the
 // shared code of csrc/include/gramgan_patch.h (also what the CPU kernels call). Every output element is
 // written by exactly one thread: results are deterministic.
 #include <tuple>
@@ -37,7 +37,7 @@ template <typename scalar_t>
 __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const SampledBatch<scalar_t> in,
                                        acc_type_t<scalar_t> beta, int target, int criterion,
                                        int64_t* __restrict__ index, acc_type_t<scalar_t>* __restrict__ loss,
-                                       acc_type_t<scalar_t>* __restrict__ chosen_out) {
+                                       acc_type_t<scalar_t>* __restrict__ residual) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp, NC = 2 + in.J;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -65,11 +65,14 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
       }
     }
     index[n] = chosen;
-    acc_t* out = chosen_out + b * in.C * H * W;
-    write_source_patch<kMaxChannels>(source, chosen, y0, x0, in.C, in.K, out, H * W, W);
-    loss[n] = target == kTargetGram
-                  ? gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, in.C, criterion)
-                  : pixel_target_loss<acc_t>(e, H * W, W, out + y0 * W + x0, H * W, W, in.C, in.K, criterion);
+    if (target == kTargetGram) {
+      loss[n] = gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, in.C, criterion);
+      write_gram_residual<kMaxChannels>(ge, 1, g_best, 1, in.C, residual + b * in.C * in.C * Hp * Wp + n % (Hp * Wp),
+                                        Hp * Wp);
+    } else {
+      acc_t* res = residual + b * in.C * H * W + y0 * W + x0;
+      loss[n] = write_source_pixel_residual<kMaxChannels>(source, chosen, y0, x0, in.C, in.K, e, res, H * W, W, criterion);
+    }
   }
 }
 
@@ -110,18 +113,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cuda(const a
   const at::Tensor& sr = in.sr;
   at::Tensor index = at::empty({sr.size(0), sr.size(2) / k, sr.size(3) / k}, sr.options().dtype(at::kLong));
   at::Tensor loss = at::empty(index.sizes(), sr.options().dtype(acc_scalar_type(sr.scalar_type())));
-  at::Tensor chosen = at::empty(sr.sizes(), loss.options());
+  at::Tensor residual = at::empty(residual_shape(sr, k, t), loss.options());
   const int64_t N = index.numel();
-  if (N == 0) return {loss, index, chosen};
+  if (N == 0) return {loss, index, residual};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_sampled_forward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
     GRAMGAN_LAUNCH(sampled_forward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
         sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), static_cast<acc_t>(gt_weight), t, c,
-        index.data_ptr<int64_t>(), loss.data_ptr<acc_t>(), chosen.data_ptr<acc_t>());
+        index.data_ptr<int64_t>(), loss.data_ptr<acc_t>(), residual.data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {loss, index, chosen};
+  return {loss, index, residual};
 }
 
 }  // namespace cuda

@@ -147,6 +147,28 @@ inline void check_backward_args(const at::Tensor& grad, const at::Tensor& index,
               index.scalar_type(), " ", index.sizes(), " on ", index.device());
 }
 
+// Shape of the residual of the local and sampled texture losses (docs/ops.md): (B, C, C, H/k, W/k), the
+// Gram difference of every patch, for the Gram target; SR's shape (B, C, H, W), e - c*, for the pixel target.
+inline std::vector<int64_t> residual_shape(const at::Tensor& sr, int64_t k, int target) {
+  if (target == kTargetGram) return {sr.size(0), sr.size(1), sr.size(1), sr.size(2) / k, sr.size(3) / k};
+  return sr.sizes().vec();
+}
+
+// The arguments of texture_loss_residual_backward: grad (B, H/k, W/k) and a residual of residual_shape in
+// the accumulation dtype, on SR's device.
+inline void check_residual_backward_args(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& residual,
+                                         int64_t k, int target) {
+  check_image(sr, "sr", k);
+  const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k}, res = residual_shape(sr, k, target);
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape) && grad.device() == sr.device(), "gramgan: grad has shape ",
+              grad.sizes(), " on ", grad.device(), ", expected ", at::IntArrayRef(shape), " on ", sr.device());
+  TORCH_CHECK(residual.sizes() == at::IntArrayRef(res) && residual.device() == sr.device() &&
+                  residual.scalar_type() == acc_scalar_type(sr.scalar_type()),
+              "gramgan: residual must be ", acc_scalar_type(sr.scalar_type()), " of shape ", at::IntArrayRef(res),
+              " on ", sr.device(), " (the forward's third output), got ", residual.scalar_type(), " ",
+              residual.sizes(), " on ", residual.device());
+}
+
 // The mask's image, cell offset and (sliding mode) window.
 inline void check_mask_args(const at::Tensor& x, int64_t k, int64_t oy, int64_t ox, bool sliding, int64_t window) {
   check_image(x, "x", 0);
@@ -177,9 +199,9 @@ struct SelectionOps {
   static at::Tensor select_global(const at::Tensor& sr, at::TensorList candidates, int64_t k, double gt_weight) {
     return std::get<1>(GlobalForward(sr, candidates, k, gt_weight, kTargetGram, kCriterionMse, false));
   }
-  static std::tuple<at::Tensor, at::Tensor> loss_local(const at::Tensor& sr, const at::Tensor& candidates, int64_t k,
-                                                       double gt_weight, c10::string_view target,
-                                                       c10::string_view criterion) {
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_local(const at::Tensor& sr, const at::Tensor& candidates,
+                                                                   int64_t k, double gt_weight, c10::string_view target,
+                                                                   c10::string_view criterion) {
     return LocalForward(sr, candidates, k, gt_weight, parse_target(target), parse_criterion(criterion), true);
   }
   static std::tuple<at::Tensor, at::Tensor> loss_global(const at::Tensor& sr, at::TensorList candidates, int64_t k,

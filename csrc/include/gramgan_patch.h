@@ -251,6 +251,75 @@ GRAMGAN_HD void pixel_target_grad(const scalar_t* e, int64_t HW, int64_t W, cons
   }
 }
 
+// ---- residuals: what the local and sampled forwards leave for their backward ----------------------------
+// Gram target: the C x C matrix Ge - Gc of every patch, entry (a, b) of patch n at res[(a C + b) N + n]
+// (N patches per image, channel pair first). Pixel target: e - c, an image of SR's layout.
+
+// Writes Ge - Gc (pairs of NC channels, strides e_stride, c_stride) as the C x C entries of one patch,
+// entry (a, b) at res[(a C + b) stride].
+template <int NC, typename T>
+GRAMGAN_HD void write_gram_residual(const T* ge, int64_t e_stride, const T* gc, int64_t c_stride, int C, T* res,
+                                    int64_t stride) {
+  int q = 0;
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    GRAMGAN_UNROLL
+    for (int b = a; b < NC; ++b, ++q) {
+      if (b >= C) continue;
+      const T d = ge[q * e_stride] - gc[q * c_stride];
+      res[(a * C + b) * stride] = d;
+      res[(b * C + a) * stride] = d;
+    }
+  }
+}
+
+// Writes e - c of one patch into res (e's strides e_HW, e_W) and returns the pixel-target loss, the mean
+// of criterion(e - c) over the patch's C K^2 values.
+template <typename acc_t, typename e_t, typename c_t>
+GRAMGAN_HD acc_t write_pixel_residual(const e_t* e, int64_t e_HW, int64_t e_W, const c_t* c, int64_t c_HW,
+                                      int64_t c_W, int C, int K, int criterion, acc_t* res) {
+  acc_t sum = acc_t(0);
+  for (int ch = 0; ch < C; ++ch) {
+    for (int r = 0; r < K; ++r) {
+      for (int s = 0; s < K; ++s) {
+        const acc_t d = static_cast<acc_t>(e[ch * e_HW + r * e_W + s]) - static_cast<acc_t>(c[ch * c_HW + r * c_W + s]);
+        res[ch * e_HW + r * e_W + s] = d;
+        sum += criterion_value(d, criterion);
+      }
+    }
+  }
+  return sum / acc_t(C * K * K);
+}
+
+// The matrix D of gram_target_grad_matrix from a patch's residual (entry (a, b) at res[(a C + b) stride]).
+template <int NC, typename T>
+GRAMGAN_HD void residual_grad_matrix(const T* res, int64_t stride, T g, int C, int K, int criterion, T (*D)[NC]) {
+  const T scale = g / T(C * C) * (T(2) / T(K * K));
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    GRAMGAN_UNROLL
+    for (int b = a; b < NC; ++b) {
+      D[a][b] = D[b][a] = b < C ? scale * criterion_grad(res[(a * C + b) * stride], criterion) : T(0);
+    }
+  }
+}
+
+// Writes the pixel-target gradient g criterion'(r) / (C K^2) of one patch from its residual r (layout of
+// dx: strides HW, W).
+template <typename acc_t, typename scalar_t>
+GRAMGAN_HD void pixel_residual_grad(const acc_t* res, int64_t HW, int64_t W, int C, int K, acc_t g, int criterion,
+                                    scalar_t* dx) {
+  const acc_t scale = g / acc_t(C * K * K);
+  for (int ch = 0; ch < C; ++ch) {
+    for (int r = 0; r < K; ++r) {
+      for (int s = 0; s < K; ++s) {
+        const int64_t at = ch * HW + r * W + s;
+        dx[at] = static_cast<scalar_t>(scale * criterion_grad(res[at], criterion));
+      }
+    }
+  }
+}
+
 // The patch loops of the CUDA kernels: one pixel at a time (patch_gram and apply_patch_matrix above).
 // The CPU kernels pass their own, which run a row of K pixels as one SIMD value.
 template <int NC>
@@ -425,21 +494,29 @@ GRAMGAN_HD void source_patch_gram(const Source& source, int64_t m, int64_t y0, i
   gram_of_pixels<NC>(SourcePatch<Source>{source, m, y0, x0}, C, K, G);
 }
 
-// Writes candidate m's patch at (y0, x0) of a source into out (channel stride HW, row stride W, the
-// same patch position): the chosen patch that the sampled backward reads.
-template <int NC, typename acc_t, typename source_t>
-GRAMGAN_HD void write_source_patch(const SampledCandidates<acc_t, source_t>& source, int64_t m, int64_t y0,
-                                   int64_t x0, int C, int K, acc_t* out, int64_t HW, int64_t W) {
+// Writes e - c, c candidate m's patch at (y0, x0) of a source, into res (e and res point at the patch's
+// top-left pixel, both with strides HW, W) and returns the pixel-target loss, summed as pixel_target_loss.
+template <int NC, typename acc_t, typename source_t, typename scalar_t>
+GRAMGAN_HD acc_t write_source_pixel_residual(const SampledCandidates<acc_t, source_t>& source, int64_t m, int64_t y0,
+                                             int64_t x0, int C, int K, const scalar_t* e, acc_t* res, int64_t HW,
+                                             int64_t W, int criterion) {
   for (int r = 0; r < K; ++r) {
     for (int s = 0; s < K; ++s) {
       acc_t v[NC];
       source.template pixel<NC>(m, y0 + r, x0 + s, v);
       GRAMGAN_UNROLL
       for (int ch = 0; ch < NC; ++ch) {
-        if (ch < C) out[ch * HW + (y0 + r) * W + x0 + s] = v[ch];
+        if (ch < C) res[ch * HW + r * W + s] = static_cast<acc_t>(e[ch * HW + r * W + s]) - v[ch];
       }
     }
   }
+  acc_t sum = acc_t(0);
+  for (int ch = 0; ch < C; ++ch) {
+    for (int r = 0; r < K; ++r) {
+      for (int s = 0; s < K; ++s) sum += criterion_value(res[ch * HW + r * W + s], criterion);
+    }
+  }
+  return sum / acc_t(C * K * K);
 }
 
 // ---- texture mask -------------------------------------------------------------------------------------

@@ -162,8 +162,7 @@ class LibraryBackend:
             op, cands = self._ops.texture_loss_local, candidates.detach()
         else:
             op, cands = self._ops.texture_loss_global, [image.detach() for image in candidates]
-        loss, _ = op(sr, cands, k, gt_weight, target, criterion)
-        return loss
+        return op(sr, cands, k, gt_weight, target, criterion)[0]
 
     def texture_loss_sampled(
         self,

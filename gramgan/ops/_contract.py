@@ -7,10 +7,11 @@ kernels, defined as ``triton_op`` with these schemas) and any further namespace,
 host emulation of the CUDA kernels, which needs nothing more than ``define_ops(namespace)`` and its
 kernels. The same op therefore has the same signature everywhere (see docs/ops.md).
 
-Autograd: gradients flow to ``sr`` / ``x`` only. The texture-loss backward recomputes from the saved
-selection index and the candidates it reads in place (never a copy of the stack); the sampled form's
-forward writes the one candidate patch each SR patch chose (an image of SR's size) and its backward is
-the local backward against that image, so no candidate is sampled twice. The masked pair's backward
+Autograd: gradients flow to ``sr`` / ``x`` only. The local and sampled texture losses return, besides
+the loss and the index, the *residual* of each patch against its chosen candidate (``G(e) - G(c*)`` for
+the Gram target, ``e - c*`` for the pixel target): their backward reads SR and that residual only, so the
+candidates (or their sources) are neither kept for nor read by it. The global texture loss's backward
+re-reads the chosen candidate patches in place from the saved index. The masked pair's backward
 recomputes the mask of ``hr``.
 """
 
@@ -30,13 +31,15 @@ SCHEMAS: dict[str, str] = {
     # Index of the chosen candidate per SR patch, int64 (B, H/k, W/k).
     "gram_select_local": "(Tensor sr, Tensor candidates, int k, float gt_weight) -> Tensor",
     "gram_select_global": "(Tensor sr, Tensor[] candidates, int k, float gt_weight) -> Tensor",
-    # Per-patch texture loss (B, H/k, W/k) and the selected index (saved for the backward).
+    # Per-patch texture loss (B, H/k, W/k), the selected index and the residual against the chosen
+    # candidate, in the accumulation dtype (residual_shape): what the backward reads besides SR.
     "texture_loss_local": (
         "(Tensor sr, Tensor candidates, int k, float gt_weight, str target, str criterion)"
-        " -> (Tensor loss, Tensor index)"
+        " -> (Tensor loss, Tensor index, Tensor residual)"
     ),
-    "texture_loss_local_backward": (
-        "(Tensor grad, Tensor sr, Tensor candidates, Tensor index, int k, str target, str criterion) -> Tensor"
+    # Gradient with respect to SR of sum(grad * loss) from the forward's residual (local and sampled scope).
+    "texture_loss_residual_backward": (
+        "(Tensor grad, Tensor sr, Tensor residual, int k, str target, str criterion) -> Tensor"
     ),
     "texture_loss_global": (
         "(Tensor sr, Tensor[] candidates, int k, float gt_weight, str target, str criterion)"
@@ -47,11 +50,10 @@ SCHEMAS: dict[str, str] = {
     ),
     # The local texture loss with its candidates sampled in the kernel (docs/ops.md, "Sampled candidates"):
     # candidate 0 is hr, 1 the re-tiled hr_half (B, C, H/2, W/2), 2 + j the warp of hr by thetas[:, j]
-    # (B, J, 2, 3), bilinear, reflection padding, align_corners=False. Also returns `chosen` (sr's shape, the
-    # accumulation dtype): every SR patch's chosen candidate patch, what the backward (the local one) reads.
+    # (B, J, 2, 3), bilinear, reflection padding, align_corners=False. Returns the residual as the local op.
     "texture_loss_sampled": (
         "(Tensor sr, Tensor hr, Tensor hr_half, Tensor thetas, int k, float gt_weight, str target, str criterion)"
-        " -> (Tensor loss, Tensor index, Tensor chosen)"
+        " -> (Tensor loss, Tensor index, Tensor residual)"
     ),
     # MATLAB's bicubic imresize(x, 0.5), antialiased (B, C, H/2, W/2), in the accumulation dtype; no gradient.
     "downsample_half": "(Tensor x) -> Tensor",
@@ -86,6 +88,16 @@ def gram_shape(x: torch.Tensor, k: int) -> tuple[int, ...]:
     return (*patch_grid(x, k), x.shape[1], x.shape[1])
 
 
+def residual_shape(sr: torch.Tensor, k: int, target: str) -> tuple[int, ...]:
+    """Shape of the texture losses' residual: ``(B, C, C, H/k, W/k)``, ``G(e) - G(c*)`` of every patch
+    (channel pair first, so that neighbouring patches are neighbours in memory), for the Gram target;
+    ``(B, C, H, W)``, ``e - c*`` pixel by pixel, for the pixel target."""
+    if target == "gram":
+        b, hp, wp = patch_grid(sr, k)
+        return b, sr.shape[1], sr.shape[1], hp, wp
+    return tuple(sr.shape)
+
+
 def mask_shape(x: torch.Tensor) -> tuple[int, int, int, int]:
     """``(B, 1, H, W)``: the shape of the texture mask of ``x``."""
     return x.shape[0], 1, x.shape[-2], x.shape[-1]
@@ -104,6 +116,11 @@ def _loss_and_index(sr: torch.Tensor, candidates, k: int, *_) -> tuple[torch.Ten
     return sr.new_empty(grid, dtype=accumulation_dtype(sr.dtype)), sr.new_empty(grid, dtype=torch.long)
 
 
+def _loss_index_residual(sr: torch.Tensor, k: int, target: str) -> tuple[torch.Tensor, ...]:
+    residual = sr.new_empty(residual_shape(sr, k, target), dtype=accumulation_dtype(sr.dtype))
+    return (*_loss_and_index(sr, None, k), residual)
+
+
 def _index(sr: torch.Tensor, candidates, k: int, *_) -> torch.Tensor:
     return sr.new_empty(patch_grid(sr, k), dtype=torch.long)
 
@@ -114,13 +131,12 @@ FAKES: dict[str, Callable] = {
     "patch_gram_backward": lambda grad, x, k: _like(x),
     "gram_select_local": _index,
     "gram_select_global": _index,
-    "texture_loss_local": _loss_and_index,
+    "texture_loss_local": lambda sr, _cand, k, _gt_weight, target, _criterion: _loss_index_residual(sr, k, target),
     "texture_loss_global": _loss_and_index,
-    "texture_loss_local_backward": lambda grad, sr, *_: _like(sr),
+    "texture_loss_residual_backward": lambda grad, sr, *_: _like(sr),
     "texture_loss_global_backward": lambda grad, sr, *_: _like(sr),
-    "texture_loss_sampled": lambda sr, _hr, _hr_half, _thetas, k, *_: (
-        *_loss_and_index(sr, None, k),
-        sr.new_empty(sr.shape, dtype=accumulation_dtype(sr.dtype)),
+    "texture_loss_sampled": lambda sr, _hr, _hr_half, _thetas, k, _gt_weight, target, _criterion: (
+        _loss_index_residual(sr, k, target)
     ),
     "downsample_half": lambda x: x.new_empty(
         (*x.shape[:2], x.shape[2] // 2, x.shape[3] // 2), dtype=accumulation_dtype(x.dtype)
@@ -140,21 +156,22 @@ def _patch_gram_setup(ctx, inputs, output) -> None:
     ctx.k = k
 
 
-def _texture_loss_setup(ctx, inputs, output) -> None:
+def _texture_loss_global_setup(ctx, inputs, output) -> None:
     """Saves SR, the int64 index and the candidate images themselves (no patch copies)."""
     sr, candidates, k, _gt_weight, target, criterion = inputs
-    ctx.local = isinstance(candidates, torch.Tensor)
-    images = [candidates] if ctx.local else list(candidates)
-    ctx.save_for_backward(sr, output[1], *images)
+    ctx.save_for_backward(sr, output[1], *candidates)
     ctx.args = (k, target, criterion)
 
 
-def _texture_loss_sampled_setup(ctx, inputs, output) -> None:
-    """Saves SR and the chosen candidate patches (one image of SR's size), not the sampling sources."""
-    sr, _hr, _hr_half, _thetas, k, _gt_weight, target, criterion = inputs
+def _texture_loss_residual_setup(ctx, inputs, output) -> None:
+    """Local and sampled scope: saves SR and the residual, nothing of the candidates or their sources. The
+    index and residual outputs take no gradient, and none is made up for them (no zero-filled images)."""
+    sr, (k, _gt_weight, target, criterion) = inputs[0], inputs[-4:]
     ctx.save_for_backward(sr, output[2])
-    ctx.mark_non_differentiable(output[2])
+    ctx.mark_non_differentiable(output[1], output[2])
+    ctx.set_materialize_grads(False)
     ctx.args = (k, target, criterion)
+    ctx.n_inputs = len(inputs)
 
 
 def _mask_pair_setup(ctx, inputs, output) -> None:
@@ -174,27 +191,21 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
         (x,) = ctx.saved_tensors
         return ops().patch_gram_backward(grad, x, ctx.k), None
 
-    def texture_loss_grad(ctx, grad_loss, _grad_index):
+    def texture_loss_global_grad(ctx, grad_loss, _grad_index):
         sr, index, *images = ctx.saved_tensors
         grad_sr = None
         if ctx.needs_input_grad[0]:
-            if ctx.local:
-                grad_sr = ops().texture_loss_local_backward(grad_loss, sr, images[0], index, *ctx.args)
-            else:
-                grad_sr = ops().texture_loss_global_backward(grad_loss, sr, images, index, *ctx.args)
-        no_grad_candidates = None if ctx.local else [None] * len(images)  # same structure as the input
-        return grad_sr, no_grad_candidates, None, None, None, None
+            grad_sr = ops().texture_loss_global_backward(grad_loss, sr, images, index, *ctx.args)
+        return grad_sr, [None] * len(images), None, None, None, None  # same structure as the input
 
-    def texture_loss_sampled_grad(ctx, grad_loss, _grad_index, _grad_chosen):
-        sr, chosen = ctx.saved_tensors
+    def texture_loss_residual_grad(ctx, grad_loss, _grad_index, _grad_residual):
+        sr, residual = ctx.saved_tensors
         grad_sr = None
-        if ctx.needs_input_grad[0]:  # the local backward against the one candidate each patch chose,
-            # in the accumulation dtype (as the forward compared them: float16 / bfloat16 SR is read as float32)
-            first = torch.zeros(patch_grid(sr, ctx.args[0]), dtype=torch.long, device=sr.device)
-            sr_acc = sr.to(chosen.dtype)
-            grad_sr = ops().texture_loss_local_backward(grad_loss, sr_acc, chosen.unsqueeze(1), first, *ctx.args)
-            grad_sr = grad_sr.to(sr.dtype)
-        return grad_sr, None, None, None, None, None, None, None
+        if ctx.needs_input_grad[0] and grad_loss is not None:
+            grad_sr = ops().texture_loss_residual_backward(grad_loss, sr, residual, *ctx.args)
+        elif ctx.needs_input_grad[0]:  # the loss took no part in what was differentiated
+            grad_sr = torch.zeros_like(sr)
+        return (grad_sr, *[None] * (ctx.n_inputs - 1))
 
     def mask_pair_grad(ctx, grad_sr_masked, _grad_hr_masked):
         (hr,) = ctx.saved_tensors
@@ -205,9 +216,9 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
 
     return {
         "patch_gram": (patch_gram_grad, _patch_gram_setup),
-        "texture_loss_local": (texture_loss_grad, _texture_loss_setup),
-        "texture_loss_global": (texture_loss_grad, _texture_loss_setup),
-        "texture_loss_sampled": (texture_loss_sampled_grad, _texture_loss_sampled_setup),
+        "texture_loss_local": (texture_loss_residual_grad, _texture_loss_residual_setup),
+        "texture_loss_global": (texture_loss_global_grad, _texture_loss_global_setup),
+        "texture_loss_sampled": (texture_loss_residual_grad, _texture_loss_residual_setup),
         "mask_pair": (mask_pair_grad, _mask_pair_setup),
     }
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from gramgan.ops._backend import LibraryBackend
-from gramgan.ops._contract import SCHEMAS, accumulation_dtype, patch_grid, register_contract
+from gramgan.ops._contract import SCHEMAS, accumulation_dtype, patch_grid, register_contract, residual_shape
 
 NAMESPACE = "gramgan_triton"
 
@@ -43,6 +43,7 @@ if _IMPORT_ERROR is None:
             global_select_kernel,
             local_select_kernel,
             loss_at_index_kernel,
+            residual_bwd_kernel,
             texture_bwd_kernel,
         )
         from gramgan.kernels.texture_mask import (
@@ -130,13 +131,13 @@ def _half_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _launch_local(
-    sr: torch.Tensor, candidates: torch.Tensor, index: torch.Tensor, loss: torch.Tensor,
+    sr: torch.Tensor, candidates: torch.Tensor, index: torch.Tensor, loss: torch.Tensor, residual: torch.Tensor,
     k: int, gt_weight: float, mode: int, l1: bool,
 ) -> None:  # fmt: skip
     b, _, h, w = sr.shape
     n = (h // k) * (w // k)
     wrap_triton(local_select_kernel)[patches_grid(b * n)](
-        sr, *sr.stride(), candidates, *candidates.stride(), index, loss,
+        sr, *sr.stride(), candidates, *candidates.stride(), index, loss, residual,
         b * n, n, w // k, candidates.shape[1], gt_weight,
         USE_GT=gt_weight != 0.0, LOSS=mode, L1=l1, **patch_constexprs(sr, k),
     )  # fmt: skip
@@ -145,19 +146,20 @@ def _launch_local(
 def _select_local(sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight: float) -> torch.Tensor:
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     with device_guard(sr):
-        _launch_local(sr, candidates, index, index, k, gt_weight, LOSS_NONE, False)
+        _launch_local(sr, candidates, index, index, index, k, gt_weight, LOSS_NONE, False)
     return index
 
 
 def _texture_loss_local(
     sr: torch.Tensor, candidates: torch.Tensor, k: int, gt_weight: float, target: str, criterion: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
+    residual = torch.empty(residual_shape(sr, k, target), dtype=loss.dtype, device=sr.device)
     mode = LOSS_GRAM if target == "gram" else LOSS_PIXEL
     with device_guard(sr):
-        _launch_local(sr, candidates, index, loss, k, gt_weight, mode, criterion == "l1")
-    return loss, index
+        _launch_local(sr, candidates, index, loss, residual, k, gt_weight, mode, criterion == "l1")
+    return loss, index, residual
 
 
 def _launch_global_select(
@@ -205,28 +207,30 @@ def _texture_loss_global(
     return loss, index
 
 
-def _launch_backward(
+def _launch_global_backward(
     grad: torch.Tensor, sr: torch.Tensor, image: torch.Tensor, index: torch.Tensor, dx: torch.Tensor,
-    k: int, target: str, criterion: str, local: bool, start: int, count: int, wp_c: int,
+    k: int, target: str, criterion: str, start: int, count: int, wp_c: int,
 ) -> None:  # fmt: skip
     b, _, h, w = sr.shape
     n = (h // k) * (w // k)
-    c_strides = image.stride() if local else (image.stride(0), 0, *image.stride()[1:])
     wrap_triton(texture_bwd_kernel)[patches_grid(b * n)](
-        sr, *sr.stride(), image, *c_strides, index, grad, dx, *dx.stride(),
+        sr, *sr.stride(), image, *image.stride(), index, grad, dx, *dx.stride(),
         b * n, n, w // k, start, count, wp_c,
-        LOCAL=local, TARGET_GRAM=target == "gram", L1=criterion == "l1",
-        **patch_constexprs(sr, k),
+        TARGET_GRAM=target == "gram", L1=criterion == "l1", **patch_constexprs(sr, k),
     )  # fmt: skip
 
 
-def _texture_loss_local_backward(
-    grad: torch.Tensor, sr: torch.Tensor, candidates: torch.Tensor, index: torch.Tensor,
-    k: int, target: str, criterion: str,
-) -> torch.Tensor:  # fmt: skip
+def _texture_loss_residual_backward(
+    grad: torch.Tensor, sr: torch.Tensor, residual: torch.Tensor, k: int, target: str, criterion: str
+) -> torch.Tensor:
+    b, _, h, w = sr.shape
+    n = (h // k) * (w // k)
     dx = torch.empty(sr.shape, dtype=sr.dtype, device=sr.device)
     with device_guard(sr):
-        _launch_backward(grad.contiguous(), sr, candidates, index, dx, k, target, criterion, True, 0, 0, 1)
+        wrap_triton(residual_bwd_kernel)[patches_grid(b * n)](
+            sr, *sr.stride(), residual.contiguous(), grad.contiguous(), dx, *dx.stride(), b * n, n, w // k,
+            TARGET_GRAM=target == "gram", L1=criterion == "l1", **patch_constexprs(sr, k),
+        )  # fmt: skip
     return dx
 
 
@@ -238,7 +242,7 @@ def _texture_loss_global_backward(
     grad = grad.contiguous()
     with device_guard(sr):  # each patch is written by the launch of the image holding its choice
         for image, (start, count, wp_c) in zip(candidates, _levels(candidates, k)):
-            _launch_backward(grad, sr, image, index, dx, k, target, criterion, False, start, count, wp_c)
+            _launch_global_backward(grad, sr, image, index, dx, k, target, criterion, start, count, wp_c)
     return dx
 
 
@@ -311,7 +315,7 @@ _KERNELS = {
     "gram_select_global": _select_global,
     "texture_loss_local": _texture_loss_local,
     "texture_loss_global": _texture_loss_global,
-    "texture_loss_local_backward": _texture_loss_local_backward,
+    "texture_loss_residual_backward": _texture_loss_residual_backward,
     "texture_loss_global_backward": _texture_loss_global_backward,
     "texture_mask": _texture_mask,
     "mask_pair": _mask_pair,

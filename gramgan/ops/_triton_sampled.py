@@ -1,6 +1,6 @@
 """Launchers of the ``gramgan_triton`` sampled texture loss (docs/ops.md, "Sampled candidates").
 
-The body of ``texture_loss_sampled`` (its backward is the local one), registered by ``gramgan.ops._triton``;
+The body of ``texture_loss_sampled`` (its backward is the local residual one), registered by ``gramgan.ops._triton``;
 the kernels are ``gramgan.kernels.texture_loss_sampled``. Imports triton: ``_triton`` imports this module
 inside its guarded import block.
 """
@@ -9,7 +9,7 @@ import torch
 from torch.library import wrap_triton
 
 from gramgan.kernels.texture_loss_sampled import sampled_select_kernel
-from gramgan.ops._contract import accumulation_dtype, patch_grid
+from gramgan.ops._contract import accumulation_dtype, patch_grid, residual_shape
 from gramgan.ops._triton_launch import device_guard, patch_constexprs, patches_grid
 
 
@@ -42,20 +42,20 @@ def texture_loss_sampled(
     sr: torch.Tensor, hr: torch.Tensor, hr_half: torch.Tensor, thetas: torch.Tensor,
     k: int, gt_weight: float, target: str, criterion: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Per-patch loss and chosen index (int64), and the chosen patches (SR's shape); one launch.
+    """Per-patch loss, chosen index (int64) and residual (``residual_shape``); one launch.
 
-    Loss and chosen patches are in the accumulation dtype.
+    Loss and residual are in the accumulation dtype.
     """
     index = torch.empty(patch_grid(sr, k), dtype=torch.int64, device=sr.device)
     loss = torch.empty(patch_grid(sr, k), dtype=accumulation_dtype(sr.dtype), device=sr.device)
-    chosen = torch.empty(sr.shape, dtype=accumulation_dtype(sr.dtype), device=sr.device)
+    residual = torch.empty(residual_shape(sr, k, target), dtype=loss.dtype, device=sr.device)
     sizes = _sizes(sr, thetas, k)
     with device_guard(sr):
         wrap_triton(sampled_select_kernel)[patches_grid(sizes[0])](
-            *_sources(sr, hr, hr_half, thetas), index, loss, chosen, *chosen.stride(), *sizes, gt_weight,
+            *_sources(sr, hr, hr_half, thetas), index, loss, residual, *sizes, gt_weight,
             USE_GT=gt_weight != 0.0, TARGET_GRAM=target == "gram", L1=criterion == "l1", **patch_constexprs(sr, k),
         )  # fmt: skip
-    return loss, index, chosen
+    return loss, index, residual
 
 
 # The ops this module implements, for ``gramgan.ops._triton``'s registration.

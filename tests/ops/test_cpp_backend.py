@@ -36,7 +36,6 @@ def _op_cases(device: str, gen: torch.Generator) -> list[tuple[str, tuple]]:
     sr = _rand(gen, 2, 3, 8, 12, device=device)
     cand = _rand(gen, 2, 3, 3, 8, 12, device=device)
     levels = [_rand(gen, 2, 3, 8, 12, device=device), _rand(gen, 2, 3, 4, 8, device=device)]
-    index_local = torch.randint(0, 3, (2, 2, 3), generator=gen).to(device)
     index_global = torch.randint(0, 6 + 2, (2, 2, 3), generator=gen).to(device)
     grad = _rand(gen, 2, 2, 3, device=device)
     hr = 0.5 + 0.01 * torch.randn(2, 3, 8, 12, generator=gen).to(device)
@@ -51,7 +50,8 @@ def _op_cases(device: str, gen: torch.Generator) -> list[tuple[str, tuple]]:
         ("gram_select_global", (sr, levels, 4, 0.0)),
         ("texture_loss_local", (req(sr), cand, 4, 0.0, "gram", "mse")),
         ("texture_loss_local", (req(sr), cand, 4, 1.0, "pixel", "l1")),
-        ("texture_loss_local_backward", (grad, sr, cand, index_local, 4, "gram", "mse")),
+        ("texture_loss_residual_backward", (grad, sr, _rand(gen, 2, 3, 3, 2, 3, device=device) - 0.5, 4, "gram", "l1")),
+        ("texture_loss_residual_backward", (grad, sr, _rand(gen, 2, 3, 8, 12, device=device) - 0.5, 4, "pixel", "mse")),
         ("texture_loss_global", (req(sr), levels, 4, 1.0, "gram", "l1")),
         ("texture_loss_global", (req(sr), levels, 4, 0.0, "pixel", "mse")),
         ("texture_loss_global_backward", (grad, sr, levels, index_global, 4, "pixel", "mse")),
@@ -70,7 +70,8 @@ CASE_IDS = [
     "gram_select_global",
     "loss_local_gram",
     "loss_local_pixel",
-    "loss_local_backward",
+    "residual_backward_gram",
+    "residual_backward_pixel",
     "loss_global_gram",
     "loss_global_pixel",
     "loss_global_backward",
@@ -201,13 +202,17 @@ def test_direct_op_rejects_bad_input():
     with pytest.raises(RuntimeError, match="aligned"):
         torch.ops.gramgan.gram_select_local(x, torch.rand(1, 2, 3, 8, 4), 4, 0.0)
     with pytest.raises(RuntimeError, match="out of range"):
-        torch.ops.gramgan.texture_loss_local_backward(
-            torch.ones(1, 2, 2), x, x[:, None], torch.full((1, 2, 2), 5), 4, "gram", "mse"
+        torch.ops.gramgan.texture_loss_global_backward(
+            torch.ones(1, 2, 2), x, [x], torch.full((1, 2, 2), 5), 4, "gram", "mse"
         )
     with pytest.raises(RuntimeError, match="index must be int64"):
-        torch.ops.gramgan.texture_loss_local_backward(
-            torch.ones(1, 2, 2), x, x[:, None], torch.zeros((1, 2, 2), dtype=torch.int32), 4, "gram", "mse"
+        torch.ops.gramgan.texture_loss_global_backward(
+            torch.ones(1, 2, 2), x, [x], torch.zeros((1, 2, 2), dtype=torch.int32), 4, "gram", "mse"
         )
+    with pytest.raises(RuntimeError, match="residual must be"):  # the Gram target's residual is (B, C, C, H/k, W/k)
+        torch.ops.gramgan.texture_loss_residual_backward(torch.ones(1, 2, 2), x, x, 4, "gram", "mse")
+    with pytest.raises(RuntimeError, match="residual must be"):  # in the accumulation dtype
+        torch.ops.gramgan.texture_loss_residual_backward(torch.ones(1, 2, 2), x, x.double(), 4, "pixel", "mse")
     with pytest.raises(RuntimeError, match="reflect padding"):
         torch.ops.gramgan.texture_mask(x, 4, 0.005, 0, 0, "sliding", 17)
     with pytest.raises(RuntimeError, match="same shape"):

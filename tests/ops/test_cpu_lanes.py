@@ -158,7 +158,7 @@ loss = ops.gram_texture_loss(sr, cand, 4, "local", 0.5, "gram", "mse", "none", b
 index = ops.gram_select(sr.detach(), levels, 4, scope="global", gt_weight=1.0, backend="cpu")
 hr, half = torch.rand(2, 3, 16, 44, generator=g), torch.rand(2, 3, 8, 22, generator=g)
 thetas = torch.eye(2, 3) + 0.2 * torch.rand(2, 3, 2, 3, generator=g)
-sampled = torch.ops.gramgan.texture_loss_sampled(hr + 0.1, hr, half, thetas, 2, 0.0, "gram", "mse")
+sampled = torch.ops.gramgan.texture_loss_sampled(hr + 0.1, hr, half, thetas, 2, 0.0, "pixel", "mse")
 torch.save({"loss": loss.detach(), "grad": grad, "index": index, "sampled": sampled}, sys.argv[1])
 """
 
@@ -182,6 +182,7 @@ def test_baseline_build_agrees_with_the_default_one(tmp_path):
     torch.testing.assert_close(default["loss"], generic["loss"], rtol=1e-5, atol=1e-8)
     scale = default["grad"].abs().max().item()  # entries that cancel differ by rounding of the largest
     torch.testing.assert_close(default["grad"], generic["grad"], rtol=1e-5, atol=1e-5 * scale)
-    (loss, index, chosen), (loss_generic, index_generic, chosen_generic) = default["sampled"], generic["sampled"]
-    assert torch.equal(index, index_generic) and torch.equal(chosen, chosen_generic)
+    # the pixel target's residual SR - c*: the chosen candidates' pixels, to the bit
+    (loss, index, residual), (loss_generic, index_generic, residual_generic) = default["sampled"], generic["sampled"]
+    assert torch.equal(index, index_generic) and torch.equal(residual, residual_generic)
     torch.testing.assert_close(loss, loss_generic, rtol=1e-5, atol=1e-8)

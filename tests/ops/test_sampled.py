@@ -130,9 +130,10 @@ def test_sampled_non_contiguous_inputs(backend, device, rng):
 
 @pytest.mark.parametrize("magnitude", MAGNITUDES)
 def test_sampled_candidate_pixels_are_the_materialised_ones(backend, device, rng, magnitude):
-    """Every candidate's pixels, as the op writes them out for the patches that chose it, are those of
-    the materialised stack (affine_grid + grid_sample) to float32 rounding of the sampling point. SR is
-    candidate m itself (with a different m on each row of patches), so that every candidate gets chosen."""
+    """Every candidate's pixels, as the op compares them with the patches that chose it (the pixel target's
+    residual SR - c*), are those of the materialised stack (affine_grid + grid_sample) to float32 rounding
+    of the sampling point. SR is candidate m itself (with a different m on each row of patches), so that
+    every candidate gets chosen."""
     namespace = library_ops(backend)
     if namespace is None:
         pytest.skip("the reference backend registers no op")
@@ -142,25 +143,31 @@ def test_sampled_candidate_pixels_are_the_materialised_ones(backend, device, rng
     want = (torch.arange(h // k) % (2 + j)).view(1, -1, 1).expand(b, -1, w // k)
     rows = want.repeat_interleave(k, 1).repeat_interleave(k, 2)[:, None, None].expand(b, 1, c, h, w)
     sr = expected.gather(1, rows)[:, 0]
-    _loss, index, chosen = namespace.texture_loss_sampled(sr.to(device), hr, half, thetas, k, 0.0, "pixel", "mse")
+    _loss, index, residual = namespace.texture_loss_sampled(sr.to(device), hr, half, thetas, k, 0.0, "pixel", "mse")
     assert torch.equal(index.cpu(), want)
-    torch.testing.assert_close(chosen.cpu(), sr, rtol=0, atol=2e-5)
+    torch.testing.assert_close(residual.cpu(), torch.zeros_like(sr), rtol=0, atol=2e-5)
 
 
-def test_sampled_chosen_is_the_selected_candidate(backend, device, rng):
-    """The op's third output is, patch by patch, the candidate its index names, in float32; the
-    backward reads it (not the sources): changing hr after the forward leaves the gradient as it was."""
+def test_sampled_residual_is_against_the_selected_candidate(backend, device, rng):
+    """The op's third output is, patch by patch, the residual against the candidate its index names, in
+    float32: SR - c* (pixel target) or G(SR) - G(c*) as (B, C, C, H/k, W/k) (Gram target); the backward
+    reads it (not the sources): changing hr after the forward leaves the gradient as it was."""
     namespace = library_ops(backend)
     if namespace is None:
         pytest.skip("the reference backend registers no op")
     b, c, h, w, k, j = 2, 3, 16, 24, 4, 3
     for dtype in (torch.float32, torch.float16):
         sr, hr, half, thetas = make_case(rng, (b, c, h, w, k, j), 0.4, dtype=dtype, device=device)
-        _loss, index, chosen = namespace.texture_loss_sampled(sr, hr, half, thetas, k, 0.0, "gram", "mse")
         candidates = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), k)
-        rows = index.cpu().repeat_interleave(k, 1).repeat_interleave(k, 2)[:, None, None].expand(b, 1, c, h, w)
-        assert chosen.dtype == torch.float32 and chosen.shape == sr.shape
-        torch.testing.assert_close(chosen.cpu(), candidates.gather(1, rows)[:, 0], rtol=0, atol=2e-5)
+        for target in ("pixel", "gram"):
+            _loss, index, residual = namespace.texture_loss_sampled(sr, hr, half, thetas, k, 0.0, target, "mse")
+            rows = index.cpu().repeat_interleave(k, 1).repeat_interleave(k, 2)[:, None, None].expand(b, 1, c, h, w)
+            chosen = candidates.gather(1, rows)[:, 0].double()
+            expected = sr.cpu().double() - chosen
+            if target == "gram":
+                expected = (ref.patch_gram(sr.cpu().double(), k) - ref.patch_gram(chosen, k)).permute(0, 3, 4, 1, 2)
+            assert residual.dtype == torch.float32
+            torch.testing.assert_close(residual.cpu().double(), expected, rtol=1e-4, atol=2e-5)
     sr = sr.float().requires_grad_()
     hr, half = hr.float(), half.float()
     ops.gram_texture_loss_sampled(sr, hr, half, thetas, backend=backend).backward()

@@ -173,35 +173,47 @@ def test_opcheck(case):
     torch.library.opcheck(getattr(torch.ops.gramgan_triton, name).default, args, test_utils=utils)
 
 
-@pytest.mark.parametrize("scope", ["local", "global"])
-def test_backward_saves_the_index_not_copies(scope):
-    """The loss node keeps SR, the int64 index and the candidate images themselves: no patch copies."""
+def test_global_backward_saves_the_index_not_copies():
+    """The global loss node keeps SR, the int64 index and the candidate images themselves: no patch copies."""
     gen = torch.Generator().manual_seed(2)
     sr = _rand(gen, 2, 3, 8, 8).requires_grad_()
-    candidates = _rand(gen, 2, 3, 3, 8, 8)
-    if scope == "global":
-        candidates = [candidates[:, 0], candidates[:, 1, :, :4, :4]]
-    loss = ops.gram_texture_loss(sr, candidates, scope=scope, reduction="none", backend="triton")
+    both = _rand(gen, 2, 3, 3, 8, 8)
+    candidates = [both[:, 0], both[:, 1, :, :4, :4]]
+    loss = ops.gram_texture_loss(sr, candidates, scope="global", reduction="none", backend="triton")
     saved = loss.grad_fn.saved_tensors
-    inputs = [candidates] if scope == "local" else candidates
-    assert len(saved) == 2 + len(inputs)
+    assert len(saved) == 2 + len(candidates)
     assert saved[0].data_ptr() == sr.data_ptr()
     assert saved[1].dtype == torch.int64 and saved[1].shape == (2, 2, 2)
-    assert [t.data_ptr() for t in saved[2:]] == [t.data_ptr() for t in inputs]
-    expected = ops.gram_select(sr, candidates, scope=scope, backend="triton")
+    assert [t.data_ptr() for t in saved[2:]] == [t.data_ptr() for t in candidates]
+    expected = ops.gram_select(sr, candidates, scope="global", backend="triton")
     assert torch.equal(saved[1], expected)
 
 
-def test_sampled_backward_saves_sr_and_the_chosen_patches():
-    """The sampled loss node keeps SR and the chosen patches (one image of SR's size) only: no sources,
-    no candidate stack."""
+@pytest.mark.parametrize("target", ["gram", "pixel"])
+@pytest.mark.parametrize("form", ["local", "sampled"])
+def test_backward_saves_sr_and_the_residual_only(form, target):
+    """The local and sampled loss nodes keep SR and the residual only (Gram target: C x C values per patch;
+    pixel target: one image of SR's size), no candidate, no source; the backward from them equals the
+    reference gradient."""
     gen = torch.Generator().manual_seed(6)
     sr, hr, half = _rand(gen, 2, 3, 8, 16).requires_grad_(), _rand(gen, 2, 3, 8, 16), _rand(gen, 2, 3, 4, 8)
     thetas = torch.eye(2, 3, device=DEVICE).expand(2, 3, 2, 3) + 0.1 * _rand(gen, 2, 3, 2, 3)
-    loss = ops.gram_texture_loss_sampled(sr, hr, half, thetas, reduction="none", backend="triton")
-    saved = loss.grad_fn.saved_tensors
+    candidates = ref.sampled_candidates(hr, half, thetas, 4)
+
+    def loss(backend: str) -> torch.Tensor:
+        if form == "local":
+            return ops.gram_texture_loss(sr, candidates, target=target, reduction="none", backend=backend)
+        return ops.gram_texture_loss_sampled(sr, hr, half, thetas, target=target, reduction="none", backend=backend)
+
+    out = loss("triton")
+    saved = out.grad_fn.saved_tensors
     assert len(saved) == 2 and saved[0].data_ptr() == sr.data_ptr()
-    assert saved[1].shape == sr.shape and saved[1].dtype == torch.float32
+    assert saved[1].dtype == torch.float32
+    assert saved[1].shape == ((2, 3, 3, 2, 4) if target == "gram" else sr.shape)
+    upstream = _rand(gen, 2, 2, 4)
+    (grad,) = torch.autograd.grad(out, sr, upstream)
+    (expected,) = torch.autograd.grad(loss("reference"), sr, upstream)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_gradcheck_float64():
@@ -405,10 +417,11 @@ _COMPILE_SCRIPT = r"""
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from gramgan.kernels import gram, texture_loss as tl_, texture_mask as tm
+from gramgan.kernels import gram, texture_loss as tl_, texture_loss_sampled as ts, texture_mask as tm
 
 FLOATS = {"gt_weight", "threshold", "inv_n", "inv_n1"}
-POINTERS = {"idx_ptr": "*i64", "scratch_ptr": "*fp64", "y_ptr": "*fp64"}
+POINTERS = {"idx_ptr": "*i64", "scratch_ptr": "*fp64", "y_ptr": "*fp64", "res_ptr": "*fp32", "loss_ptr": "*fp32",
+            "th_ptr": "*fp32", "grid_ptr": "*fp32", "up_ptr": "*fp32"}
 patch = dict(PATCH=4, C=3, CC_P=16, F64=False)
 cases = [
     (gram.patch_gram_fwd_kernel, patch), (gram.patch_gram_bwd_kernel, patch),
@@ -416,8 +429,11 @@ cases = [
     (tl_.local_select_kernel, dict(patch, USE_GT=False, LOSS=2, L1=True)),
     (tl_.global_select_kernel, dict(patch, USE_GT=True, GRAM_LOSS=True, L1=False)),
     (tl_.loss_at_index_kernel, dict(patch, TARGET_GRAM=False, L1=True)),
-    (tl_.texture_bwd_kernel, dict(patch, LOCAL=True, TARGET_GRAM=True, L1=False)),
-    (tl_.texture_bwd_kernel, dict(patch, LOCAL=False, TARGET_GRAM=False, L1=True)),
+    (tl_.texture_bwd_kernel, dict(patch, TARGET_GRAM=False, L1=True)),
+    (tl_.residual_bwd_kernel, dict(patch, TARGET_GRAM=True, L1=False)),
+    (tl_.residual_bwd_kernel, dict(patch, TARGET_GRAM=False, L1=True)),
+    (ts.sampled_select_kernel, dict(patch, USE_GT=False, TARGET_GRAM=True, L1=False)),
+    (ts.sampled_select_kernel, dict(patch, USE_GT=True, TARGET_GRAM=False, L1=True)),
     (tm.mask_grid_kernel, dict(PATCH=4, C=3, F64=False, MODE=1)),
     (tm.luminance_plane_kernel, dict(C=3, F64=True)),
     (tm.sliding_rows_kernel, dict(F64=True)),
@@ -447,4 +463,4 @@ def test_kernels_compile_for_hopper_without_a_gpu():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "compiled 12" in done.stdout, done.stderr[-3000:]
+    assert done.returncode == 0 and "compiled 15" in done.stdout, done.stderr[-3000:]

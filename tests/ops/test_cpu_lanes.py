@@ -156,9 +156,11 @@ levels = [torch.rand(2, 3, 12, 44, generator=g), torch.rand(2, 3, 8, 20, generat
 loss = ops.gram_texture_loss(sr, cand, 4, "local", 0.5, "gram", "mse", "none", backend="cpu")
 (grad,) = torch.autograd.grad(loss.sum(), sr)
 index = ops.gram_select(sr.detach(), levels, 4, scope="global", gt_weight=1.0, backend="cpu")
-hr, half = torch.rand(2, 3, 16, 44, generator=g), torch.rand(2, 3, 8, 22, generator=g)
-thetas = torch.eye(2, 3) + 0.2 * torch.rand(2, 3, 2, 3, generator=g)
-sampled = torch.ops.gramgan.texture_loss_sampled(hr + 0.1, hr, half, thetas, 2, 0.0, "pixel", "mse")
+sampled = []
+for w, magnitude in ((44, 0.2), (72, 0.003), (64, 0.03)):  # every vector path of the samplers, and the tails
+    hr, half = torch.rand(2, 3, 16, w, generator=g), torch.rand(2, 3, 8, w // 2, generator=g)
+    thetas = torch.eye(2, 3) + magnitude * (2 * torch.rand(2, 3, 2, 3, generator=g) - 1)
+    sampled.append(torch.ops.gramgan.texture_loss_sampled(hr + 0.1, hr, half, thetas, 2, 0.0, "pixel", "mse"))
 torch.save({"loss": loss.detach(), "grad": grad, "index": index, "sampled": sampled}, sys.argv[1])
 """
 
@@ -175,14 +177,18 @@ def _run_baseline_script(path, simd: str | None) -> dict:
 def test_baseline_build_agrees_with_the_default_one(tmp_path):
     """GRAMGAN_CPU_SIMD=generic runs the kernels compiled for the baseline target (what a CPU without
     AVX2 runs): same selections, losses and gradients up to rounding, and the same warped samples to the
-    bit (the vector sampler repeats the scalar one's operations)."""
+    bit (the vector samplers repeat the scalar one's operations); GRAMGAN_CPU_SIMD=avx2 caps the sampler at
+    AVX2 (the default takes AVX-512 where the CPU has it), again with the same samples to the bit."""
     default = _run_baseline_script(tmp_path / "default.pt", None)
     generic = _run_baseline_script(tmp_path / "generic.pt", "generic")
+    avx2 = _run_baseline_script(tmp_path / "avx2.pt", "avx2")
     assert torch.equal(default["index"], generic["index"])
     torch.testing.assert_close(default["loss"], generic["loss"], rtol=1e-5, atol=1e-8)
     scale = default["grad"].abs().max().item()  # entries that cancel differ by rounding of the largest
     torch.testing.assert_close(default["grad"], generic["grad"], rtol=1e-5, atol=1e-5 * scale)
     # the pixel target's residual SR - c*: the chosen candidates' pixels, to the bit
-    (loss, index, residual), (loss_generic, index_generic, residual_generic) = default["sampled"], generic["sampled"]
-    assert torch.equal(index, index_generic) and torch.equal(residual, residual_generic)
-    torch.testing.assert_close(loss, loss_generic, rtol=1e-5, atol=1e-8)
+    for case, (loss, index, residual) in enumerate(default["sampled"]):
+        for other in (generic, avx2):
+            loss_other, index_other, residual_other = other["sampled"][case]
+            assert torch.equal(index, index_other) and torch.equal(residual, residual_other), case
+            torch.testing.assert_close(loss, loss_other, rtol=1e-5, atol=1e-8)

@@ -1,0 +1,280 @@
+// The warp sampling of the CPU sampled texture loss (texture_loss_sampled.cpp): rows of hr warped by an
+// affine map, bilinear with reflection padding, exactly as affine_grid + grid_sample on the CPU compute
+// them (the shared scalar code of gramgan_patch.h), and vector versions for float32 that perform the same
+// operations lane by lane: AVX2 + FMA (eight pixels) and AVX-512 (sixteen), picked at run time.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#include "cpu_lanes.h"
+#include "gramgan_patch.h"
+
+namespace gramgan {
+namespace cpu {
+
+// Columns [x_begin, x_end) of row y of the warp by theta into out (channel c at out[c * plane + x]):
+// the shared scalar sampling code. Never inlined, so that it keeps the generic code's rounding wherever it
+// is called from (inlined into the AVX2 function below, its products could be fused).
+template <typename T>
+__attribute__((noinline)) inline void sample_warp_row(const SampledCandidates<T, T>& src, const T* theta, int64_t y,
+                                               int64_t x_begin, int64_t x_end, int64_t plane, T* out) {
+  for (int64_t x = x_begin; x < x_end; ++x) {
+    const BilinearPoint<T> p = warp_point(theta, src.xs[x], src.ys[y], src.H, src.W);
+    for (int c = 0; c < src.C; ++c) out[c * plane + x] = bilinear_sample(src.hr + c * src.H * src.W, src.W, p);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define GRAMGAN_VECTOR_SAMPLERS 1
+
+// grid_source_coordinate on eight grid values along an axis of n pixels (scale n / 2, span 2 n, last n - 1).
+__attribute__((target("avx2,fma"))) inline __m256 grid_source_avx2(__m256 g, __m256 scale, __m256 span,
+                                                                    __m256 last) {
+  const __m256 one = _mm256_set1_ps(1.0f), low = _mm256_set1_ps(-0.5f);
+  const __m256 u = _mm256_fmadd_ps(_mm256_add_ps(g, one), scale, low);
+  __m256 extra = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(u, low));  // |u - low|
+  if (_mm256_movemask_ps(_mm256_cmp_ps(extra, span, _CMP_NLT_UQ)) != 0) {  // whole periods to take off (rare)
+    const __m256 periods = _mm256_round_ps(_mm256_div_ps(extra, span), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    extra = _mm256_sub_ps(extra, _mm256_mul_ps(periods, span));  // an exact product: contraction changes nothing
+  }
+  const __m256 flipped = _mm256_sub_ps(span, extra);
+  // min / max return their second operand when one is NaN: a NaN stays (flipped is NaN too), then becomes 0.
+  const __m256 reflected = _mm256_add_ps(_mm256_min_ps(extra, flipped), low);
+  return _mm256_min_ps(_mm256_max_ps(reflected, _mm256_setzero_ps()), last);
+}
+
+// Eight floats from p, or (full false) seven and a zero in the last lane, without reading p[7].
+__attribute__((target("avx2,fma"))) inline __m256 load_east_avx2(const float* p, bool full) {
+  return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0));
+}
+
+// The warp sampling of sample_strip for float32 with AVX2 and FMA, for the CPUs that have them
+// (lanes::use_avx2): the sample positions of eight pixels at a time, then their neighbours read with vector
+// loads from the planar image where they are eight consecutive pixels of a row, else pixel by pixel (no
+// gathers). It performs the very operations of the shared scalar code in the same order: products are
+// rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp so that no multiply-add
+// can be contracted here) and fused where it fuses them; the last W % 8 columns go through the scalar code.
+__attribute__((target("avx2,fma"))) inline void sample_warp_rows_avx2(const SampledCandidates<float, float>& src,
+                                                                const float* theta, const float* ax,
+                                                                const float* bx, int C, int K, int64_t y0,
+                                                                float* out) {
+  const int64_t H = src.H, W = src.W, vector_end = W - W % 8;
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 half_w = _mm256_set1_ps(static_cast<float>(W) / 2.0f), half_h = _mm256_set1_ps(static_cast<float>(H) / 2.0f);
+  const __m256 span_w = _mm256_set1_ps(static_cast<float>(W) * 2.0f), span_h = _mm256_set1_ps(static_cast<float>(H) * 2.0f);
+  const __m256 last_w = _mm256_set1_ps(static_cast<float>(W - 1)), last_h = _mm256_set1_ps(static_cast<float>(H - 1));
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+
+  for (int r = 0; r < K; ++r) {
+    const int64_t y = y0 + r;
+    const float yn = src.ys[y];
+    const __m256 cx = _mm256_set1_ps(yn * theta[1]), cy = _mm256_set1_ps(yn * theta[4]);
+    const __m256 tx = _mm256_set1_ps(theta[2]), ty = _mm256_set1_ps(theta[5]);
+    for (int64_t x = 0; x < vector_end; x += 8) {
+      const __m256 gx = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(ax + x), cx), tx);
+      const __m256 gy = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(bx + x), cy), ty);
+      const __m256 ix = grid_source_avx2(gx, half_w, span_w, last_w), iy = grid_source_avx2(gy, half_h, span_h, last_h);
+      const __m256i x0 = _mm256_cvttps_epi32(ix), y0i = _mm256_cvttps_epi32(iy);  // floor: ix, iy >= 0
+      const __m256 w = _mm256_sub_ps(ix, _mm256_cvtepi32_ps(x0)), n = _mm256_sub_ps(iy, _mm256_cvtepi32_ps(y0i));
+      const __m256 e = _mm256_sub_ps(one, w), s = _mm256_sub_ps(one, n);
+      const __m256 nw = _mm256_mul_ps(s, e), ne = _mm256_mul_ps(s, w), sw = _mm256_mul_ps(n, e), se = _mm256_mul_ps(n, w);
+      // The common case of a gentle warp: the eight pixels' north-west neighbours are eight consecutive
+      // pixels of one row, the south ones inside (first_y + 1 < H). Each channel's neighbours are then
+      // four vector loads from the planar image (the east ones masked at the row's end), and the blend
+      // below is the per-pixel one, lane by lane.
+      const int32_t first_x = _mm256_cvtsi256_si32(x0), first_y = _mm256_cvtsi256_si32(y0i);
+      const bool inside = first_x + 8 <= W && first_y + 1 < H;  // for the loads of both vector paths
+      // The east neighbours q + 1 .. q + 8: where q + 8 is past the row's end (the row's last eight
+      // pixels), it is outside the image and read as 0, like any outside neighbour.
+      const bool east_full = first_x + 9 <= W;
+
+      const __m256i same_row = _mm256_cmpeq_epi32(y0i, _mm256_set1_epi32(first_y));
+      const __m256i run = _mm256_cmpeq_epi32(x0, _mm256_add_epi32(_mm256_set1_epi32(first_x), lanes));
+      if (inside && _mm256_movemask_epi8(_mm256_and_si256(run, same_row)) == -1) {
+        const float* q = src.hr + int64_t{first_y} * W + first_x;
+        for (int c = 0; c < C; ++c, q += H * W) {
+          __m256 v = _mm256_mul_ps(_mm256_loadu_ps(q), nw);
+          v = _mm256_fmadd_ps(load_east_avx2(q + 1, east_full), ne, v);
+          v = _mm256_fmadd_ps(_mm256_loadu_ps(q + W), sw, v);
+          v = _mm256_fmadd_ps(load_east_avx2(q + W + 1, east_full), se, v);
+          _mm256_storeu_ps(out + c * K * W + r * W + x, v);
+        }
+        continue;
+      }
+      // Nearly as common: the neighbours lie within nine consecutive pixels of one row (the warp's scale
+      // is not 1, so one step skips or repeats a pixel). The same loads, then each lane takes its own
+      // pixel from them with a permute.
+      const __m256i offsets = _mm256_sub_epi32(x0, _mm256_set1_epi32(first_x));
+      const __m256i in_span = _mm256_cmpeq_epi32(_mm256_min_epu32(offsets, _mm256_set1_epi32(7)), offsets);
+      if (inside && _mm256_movemask_epi8(_mm256_and_si256(in_span, same_row)) == -1) {
+        const float* q = src.hr + int64_t{first_y} * W + first_x;
+        for (int c = 0; c < C; ++c, q += H * W) {
+          __m256 v = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(q), offsets), nw);
+          v = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(load_east_avx2(q + 1, east_full), offsets), ne, v);
+          v = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(q + W), offsets), sw, v);
+          v = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(load_east_avx2(q + W + 1, east_full), offsets), se, v);
+          _mm256_storeu_ps(out + c * K * W + r * W + x, v);
+        }
+        continue;
+      }
+      // Otherwise pixel by pixel, with the same operations (a neighbour outside the image is read as 0:
+      // it weighs nothing, and its NaN must not leak).
+      alignas(32) float weights[4][8];
+      alignas(32) int32_t xs0[8], ys0[8];
+      _mm256_store_ps(weights[0], nw);
+      _mm256_store_ps(weights[1], ne);
+      _mm256_store_ps(weights[2], sw);
+      _mm256_store_ps(weights[3], se);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(xs0), x0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(ys0), y0i);
+      for (int i = 0; i < 8; ++i) {
+        const bool east_in = xs0[i] + 1 < W, south_in = ys0[i] + 1 < H;
+        const float* q = src.hr + int64_t{ys0[i]} * W + xs0[i];
+        for (int c = 0; c < C; ++c, q += H * W) {
+          __m128 v = _mm_mul_ss(_mm_set_ss(q[0]), _mm_set_ss(weights[0][i]));
+          v = _mm_fmadd_ss(_mm_set_ss(east_in ? q[1] : 0.0f), _mm_set_ss(weights[1][i]), v);
+          v = _mm_fmadd_ss(_mm_set_ss(south_in ? q[W] : 0.0f), _mm_set_ss(weights[2][i]), v);
+          v = _mm_fmadd_ss(_mm_set_ss(east_in && south_in ? q[W + 1] : 0.0f), _mm_set_ss(weights[3][i]), v);
+          out[c * K * W + r * W + x + i] = _mm_cvtss_f32(v);
+        }
+      }
+    }
+    sample_warp_row(src, theta, y, vector_end, W, K * W, out + r * W);
+  }
+}
+
+
+// grid_source_avx2 on sixteen grid values (AVX-512: the same operations, so the same results).
+__attribute__((target("avx512f,avx512dq"))) inline __m512 grid_source_avx512(__m512 g, __m512 scale, __m512 span,
+                                                                            __m512 last) {
+  const __m512 one = _mm512_set1_ps(1.0f), low = _mm512_set1_ps(-0.5f);
+  const __m512 u = _mm512_fmadd_ps(_mm512_add_ps(g, one), scale, low);
+  __m512 extra = _mm512_andnot_ps(_mm512_set1_ps(-0.0f), _mm512_sub_ps(u, low));  // |u - low|
+  if (_mm512_cmp_ps_mask(extra, span, _CMP_NLT_UQ) != 0) {  // whole periods to take off (rare)
+    const __m512 periods = _mm512_roundscale_ps(_mm512_div_ps(extra, span), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    extra = _mm512_sub_ps(extra, _mm512_mul_ps(periods, span));
+  }
+  const __m512 flipped = _mm512_sub_ps(span, extra);
+  const __m512 reflected = _mm512_add_ps(_mm512_min_ps(extra, flipped), low);
+  return _mm512_min_ps(_mm512_max_ps(reflected, _mm512_setzero_ps()), last);
+}
+
+// sample_warp_rows_avx2 with sixteen pixels per vector, for CPUs with AVX-512 (F and DQ): the same
+// operations lane by lane, so the same samples to the bit. Sixteen samples whose north-west neighbours
+// lie within sixteen consecutive pixels of one row read them with vector loads (permuted unless they are
+// those sixteen pixels in order); any others with masked gathers (an outside neighbour reads as 0). The
+// last W % 16 columns go through the scalar code.
+__attribute__((target("avx512f,avx512dq"))) inline void sample_warp_rows_avx512(const SampledCandidates<float, float>& src,
+                                                                              const float* theta, const float* ax,
+                                                                              const float* bx, int C, int K, int64_t y0,
+                                                                              float* out) {
+  const int64_t H = src.H, W = src.W, vector_end = W - W % 16;
+  const int32_t W32 = static_cast<int32_t>(W), H32 = static_cast<int32_t>(H);
+  const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+  const __m512 half_w = _mm512_set1_ps(static_cast<float>(W) / 2.0f), half_h = _mm512_set1_ps(static_cast<float>(H) / 2.0f);
+  const __m512 span_w = _mm512_set1_ps(static_cast<float>(W) * 2.0f), span_h = _mm512_set1_ps(static_cast<float>(H) * 2.0f);
+  const __m512 last_w = _mm512_set1_ps(static_cast<float>(W - 1)), last_h = _mm512_set1_ps(static_cast<float>(H - 1));
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int r = 0; r < K; ++r) {
+    const int64_t y = y0 + r;
+    const float yn = src.ys[y];
+    const __m512 cx = _mm512_set1_ps(yn * theta[1]), cy = _mm512_set1_ps(yn * theta[4]);
+    const __m512 tx = _mm512_set1_ps(theta[2]), ty = _mm512_set1_ps(theta[5]);
+    for (int64_t x = 0; x < vector_end; x += 16) {
+      const __m512 gx = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(ax + x), cx), tx);
+      const __m512 gy = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(bx + x), cy), ty);
+      const __m512 ix = grid_source_avx512(gx, half_w, span_w, last_w), iy = grid_source_avx512(gy, half_h, span_h, last_h);
+      const __m512i x0 = _mm512_cvttps_epi32(ix), y0i = _mm512_cvttps_epi32(iy);  // floor: ix, iy >= 0
+      const __m512 w = _mm512_sub_ps(ix, _mm512_cvtepi32_ps(x0)), n = _mm512_sub_ps(iy, _mm512_cvtepi32_ps(y0i));
+      const __m512 e = _mm512_sub_ps(one, w), s = _mm512_sub_ps(one, n);
+      const __m512 nw = _mm512_mul_ps(s, e), ne = _mm512_mul_ps(s, w), sw = _mm512_mul_ps(n, e), se = _mm512_mul_ps(n, w);
+      float* dst = out + r * W + x;
+      const int32_t first_x = _mm_cvtsi128_si32(_mm512_castsi512_si128(x0));
+      const int32_t first_y = _mm_cvtsi128_si32(_mm512_castsi512_si128(y0i));
+      const __m512i offsets = _mm512_sub_epi32(x0, _mm512_set1_epi32(first_x));
+      const __mmask16 same_row = _mm512_cmpeq_epi32_mask(y0i, _mm512_set1_epi32(first_y));
+      const __mmask16 in_span = _mm512_cmple_epu32_mask(offsets, _mm512_set1_epi32(15));
+      if (first_x + 16 <= W32 && first_y + 1 < H32 && (same_row & in_span) == 0xFFFF) {
+        // Neighbours within sixteen pixels of one row: plain loads (the east ones of the row's last
+        // sixteen pixels masked: past the row's end reads as 0), permuted unless they are in order.
+        const bool in_order = _mm512_cmpeq_epi32_mask(offsets, lanes) == 0xFFFF;
+        const __mmask16 east = first_x + 17 <= W32 ? __mmask16(0xFFFF) : __mmask16(0x7FFF);
+        const float* q = src.hr + int64_t{first_y} * W + first_x;
+        for (int c = 0; c < C; ++c, q += H * W) {
+          __m512 a = _mm512_loadu_ps(q), b = _mm512_maskz_loadu_ps(east, q + 1);
+          __m512 d = _mm512_loadu_ps(q + W), f = _mm512_maskz_loadu_ps(east, q + W + 1);
+          if (!in_order) {
+            a = _mm512_permutexvar_ps(offsets, a);
+            b = _mm512_permutexvar_ps(offsets, b);
+            d = _mm512_permutexvar_ps(offsets, d);
+            f = _mm512_permutexvar_ps(offsets, f);
+          }
+          __m512 v = _mm512_mul_ps(a, nw);
+          v = _mm512_fmadd_ps(b, ne, v);
+          v = _mm512_fmadd_ps(d, sw, v);
+          v = _mm512_fmadd_ps(f, se, v);
+          _mm512_storeu_ps(dst + c * K * W, v);
+        }
+        continue;
+      }
+      // Anywhere else: the neighbours gathered, those outside the image read as 0.
+      const __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(y0i, _mm512_set1_epi32(W32)), x0);
+      const __mmask16 east_in = _mm512_cmplt_epi32_mask(_mm512_add_epi32(x0, _mm512_set1_epi32(1)), _mm512_set1_epi32(W32));
+      const __mmask16 south_in = _mm512_cmplt_epi32_mask(_mm512_add_epi32(y0i, _mm512_set1_epi32(1)), _mm512_set1_epi32(H32));
+      const __m512i at_s = _mm512_add_epi32(at, _mm512_set1_epi32(W32));
+      const __m512i one_i = _mm512_set1_epi32(1);
+      const float* plane = src.hr;
+      for (int c = 0; c < C; ++c, plane += H * W) {
+        __m512 v = _mm512_mul_ps(_mm512_i32gather_ps(at, plane, 4), nw);
+        v = _mm512_fmadd_ps(_mm512_mask_i32gather_ps(zero, east_in, _mm512_add_epi32(at, one_i), plane, 4), ne, v);
+        v = _mm512_fmadd_ps(_mm512_mask_i32gather_ps(zero, south_in, at_s, plane, 4), sw, v);
+        v = _mm512_fmadd_ps(_mm512_mask_i32gather_ps(zero, east_in & south_in, _mm512_add_epi32(at_s, one_i), plane, 4),
+                            se, v);
+        _mm512_storeu_ps(dst + c * K * W, v);
+      }
+    }
+    sample_warp_row(src, theta, y, vector_end, W, K * W, out + r * W);
+  }
+}
+
+#endif  // GRAMGAN_VECTOR_SAMPLERS
+
+// Which code samples the float32 warps: the scalar one, the AVX2 + FMA or the AVX-512 one (picked once per
+// process from the CPU; GRAMGAN_CPU_SIMD=generic forces the scalar code, =avx2 caps it at AVX2).
+enum class WarpSampler { kScalar, kAvx2, kAvx512 };
+
+inline WarpSampler best_warp_sampler() {
+#ifdef GRAMGAN_VECTOR_SAMPLERS
+  static const WarpSampler best = [] {
+    if (!lanes::use_avx2()) return WarpSampler::kScalar;
+    const char* forced = std::getenv("GRAMGAN_CPU_SIMD");
+    const bool capped = forced != nullptr && std::strcmp(forced, "avx2") == 0;
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    return avx512 && !capped ? WarpSampler::kAvx512 : WarpSampler::kAvx2;
+  }();
+  return best;
+#else
+  return WarpSampler::kScalar;
+#endif
+}
+
+// Rows y0 .. y0 + K - 1 of the warp by theta into out (channel c at out[c * K * W], row r at + r * W)
+// with the given sampler; ax, bx: x * theta[0] and x * theta[3] of every column (the vector samplers').
+inline void sample_warp_rows(WarpSampler sampler, const SampledCandidates<float, float>& src, const float* theta,
+                             const float* ax, const float* bx, int C, int K, int64_t y0, float* out) {
+#ifdef GRAMGAN_VECTOR_SAMPLERS
+  if (sampler == WarpSampler::kAvx512) return sample_warp_rows_avx512(src, theta, ax, bx, C, K, y0, out);
+  if (sampler == WarpSampler::kAvx2) return sample_warp_rows_avx2(src, theta, ax, bx, C, K, y0, out);
+#endif
+  for (int r = 0; r < K; ++r) sample_warp_row(src, theta, y0 + r, 0, src.W, K * src.W, out + r * src.W);
+}
+
+}  // namespace cpu
+}  // namespace gramgan

@@ -12,6 +12,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -22,6 +24,30 @@
 
 namespace gramgan {
 namespace cpu {
+
+// Hands out the tasks [0, n) in chunks to at::parallel_for's threads as they ask for them: worker(next)
+// runs once per thread (set up its buffers there), then takes tasks with next(task) until it returns
+// false. On shared or unequal cores a thread that is ahead takes more, so the last one to finish waits
+// less than after parallel_for's fixed split.
+template <typename Worker>
+inline void parallel_tasks(int64_t n, const Worker& worker) {
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t chunk = std::max<int64_t>(1, n / (8 * threads));
+  std::atomic<int64_t> claimed{0};
+  at::parallel_for(0, std::min(threads, std::max<int64_t>(1, (n + chunk - 1) / chunk)), 1, [&](int64_t, int64_t) {
+    int64_t at = 0, end = 0;  // the tasks of this thread's current chunk still to run
+    auto next = [&](int64_t& task) {
+      if (at == end) {
+        at = claimed.fetch_add(chunk, std::memory_order_relaxed);
+        end = std::min(n, at + chunk);
+        if (at >= n) return false;
+      }
+      task = at++;
+      return true;
+    };
+    worker(next);
+  });
+}
 
 // One row of a patch: K values of T in one SIMD value.
 template <typename T, int K>

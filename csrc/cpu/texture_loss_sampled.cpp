@@ -175,13 +175,15 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
   const bool gram_loss = target == kTargetGram;
   const WarpSampler sampler = sampler_for(in);
   const bool vector_sampler = sampler != WarpSampler::kScalar;
-  at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
+  parallel_tasks(in.B * Hp, [&](auto& next) {
     std::vector<float> strip(NC * stride), products(2 * in.J * W);
     alignas(32) float pad[lanes::strip_floats<K, C>()];
-    for (int64_t t = begin; t < end; ++t) {
+    int64_t products_of = -1;  // the image whose warp_column_products are in products
+    for (int64_t t = 0; next(t);) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
-      if (vector_sampler && (t == begin || i == 0)) {  // a new image
+      if (vector_sampler && b != products_of) {
         warp_column_products(in.image<float>(b, K), in.J, products.data());
+        products_of = b;
       }
       sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip.data(), products.data(), sampler);
       lanes::run_simd([&] {

@@ -24,6 +24,8 @@ reproducible from ``torch.manual_seed`` whatever the device.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -41,9 +43,12 @@ __all__ = [
 ]
 
 
-def _no_autocast(x: Tensor) -> torch.autocast:
-    """Autocast off: the database is built in float32 even inside an autocast region."""
-    return torch.autocast(device_type=x.device.type, enabled=False)
+def autocast_off(x: Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off for ``x``'s device (nothing to do, and nothing done, where it is not on): the database
+    and the texture loss are computed in float32 even inside an autocast region."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(device_type=x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _check_hr(hr: object) -> Tensor:
@@ -93,9 +98,10 @@ def random_affine_thetas(
     _check_positive_int("batch", batch, 0)
     _check_positive_int("num_warps", num_warps, 0)
     magnitude = _check_magnitude(magnitude)
-    noise = torch.rand(batch, num_warps, 2, 3, generator=generator, dtype=torch.float64)
-    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-    thetas = identity + (2.0 * noise - 1.0) * magnitude
+    thetas = torch.rand(batch, num_warps, 2, 3, generator=generator, dtype=torch.float64)
+    thetas.mul_(2.0).sub_(1.0).mul_(magnitude)  # U(-m, m), in place: this runs every training step
+    thetas[..., 0, 0] += 1.0
+    thetas[..., 1, 1] += 1.0
     return thetas.to(device=device, dtype=dtype)
 
 
@@ -110,14 +116,14 @@ def warp_images(hr: Tensor, thetas: Tensor) -> Tensor:
         raise ValueError(
             f"thetas must have shape ({b}, J, 2, 3) for hr of shape {tuple(hr.shape)}, got {tuple(thetas.shape)}"
         )
-    with torch.no_grad(), _no_autocast(hr):
+    with torch.no_grad(), autocast_off(hr):
         warped = reference.warp(hr.detach().float(), thetas.to(hr.device, torch.float32))
     return warped.to(hr.dtype)
 
 
 def _downsample(hr: Tensor, scale: float, clamp: bool) -> Tensor:
     """MATLAB-style bicubic resize with antialiasing, float32, no grad, clamped to [0, 1] if asked."""
-    with torch.no_grad(), _no_autocast(hr):
+    with torch.no_grad(), autocast_off(hr):
         small = imresize(hr.detach().float(), scale=scale, antialias=True)
         return small.clamp_(0.0, 1.0) if clamp else small
 
@@ -131,7 +137,7 @@ def downsample_half(hr: Tensor, clamp: bool = True, backend: str | None = None) 
     """
     hr = _check_hr(hr)
     _check_divisible(hr, 2, "the x2 candidate halves the image")
-    with torch.no_grad(), _no_autocast(hr):
+    with torch.no_grad(), autocast_off(hr):
         small = ops.downsample_half(hr.detach(), backend=backend).float()
         return small.clamp_(0.0, 1.0) if clamp else small
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from gramgan import ops
 from gramgan.losses.candidates import (
+    autocast_off,
     build_global_candidates,
     build_local_candidates,
     downsample_half,
@@ -71,7 +72,7 @@ def texture_loss(
     """
     # Autocast off: the op accumulates in float32 itself (docs/ops.md); autocast would run the reference
     # backend's einsum in bf16/fp16 and blur Gram differences of order 1e-3.
-    no_autocast = torch.autocast(device_type=sr.device.type, enabled=False)
+    no_autocast = autocast_off(sr)
     options = {"k": patch_size, "gt_weight": gt_weight, "target": target, "criterion": criterion}
     if scope == "local" and not materialize:
         half = downsample_half(hr, clamp, backend).to(sr.dtype)

@@ -8,7 +8,8 @@
 // patches get bit-identical Grams wherever they lie (exact ties stay exact).
 //
 // The kernels are compiled twice: for AVX2 + FMA (chosen at run time when the CPU has them) and for
-// the baseline x86-64 / other targets (see run_simd); GRAMGAN_CPU_SIMD=generic forces the baseline.
+// the baseline x86-64 / other targets (cpu_simd.h); the local and sampled forwards also have a copy with
+// sixteen patches per value for AVX-512 (cpu_lanes_wide.h).
 #pragma once
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 
 #include <c10/util/Exception.h>
 
+#include "cpu_simd.h"
 #include "gramgan_patch.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors never cross a non-inlined call
@@ -37,6 +39,27 @@ typedef int32_t I8 __attribute__((vector_size(32)));
 
 inline F8 splat(float x) { return F8{x, x, x, x, x, x, x, x}; }
 inline I8 splat_int(int32_t x) { return I8{x, x, x, x, x, x, x, x}; }
+
+// Lanes of a SIMD value type V (8 or 16 floats or int32s), V with every lane x, and the int32 type of
+// V's lane count (what its comparisons return).
+template <typename V>
+constexpr int lane_count() {
+  return static_cast<int>(sizeof(V) / 4);
+}
+
+template <typename V, typename T>
+inline V broadcast(T x) {
+  V v;
+  for (int i = 0; i < lane_count<V>(); ++i) v[i] = x;
+  return v;
+}
+
+template <typename V>
+struct IntLanesOf {
+  typedef int32_t type __attribute__((vector_size(sizeof(V))));
+};
+template <typename V>
+using IntLanes = typename IntLanesOf<V>::type;
 
 inline F8 load8(const float* p) {
   F8 v;
@@ -59,9 +82,10 @@ inline F8 patch_to_pixels(const F8& d) {
                                  (8 * t + 4) / K, (8 * t + 5) / K, (8 * t + 6) / K, (8 * t + 7) / K);
 }
 
-// Patches of strip g (patches [8g, 8g + 8)) of a patch-row of Wp patches that lie in the image.
+// Patches of strip g (patches [N g, N g + N)) of a patch-row of Wp patches that lie in the image.
+template <int N = kLanes>
 inline int strip_valid(int64_t Wp, int64_t g) {
-  return static_cast<int>(Wp - g * kLanes < kLanes ? Wp - g * kLanes : kLanes);
+  return static_cast<int>(Wp - g * N < N ? Wp - g * N : N);
 }
 
 // Writes the first `valid` lanes of v to out[0..valid), converted to Out.
@@ -104,10 +128,10 @@ struct StripOf {
 using Strip = StripOf<const float>;  // read
 using OutStrip = StripOf<float>;     // written
 
-// Floats of a strip copied out of an image (C channels of K rows of 8K pixels).
-template <int K, int C>
+// Floats of a strip copied out of an image (C channels of K rows of N K pixels).
+template <int K, int C, int N = kLanes>
 constexpr int strip_floats() {
-  return C * K * kLanes * K;
+  return C * K * N * K;
 }
 
 // Eight patches from anywhere, side by side as a strip: lane p's patch has its top-left pixel of
@@ -151,10 +175,10 @@ inline const float* zero_patch() {
 
 // The first `valid` patches of the strip at s copied into scratch (the other lanes zero): the layout
 // of a strip whose lanes are not all inside the image.
-template <int K, int C>
+template <int K, int C, int N = kLanes>
 inline Strip pad_strip(const Strip& s, int valid, float* scratch) {
-  constexpr int64_t W = kLanes * K;
-  std::memset(scratch, 0, sizeof(float) * strip_floats<K, C>());
+  constexpr int64_t W = N * K;
+  std::memset(scratch, 0, sizeof(float) * strip_floats<K, C, N>());
   for (int c = 0; c < C; ++c) {
     for (int r = 0; r < K; ++r) std::memcpy(scratch + (c * K + r) * W, s.p + c * s.HW + r * s.W, sizeof(float) * valid * K);
   }
@@ -227,16 +251,16 @@ inline void strip_gram(const Source& s, F8* G) {
 
 // Asks for the cache lines of the strip `ahead` strips to the right of s (software prefetch: a strip
 // reads 2 C K short row segments, more streams than the hardware prefetchers follow).
-template <int K, int C>
+template <int K, int C, int N = kLanes>
 inline void prefetch_strip(const Strip& s, int ahead) {
   constexpr int kLineFloats = 16;
   GRAMGAN_LANES_UNROLL
   for (int c = 0; c < C; ++c) {
     GRAMGAN_LANES_UNROLL
     for (int r = 0; r < K; ++r) {
-      const float* row = s.p + c * s.HW + r * s.W + ahead * kLanes * K;
+      const float* row = s.p + c * s.HW + r * s.W + ahead * N * K;
       GRAMGAN_LANES_UNROLL
-      for (int x = 0; x < kLanes * K; x += kLineFloats) __builtin_prefetch(row + x);
+      for (int x = 0; x < N * K; x += kLineFloats) __builtin_prefetch(row + x);
     }
   }
 }
@@ -249,16 +273,16 @@ inline void strip_gram(const Strip& s, int valid, float* scratch, F8* G) {
 
 // sum over the full C x C matrices of criterion(A - B), from pairs (lanes = patches), B's pair q read as
 // pair_of(q): the diagonal and the (doubled) off-diagonal terms are summed apart, then added.
-template <int C, typename PairOf>
-inline F8 pair_criterion_sum_of(const F8* A, const PairOf& pair_of, int criterion) {
-  F8 diagonal = F8{}, off = F8{};
+template <int C, typename V, typename PairOf>
+inline V pair_criterion_sum_of(const V* A, const PairOf& pair_of, int criterion) {
+  V diagonal = V{}, off = V{};
   int q = 0;
   GRAMGAN_LANES_UNROLL
   for (int a = 0; a < C; ++a) {
     GRAMGAN_LANES_UNROLL
     for (int b = a; b < C; ++b, ++q) {
-      const F8 d = A[q] - pair_of(q);
-      const F8 v = criterion == kCriterionMse ? d * d : (d < F8{} ? -d : d);
+      const V d = A[q] - pair_of(q);
+      const V v = criterion == kCriterionMse ? d * d : (d < V{} ? -d : d);
       if (a == b) {
         diagonal += v;
       } else {
@@ -266,12 +290,12 @@ inline F8 pair_criterion_sum_of(const F8* A, const PairOf& pair_of, int criterio
       }
     }
   }
-  return diagonal + splat(2.0f) * off;
+  return diagonal + broadcast<V>(2.0f) * off;
 }
 
-// pair_criterion_sum_of with B's pairs as F8 values.
-template <int C>
-inline F8 pair_criterion_sum(const F8* A, const F8* B, int criterion) {
+// pair_criterion_sum_of with B's pairs as SIMD values.
+template <int C, typename V>
+inline V pair_criterion_sum(const V* A, const V* B, int criterion) {
   return pair_criterion_sum_of<C>(A, [B](int q) { return B[q]; }, criterion);
 }
 
@@ -283,25 +307,30 @@ inline F8 frobenius2_broadcast(const F8* A, const float* B, int64_t b_stride) {
 
 // The selection key of the running argmin, cheaper than selection_key and equivalent under `<` against
 // a best that started at +inf: +inf becomes the largest float, NaN stays NaN (and never compares less).
-inline F8 candidate_key(const F8& score) {
-  const F8 largest = splat(std::numeric_limits<float>::max());
+template <typename V>
+inline V candidate_key(const V& score) {
+  const V largest = broadcast<V>(std::numeric_limits<float>::max());
   return largest < score ? largest : score;
 }
 
 // A running argmin over candidates, lanes = patches: best starts at +inf, index at 0, and a candidate
 // replaces the best only when its key is strictly smaller, so ties keep the lowest index, NaN never
-// wins, all-NaN keeps index 0, and +inf beats NaN (the rule of docs/ops.md). Returns the lanes replaced.
+// wins, all-NaN keeps index 0, and +inf beats NaN (the rule of docs/ops.md). (Every blend selects on a
+// comparison written in place: GCC turns a 16-lane comparison kept as a value into scalar code, and an
+// int32 selection on a float comparison too, hence Index = V, float indices, exact below 2^24, for the
+// few candidates of the local scope.)
+template <typename V = F8, typename Index = IntLanes<V>>
 struct RunningMin {
-  F8 best = splat(std::numeric_limits<float>::infinity());
-  I8 index = I8{};
+  V best = broadcast<V>(std::numeric_limits<float>::infinity());
+  Index index = Index{};
 
-  I8 update(const F8& score, int32_t candidate) {
-    const F8 key = candidate_key(score);
-    const I8 better = key < best;
-    best = better ? key : best;
-    index = better ? splat_int(candidate) : index;
-    return better;
+  // Folds in a candidate by its selection key (candidate_key).
+  void take(const V& key, int32_t candidate) {
+    index = key < best ? broadcast<Index>(candidate) : index;
+    best = key < best ? key : best;
   }
+
+  void update(const V& score, int32_t candidate) { take(candidate_key(score), candidate); }
 };
 
 // The local forward's running selection of one strip (lanes = patches), fed one candidate at a time:
@@ -309,27 +338,34 @@ struct RunningMin {
 // goes into the running argmin, and with gram_loss the loss criterion(Ge - Gc) and the residual
 // Ge - Gc are kept where the candidate is selected (candidate 0's always: it stays selected when every
 // score is NaN).
-template <int C>
+template <int C, typename V = F8>
 struct StripSelection {
-  RunningMin run;
-  F8 gg[pair_count<C>()];
-  F8 residual[pair_count<C>()];
-  F8 loss = F8{};
+  RunningMin<V, V> run;
+  V gg[pair_count<C>()];
+  V residual[pair_count<C>()];
+  V loss = V{};
 
-  void add(const F8* ge, const F8* gc, int32_t m, float beta, bool gram_loss, int criterion) {
-    F8 score = pair_criterion_sum<C>(ge, gc, kCriterionMse);
+  void add(const V* ge, const V* gc, int32_t m, float beta, bool gram_loss, int criterion) {
+    V score = pair_criterion_sum<C>(ge, gc, kCriterionMse);
     if (beta != 0.0f) {
       if (m == 0) std::copy(gc, gc + pair_count<C>(), gg);
-      score += splat(beta) * pair_criterion_sum<C>(gg, gc, kCriterionMse);
+      score += broadcast<V>(beta) * pair_criterion_sum<C>(gg, gc, kCriterionMse);
     }
-    const I8 better = run.update(score, m);
-    if (!gram_loss) return;
-    // Without the ground-truth term the mse loss is the score itself.
-    const F8 l = criterion == kCriterionMse && beta == 0.0f ? score : pair_criterion_sum<C>(ge, gc, criterion);
-    const I8 take = m == 0 ? splat_int(-1) : better;
-    loss = take ? l : loss;
-    GRAMGAN_LANES_UNROLL
-    for (int q = 0; q < pair_count<C>(); ++q) residual[q] = take ? ge[q] - gc[q] : residual[q];
+    const V key = candidate_key(score);
+    if (gram_loss) {
+      // Without the ground-truth term the mse loss is the score itself.
+      const V l = criterion == kCriterionMse && beta == 0.0f ? score : pair_criterion_sum<C>(ge, gc, criterion);
+      if (m == 0) {
+        loss = l;
+        GRAMGAN_LANES_UNROLL
+        for (int q = 0; q < pair_count<C>(); ++q) residual[q] = ge[q] - gc[q];
+      } else {
+        loss = key < run.best ? l : loss;
+        GRAMGAN_LANES_UNROLL
+        for (int q = 0; q < pair_count<C>(); ++q) residual[q] = key < run.best ? ge[q] - gc[q] : residual[q];
+      }
+    }
+    run.take(key, m);
   }
 
   // Stores the residual's C x C entries of the first `valid` lanes: entry (a, b) of lane p at
@@ -341,8 +377,8 @@ struct StripSelection {
       GRAMGAN_LANES_UNROLL
       for (int b = a; b < C; ++b, ++q) {
         for (int e : {a * C + b, b * C + a}) {
-          if (valid == kLanes) {
-            store8(out + e * stride, residual[q]);
+          if (valid == lane_count<V>()) {
+            std::memcpy(out + e * stride, &residual[q], sizeof(V));
           } else {
             store_lanes(out + e * stride, residual[q], valid);
           }
@@ -352,48 +388,6 @@ struct StripSelection {
     }
   }
 };
-
-inline bool simd_avx2_supported() {
-#if defined(__x86_64__) || defined(__i386__)
-  const char* forced = std::getenv("GRAMGAN_CPU_SIMD");
-  if (forced != nullptr && std::strcmp(forced, "generic") == 0) return false;
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
-// Whether run_simd takes the AVX2 + FMA build (decided once per process).
-inline bool use_avx2() {
-  static const bool yes = simd_avx2_supported();
-  return yes;
-}
-
-#if defined(__x86_64__) || defined(__i386__)
-template <typename F>
-__attribute__((target("avx2,fma"), flatten)) void run_avx2(const F& f) {
-  f();
-}
-#endif
-
-template <typename F>
-__attribute__((flatten)) void run_generic(const F& f) {
-  f();
-}
-
-// Runs f() compiled for AVX2 + FMA when this CPU has them, else compiled for the baseline target.
-// f and everything it calls are inlined into each copy (flatten), so the vector code follows the copy.
-template <typename F>
-void run_simd(const F& f) {
-#if defined(__x86_64__) || defined(__i386__)
-  if (use_avx2()) {
-    run_avx2(f);
-    return;
-  }
-#endif
-  run_generic(f);
-}
 
 }  // namespace lanes
 }  // namespace cpu

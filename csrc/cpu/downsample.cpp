@@ -1,6 +1,6 @@
 // CPU kernel of gramgan::downsample_half: MATLAB's bicubic imresize(x, 0.5) with the 8-tap filter of
-// csrc/include/gramgan_resize.h, in two separable passes per image plane (rows, then columns); planes
-// run in parallel. Interior columns are a fixed-weight stride-2 filter, vectorised over the even and odd
+// csrc/include/gramgan_resize.h, in two separable passes (rows, then columns) run output row by output
+// row, so that the filtered row stays in L1; planes run in parallel. Interior columns are a fixed-weight stride-2 filter, vectorised over the even and odd
 // pixels of the row (AVX2 + FMA when the CPU has them, cpu_lanes.h's run_simd); only the pixels at each
 // border go through the mirrored index.
 #include <ATen/Parallel.h>
@@ -18,41 +18,45 @@ namespace cpu {
 namespace {
 
 template <typename T>
-void downsample_plane(const T* in, T* out, T* rows, int64_t H, int64_t W) {
+void downsample_plane(const T* in, T* out, T* row, int64_t H, int64_t W) {
   const int64_t Ho = H / 2, Wo = W / 2;
   T w[kHalfTaps];
   for (int t = 0; t < kHalfTaps; ++t) w[t] = half_tap_weight<T>(t);
-  // Rows: rows[o][x] = sum_t w[t] in[2o - 3 + t][x].
+  // Output columns p in [2, Wo - 2) never leave the row; the others' mirrored taps, found once.
+  const int64_t lo = std::min<int64_t>(2, Wo), hi = std::max<int64_t>(lo, Wo - 2);
+  int64_t edge_taps[4][kHalfTaps];
+  const int64_t edge_columns[4] = {0, 1, hi, hi + 1};
+  for (int e = 0; e < 4; ++e) {
+    for (int t = 0; t < kHalfTaps; ++t) edge_taps[e][t] = half_tap_index(std::min(edge_columns[e], Wo - 1), t, W);
+  }
+  T* even = row + W;
+  T* odd = even + Wo;
+  // One output row at a time, both passes while its filtered row is in L1: the rows pass,
+  // row[x] = sum_t w[t] in[2o - 3 + t][x], then the columns pass, out[o][p] = sum_t w[t] row[2p - 3 + t].
+  // The filtered row is split into its even and odd pixels (even[j] = row[2j], odd[j] = row[2j + 1]) so
+  // that the taps of neighbouring outputs are neighbouring values: tap t of output p is
+  // odd[p - 2 + t / 2] for even t, even[p - 1 + t / 2] for odd t, and the loop over p vectorises (the
+  // same products, summed in the same order).
   for (int64_t o = 0; o < Ho; ++o) {
-    T* dst = rows + o * W;
     const T* src[kHalfTaps];
     for (int t = 0; t < kHalfTaps; ++t) src[t] = in + half_tap_index(o, t, H) * W;
     for (int64_t x = 0; x < W; ++x) {
       T s = w[0] * src[0][x];
       for (int t = 1; t < kHalfTaps; ++t) s += w[t] * src[t][x];
-      dst[x] = s;
+      row[x] = s;
     }
-  }
-  // Columns: out[o][p] = sum_t w[t] rows[o][2p - 3 + t]. Each row is split into its even and odd pixels
-  // (even[j] = row[2j], odd[j] = row[2j + 1]) so that the taps of neighbouring outputs are neighbouring
-  // values: tap t of output p is odd[p - 2 + t / 2] for even t, even[p - 1 + t / 2] for odd t, and the
-  // loop over p vectorises (same products, summed in the same order). p in [2, Wo - 2) never leaves the row.
-  const int64_t lo = std::min<int64_t>(2, Wo), hi = std::max<int64_t>(lo, Wo - 2);
-  T* even = rows + Ho * W;
-  T* odd = even + Wo;
-  for (int64_t o = 0; o < Ho; ++o) {
-    const T* r = rows + o * W;
     T* dst = out + o * Wo;
     for (int64_t j = 0; j < Wo; ++j) {
-      even[j] = r[2 * j];
-      odd[j] = r[2 * j + 1];
+      even[j] = row[2 * j];
+      odd[j] = row[2 * j + 1];
     }
-    auto edge = [&](int64_t p) {
-      T s = w[0] * r[half_tap_index(p, 0, W)];
-      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * r[half_tap_index(p, t, W)];
+    for (int e = 0; e < 4; ++e) {
+      const int64_t p = edge_columns[e];
+      if (p >= Wo || (p >= lo && p < hi)) continue;  // outside the image, or an interior column
+      T s = w[0] * row[edge_taps[e][0]];
+      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * row[edge_taps[e][t]];
       dst[p] = s;
-    };
-    for (int64_t p = 0; p < lo; ++p) edge(p);
+    }
     for (int64_t p = lo; p < hi; ++p) {
       T s = w[0] * odd[p - 2];
       s += w[1] * even[p - 1];
@@ -64,7 +68,6 @@ void downsample_plane(const T* in, T* out, T* rows, int64_t H, int64_t W) {
       s += w[7] * even[p + 2];
       dst[p] = s;
     }
-    for (int64_t p = hi; p < Wo; ++p) edge(p);
   }
 }
 
@@ -78,10 +81,10 @@ at::Tensor downsample_half_cpu(const at::Tensor& x_in) {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> rows((H / 2) * W + W);  // the filtered rows, then one row split in two
+      std::vector<scalar_t> row(2 * W);  // one filtered row, then that row split in two
       lanes::run_simd([&] {  // AVX2 + FMA where the CPU has them
         for (int64_t plane = begin; plane < end; ++plane) {
-          downsample_plane(xp + plane * H * W, op + plane * (H / 2) * (W / 2), rows.data(), H, W);
+          downsample_plane(xp + plane * H * W, op + plane * (H / 2) * (W / 2), row.data(), H, W);
         }
       });
     });

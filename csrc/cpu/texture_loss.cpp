@@ -21,6 +21,7 @@
 
 #include "cpu_gram.h"
 #include "cpu_lanes.h"
+#include "cpu_lanes_wide.h"
 
 namespace gramgan {
 namespace cpu {
@@ -209,10 +210,10 @@ using lanes::Strip;
 using lanes::store_lanes;
 using lanes::strip_valid;
 
-// The strip g of patch-row i of a (C, H, W) image.
-template <int K>
+// The strip g (of N patches) of patch-row i of a (C, H, W) image.
+template <int K, int N = kLanes>
 inline Strip image_strip(const float* image, int64_t H, int64_t W, int64_t i, int64_t g) {
-  return {image + i * K * W + g * kLanes * K, H * W, W};
+  return {image + i * K * W + g * N * K, H * W, W};
 }
 
 // Image rows per task of the float32 local forward (as kBandRows; fewer rows, more tasks to share).
@@ -222,15 +223,15 @@ constexpr int kPrefetchStrips = 2;
 
 // Local scope forward in float32: one task per (image, band of patch-rows); the band's strips are
 // scanned once per candidate image (3 channels x a band of rows: long contiguous reads the prefetcher
-// follows), and the running selection and the selected Grams stay in a few KB of cache.
+// follows), and the running selection and the selected Grams stay in a few KB of cache. Strips of
+// eight patches, or sixteen with AVX-512 (lanes::run_lanes; the same results).
 template <int K, int C>
 void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt_weight, int target, int criterion,
                          at::Tensor& index, at::Tensor* loss, at::Tensor* residual) {
   constexpr int P = pair_count<C>();
   constexpr int64_t band = kLaneBandRows / K;  // patch-rows per task
   const int64_t B = sr.size(0), H = sr.size(2), W = sr.size(3), NC = cand.size(1);
-  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, groups = (Wp + kLanes - 1) / kLanes;
-  const int64_t bands = (Hp + band - 1) / band, strips = band * groups;
+  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W, bands = (Hp + band - 1) / band;
   const float* sp = sr.data_ptr<float>();
   const float* cp = cand.data_ptr<float>();
   int64_t* ip = index.data_ptr<int64_t>();
@@ -239,42 +240,45 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
   const float beta = static_cast<float>(gt_weight);
   const bool gram_loss = lp != nullptr && target == kTargetGram;
   at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
-    lanes::LaneBuffer<F8> ge(strips * P);
-    lanes::LaneBuffer<lanes::StripSelection<C>> selections(strips);
-    alignas(32) float scratch[lanes::strip_floats<K, C>()];
-    lanes::run_simd([&] {
+    lanes::run_lanes([&](auto lanes_n) {
+      constexpr int N = decltype(lanes_n)::value;
+      using V = lanes::FloatLanes<N>;
+      const int64_t groups = (Wp + N - 1) / N, strips = band * groups;
+      lanes::LaneBuffer<V> ge(strips * P);
+      lanes::LaneBuffer<lanes::StripSelection<C, V>> selections(strips);
+      alignas(64) float scratch[lanes::strip_floats<K, C, N>()];
       for (int64_t t = begin; t < end; ++t) {
         const int64_t b = t / bands, i0 = (t % bands) * band, i1 = std::min(i0 + band, Hp);
         const int64_t n_strips = (i1 - i0) * groups;  // strip u: patch-row i0 + u / groups, strip u % groups
         auto strip_of = [&](const float* image, int64_t u) {
-          return image_strip<K>(image, H, W, i0 + u / groups, u % groups);
+          return image_strip<K, N>(image, H, W, i0 + u / groups, u % groups);
         };
         for (int64_t u = 0; u < n_strips; ++u) {
-          lanes::strip_gram<K, C>(strip_of(sp + b * CHW, u), strip_valid(Wp, u % groups), scratch, &ge[u * P]);
-          selections[u] = lanes::StripSelection<C>{};
+          lanes::strip_gram<K, C>(strip_of(sp + b * CHW, u), strip_valid<N>(Wp, u % groups), scratch, &ge[u * P]);
+          selections[u] = lanes::StripSelection<C, V>{};
         }
         for (int64_t n = 0; n < NC; ++n) {
           const float* image = cp + (b * NC + n) * CHW;
           for (int64_t u = 0; u < n_strips; ++u) {
-            F8 gc[P];
-            lanes::prefetch_strip<K, C>(strip_of(image, u), kPrefetchStrips);
-            lanes::strip_gram<K, C>(strip_of(image, u), strip_valid(Wp, u % groups), scratch, gc);
+            V gc[P];
+            lanes::prefetch_strip<K, C, N>(strip_of(image, u), kPrefetchStrips);
+            lanes::strip_gram<K, C>(strip_of(image, u), strip_valid<N>(Wp, u % groups), scratch, gc);
             selections[u].add(&ge[u * P], gc, static_cast<int32_t>(n), beta, gram_loss, criterion);
           }
         }
         for (int64_t u = 0; u < n_strips; ++u) {
           const int64_t i = i0 + u / groups, g = u % groups;
-          const int valid = strip_valid(Wp, g);
-          const int64_t u0 = (b * Hp + i) * Wp + g * kLanes;  // flat index of the strip's first patch
+          const int valid = strip_valid<N>(Wp, g);
+          const int64_t u0 = (b * Hp + i) * Wp + g * N;  // flat index of the strip's first patch
           store_lanes(ip + u0, selections[u].run.index, valid);
           if (lp == nullptr) continue;
           if (gram_loss) {
-            store_lanes(lp + u0, selections[u].loss / lanes::splat(C * C), valid);
-            selections[u].store_residual(rp + b * C * C * Hp * Wp + i * Wp + g * kLanes, Hp * Wp, valid);
+            store_lanes(lp + u0, selections[u].loss / lanes::broadcast<V>(C * C), valid);
+            selections[u].store_residual(rp + b * C * C * Hp * Wp + i * Wp + g * N, Hp * Wp, valid);
             continue;
           }
           for (int p = 0; p < valid; ++p) {
-            const int64_t offset = i * K * W + (g * kLanes + p) * K;
+            const int64_t offset = i * K * W + (g * N + p) * K;
             lp[u0 + p] = write_pixel_residual(sp + b * CHW + offset, H * W, W, cp + (b * NC + ip[u0 + p]) * CHW + offset,
                                               H * W, W, C, K, criterion, rp + b * CHW + offset);
           }
@@ -481,7 +485,7 @@ constexpr int64_t kQueryBlock = kQueryVectors * kLanes;
 // offset 0) over the bank of one image (M x P, candidate m's pairs at bank[m * P]).
 template <int C, bool WithGt>
 void global_search_block(const float* ge, const float* gg, int64_t n_pad, const float* bank, int64_t M, float beta,
-                         lanes::RunningMin* runs) {
+                         lanes::RunningMin<>* runs) {
   constexpr int P = pair_count<C>();
   for (int64_t m = 0; m < M; ++m) {
     F8 c[P];
@@ -536,7 +540,7 @@ void global_forward_lanes(const at::Tensor& sr, const Levels& levels, double gt_
         const int64_t b = t / blocks, n0 = (t % blocks) * kQueryBlock;
         const float* e = ge.data() + b * P * n_pad + n0;
         const float* bank_b = bp + b * M * P;
-        lanes::RunningMin runs[kQueryVectors];
+        lanes::RunningMin<> runs[kQueryVectors];
         if (beta != 0.0f) {
           global_search_block<C, true>(e, gg.data() + b * P * n_pad + n0, n_pad, bank_b, M, beta, runs);
         } else {

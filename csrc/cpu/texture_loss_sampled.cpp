@@ -161,12 +161,10 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
 template <int K, int C>
 void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target, int criterion,
                            SampledOutputs& out) {
-  using lanes::F8;
-  using lanes::kLanes;
   using lanes::Strip;
   constexpr int P = pair_count<C>();
   const int64_t H = in.H, W = in.W, Hp = H / K, Wp = W / K, HW = H * W, NC = 2 + in.J;
-  const int64_t plane = K * W, stride = C * plane, groups = (Wp + kLanes - 1) / kLanes;
+  const int64_t plane = K * W, stride = C * plane;
   const float* sp = in.sr.data_ptr<float>();
   int64_t* ip = out.index.data_ptr<int64_t>();
   float* lp = out.loss.data_ptr<float>();
@@ -176,8 +174,10 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
   const WarpSampler sampler = sampler_for(in);
   const bool vector_sampler = sampler != WarpSampler::kScalar;
   parallel_tasks(in.B * Hp, [&](auto& next) {
-    std::vector<float> strip(NC * stride), products(2 * in.J * W);
-    alignas(32) float pad[lanes::strip_floats<K, C>()];
+    lanes::LaneBuffer<float> strip_buffer(NC * stride);  // 64-byte aligned, as the vector loads like
+    std::vector<float> products(2 * in.J * W);
+    alignas(64) float pad[lanes::strip_floats<K, C>()];
+    float* strip = &strip_buffer[0];
     int64_t products_of = -1;  // the image whose warp_column_products are in products
     for (int64_t t = 0; next(t);) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
@@ -185,26 +185,30 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
         warp_column_products(in.image<float>(b, K), in.J, products.data());
         products_of = b;
       }
-      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip.data(), products.data(), sampler);
+      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip, products.data(), sampler);
+      // Strips of eight patches: sixteen (AVX-512, lanes::run_lanes) measured slower here, though not in
+      // the local forward (the strip buffer is in L1 already; the wider reduction's permutes cost more).
       lanes::run_simd([&] {
-        for (int64_t g = 0; g < groups; ++g) {
-          const int valid = lanes::strip_valid(Wp, g);
-          F8 ge[P], gc[P];
-          lanes::strip_gram<K, C>(Strip{sp + row + g * kLanes * K, HW, W}, valid, pad, ge);
-          lanes::StripSelection<C> selection;
+        constexpr int N = lanes::kLanes;
+        using V = lanes::F8;
+        for (int64_t g = 0; g < (Wp + N - 1) / N; ++g) {
+          const int valid = lanes::strip_valid<N>(Wp, g);
+          V ge[P], gc[P];
+          lanes::strip_gram<K, C>(Strip{sp + row + g * N * K, HW, W}, valid, pad, ge);
+          lanes::StripSelection<C, V> selection;
           for (int64_t m = 0; m < NC; ++m) {
-            lanes::strip_gram<K, C>(Strip{strip.data() + m * stride + g * kLanes * K, plane, W}, valid, pad, gc);
+            lanes::strip_gram<K, C>(Strip{strip + m * stride + g * N * K, plane, W}, valid, pad, gc);
             selection.add(ge, gc, static_cast<int32_t>(m), beta, gram_loss, criterion);
           }
-          lanes::store_lanes(ip + t * Wp + g * kLanes, selection.run.index, valid);
+          lanes::store_lanes(ip + t * Wp + g * N, selection.run.index, valid);
           if (!gram_loss) continue;
-          lanes::store_lanes(lp + t * Wp + g * kLanes, selection.loss / lanes::splat(C * C), valid);
-          selection.store_residual(rp + b * C * C * Hp * Wp + i * Wp + g * kLanes, Hp * Wp, valid);
+          lanes::store_lanes(lp + t * Wp + g * N, selection.loss / lanes::broadcast<V>(C * C), valid);
+          selection.store_residual(rp + b * C * C * Hp * Wp + i * Wp + g * N, Hp * Wp, valid);
         }
       });
       if (gram_loss) continue;
       for (int64_t j = 0; j < Wp; ++j) {
-        lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip.data() + ip[t * Wp + j] * stride + j * K,
+        lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip + ip[t * Wp + j] * stride + j * K,
                                               plane, W, C, K, criterion, rp + row + j * K);
       }
     }

@@ -245,21 +245,14 @@ __attribute__((target("avx512f,avx512dq"))) inline void sample_warp_rows_avx512(
 
 #endif  // GRAMGAN_VECTOR_SAMPLERS
 
-// Which code samples the float32 warps: the scalar one, the AVX2 + FMA or the AVX-512 one (picked once per
-// process from the CPU; GRAMGAN_CPU_SIMD=generic forces the scalar code, =avx2 caps it at AVX2).
+// Which code samples the float32 warps: the scalar one, the AVX2 + FMA or the AVX-512 one (the CPU's
+// level of cpu_simd.h: GRAMGAN_CPU_SIMD=generic forces the scalar code, =avx2 caps it at AVX2).
 enum class WarpSampler { kScalar, kAvx2, kAvx512 };
 
 inline WarpSampler best_warp_sampler() {
 #ifdef GRAMGAN_VECTOR_SAMPLERS
-  static const WarpSampler best = [] {
-    if (!lanes::use_avx2()) return WarpSampler::kScalar;
-    const char* forced = std::getenv("GRAMGAN_CPU_SIMD");
-    const bool capped = forced != nullptr && std::strcmp(forced, "avx2") == 0;
-    __builtin_cpu_init();
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-    return avx512 && !capped ? WarpSampler::kAvx512 : WarpSampler::kAvx2;
-  }();
-  return best;
+  if (lanes::use_avx512()) return WarpSampler::kAvx512;
+  return lanes::use_avx2() ? WarpSampler::kAvx2 : WarpSampler::kScalar;
 #else
   return WarpSampler::kScalar;
 #endif

@@ -8,8 +8,8 @@ import torch
 import gramgan.ops as ops
 from gramgan.data.resize import imresize
 
-# (B, C, H, W): B = 1, non-square, tiny images whose taps mirror more than once, C = 1..4.
-SHAPES = [(1, 3, 16, 16), (2, 1, 6, 10), (1, 4, 2, 4), (3, 2, 24, 8)]
+# (B, C, H, W): B = 1, non-square, tiny images whose taps mirror more than once (W/2 = 1 to 5), C = 1..4.
+SHAPES = [(1, 3, 16, 16), (2, 1, 6, 10), (1, 4, 2, 4), (3, 2, 24, 8), (1, 2, 6, 6), (2, 1, 4, 2)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -32,7 +32,7 @@ from benchmarks.harness.op_benchmark import DTYPES, PAPER, op_parser, partial_sa
 from benchmarks.harness.plots import bandwidth_points, finish_figure, roofline_axes, speedup_bars, start_figure
 from benchmarks.harness.results import RESULTS_ROOT, results_dir, save_figure, write_json, write_text
 from benchmarks.harness.tables import Target, find_row, format_table
-from benchmarks.harness.timing import Timing, copy_bandwidth, synchronize, time_function
+from benchmarks.harness.timing import Timing, copy_bandwidth, synchronize, time_function, time_interleaved
 
 __all__ = [
     "ALL_BACKENDS",
@@ -78,6 +78,7 @@ __all__ = [
     "start_figure",
     "synchronize",
     "time_function",
+    "time_interleaved",
     "today",
     "write_json",
     "write_text",

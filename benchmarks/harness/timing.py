@@ -3,7 +3,8 @@ CPU, and the copy bandwidth that serves as the roofline.
 
 On a GPU ``triton.testing.do_bench`` (CUDA events, L2 flushed before every run), falling back to plain
 CUDA events; on the CPU ``torch.utils.benchmark.Timer.blocked_autorange`` with every intra-op thread (a
-call slower than the time budget is timed once). Both report the median.
+call slower than the time budget is timed once). Both report the median. ``time_interleaved`` times
+the members of a ratio in alternation (on the CPU), so that the ratio survives a shared machine's drift.
 """
 
 from __future__ import annotations
@@ -70,6 +71,34 @@ def time_function(
             times = list(measurement.times)
             calls = len(times) * measurement.number_per_run
     return Timing(_quantile(times, 0.5), _quantile(times, 0.2), _quantile(times, 0.8), len(times), calls)
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], device: torch.device, min_time_s: float, expected_s: dict[str, float]
+) -> dict[str, Timing]:
+    """Median run times of several functions (already warmed up) measured in alternation: ``rounds``
+    rounds, each timing every function for a block of calls, so that a slow spell of a shared machine
+    weighs on all of them alike and their ratios hold. Each function gets about ``min_time_s`` in all;
+    ``expected_s`` is one call's time (the warm-up's). A function slower than ``min_time_s`` / 5 per
+    call runs once per round. On a GPU each function is timed on its own (``time_function``)."""
+    if device.type == "cuda":
+        return {name: time_function(fn, device, min_time_s, expected_s.get(name)) for name, fn in fns.items()}
+    import time
+
+    rounds = 15
+    block_s = min_time_s / rounds
+    number = {name: max(1, round(block_s / max(expected_s.get(name, block_s), 1e-7))) for name in fns}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(number[name]):
+                fn()
+            samples[name].append((time.perf_counter() - start) / number[name])
+    return {
+        name: Timing(_quantile(t, 0.5), _quantile(t, 0.2), _quantile(t, 0.8), len(t), len(t) * number[name])
+        for name, t in samples.items()
+    }
 
 
 def _cuda_times_ms(fn: Callable[[], Any], min_time_s: float) -> list[float]:

@@ -115,7 +115,13 @@ MUTATIONS = [
         "cuda/texture_loss.cu",
         r"cand = cand_in\.contiguous\(\)",
         "cand = cand_in",
-        count=2,
+    ),
+    Mutation(
+        "residual-layout",
+        "the backward reads the Gram residual patch-major instead of channel-pair-major (the forward's layout)",
+        "cuda/texture_loss.cu",
+        r"residual \+ b \* C \* C \* Hp \* Wp \+ n % \(Hp \* Wp\), Hp \* Wp, grad\[n\]",
+        "residual + n * C * C, 1, grad[n]",
     ),
     Mutation(
         "out-of-bounds-read",

@@ -145,6 +145,16 @@ inline void update_local_selection(const T* ge, const T* gg, const T* gc, int64_
   }
 }
 
+// Where global candidate m lies: its level image (of batch element b) and top-left pixel offset.
+template <typename T, int K, int C>
+const T* global_patch(const Levels& levels, int64_t b, int64_t m, int64_t* H, int64_t* W) {
+  const size_t l = levels.level_of(m);
+  *H = levels.height[l];
+  *W = levels.width[l];
+  const int64_t q = m - levels.offset[l], Wp = *W / K;
+  return levels.images[l].data_ptr<T>() + b * C * *H * *W + (q / Wp) * K * *W + (q % Wp) * K;
+}
+
 // Runs f(n, b, i, j) for every patch (b, i, j) of a (B, Hp, Wp) grid, n = (b * Hp + i) * Wp + j its flat
 // index; threads split the patch-rows.
 template <typename F>

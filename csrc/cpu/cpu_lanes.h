@@ -128,6 +128,12 @@ struct StripOf {
 using Strip = StripOf<const float>;  // read
 using OutStrip = StripOf<float>;     // written
 
+// The strip g (of N patches) of patch-row i of a (C, H, W) image.
+template <int K, int N = kLanes>
+inline Strip image_strip(const float* image, int64_t H, int64_t W, int64_t i, int64_t g) {
+  return {image + i * K * W + g * N * K, H * W, W};
+}
+
 // Floats of a strip copied out of an image (C channels of K rows of N K pixels).
 template <int K, int C, int N = kLanes>
 constexpr int strip_floats() {

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include <c10/util/Exception.h>
@@ -33,12 +34,10 @@ namespace lanes {
 
 constexpr int kLanes = 8;  // patches per strip
 typedef float F8 __attribute__((vector_size(32)));
-typedef int32_t I8 __attribute__((vector_size(32)));
 
 #define GRAMGAN_LANES_UNROLL _Pragma("GCC unroll 16")
 
 inline F8 splat(float x) { return F8{x, x, x, x, x, x, x, x}; }
-inline I8 splat_int(int32_t x) { return I8{x, x, x, x, x, x, x, x}; }
 
 // Lanes of a SIMD value type V (8 or 16 floats or int32s), V with every lane x, and the int32 type of
 // V's lane count (what its comparisons return).
@@ -119,10 +118,12 @@ struct StripOf {
   Pixel* p;
   int64_t HW, W;
 
-  // Pixels [8t, 8t + 8) of row r of channel c.
-  template <int K>
-  F8 load(int c, int r, int t) const {
-    return load8(p + c * HW + r * W + kLanes * t);
+  // Pixels [N t, N t + N) of row r of channel c, N the lanes of V.
+  template <int K, typename V = F8>
+  V load(int c, int r, int t) const {
+    V v;
+    std::memcpy(&v, p + c * HW + r * W + lane_count<V>() * t, sizeof(v));
+    return v;
   }
 };
 using Strip = StripOf<const float>;  // read
@@ -152,8 +153,9 @@ struct GatheredStrip {
 
   const float* at(int lane, int c, int r) const { return p[lane] + c * HW[lane] + r * W[lane]; }
 
-  template <int K>
+  template <int K, typename V = F8>
   F8 load(int c, int r, int t) const {
+    static_assert(std::is_same_v<V, F8>, "gathered strips hold eight patches");
     if constexpr (K == 8) {
       return load8(at(t, c, r));
     } else if constexpr (K == 4) {
@@ -191,19 +193,19 @@ inline Strip pad_strip(const Strip& s, int valid, float* scratch) {
   return {scratch, K * W, W};
 }
 
-// Column sums of pixel vector t (pixels [8t, 8t + 8) of each row) of strip s (a Strip or a
-// GatheredStrip): acc[q] lane l is the
-// sum over the K rows of the pair-q product of that pixel column.
-template <int K, int C, typename Source>
-inline void column_sums(const Source& s, int t, F8* acc) {
+// Column sums of pixel vector t (pixels [N t, N t + N) of each row, N the lanes of V) of strip s (a Strip,
+// or a GatheredStrip for V = F8): acc[q] lane l is the sum over the K rows of the pair-q product of that
+// pixel column.
+template <int K, int C, typename Source, typename V>
+inline void column_sums(const Source& s, int t, V* acc) {
   constexpr int P = pair_count<C>();
   GRAMGAN_LANES_UNROLL
-  for (int q = 0; q < P; ++q) acc[q] = F8{};
+  for (int q = 0; q < P; ++q) acc[q] = V{};
   GRAMGAN_LANES_UNROLL
   for (int r = 0; r < K; ++r) {
-    F8 v[C];
+    V v[C];
     GRAMGAN_LANES_UNROLL
-    for (int c = 0; c < C; ++c) v[c] = s.template load<K>(c, r, t);
+    for (int c = 0; c < C; ++c) v[c] = s.template load<K, V>(c, r, t);
     add_outer_products<C>(v, acc);
   }
 }

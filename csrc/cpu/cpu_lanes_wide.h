@@ -8,8 +8,6 @@
 // cpu_lanes.h.
 #pragma once
 
-#include <cstring>
-
 #include "cpu_lanes.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // 64-byte vectors never cross a non-inlined call
@@ -42,20 +40,13 @@ inline F16 pair_sums(const F16& a, const F16& b) {
 }
 
 // Sums over the pixel columns [16 t0, 16 (t0 + Count)) of strip s (rows K), a pair at a time: for one
-// pixel vector its column sums down the K rows, for more the in-order pairwise sums of the two halves'.
+// pixel vector its column sums down the K rows (column_sums), for more the in-order pairwise sums of the
+// two halves'.
 template <int K, int C, int Count>
 inline void column_tree(const Strip& s, int t0, F16* out) {
   constexpr int P = pair_count<C>();
   if constexpr (Count == 1) {
-    GRAMGAN_LANES_UNROLL
-    for (int q = 0; q < P; ++q) out[q] = F16{};
-    GRAMGAN_LANES_UNROLL
-    for (int r = 0; r < K; ++r) {
-      F16 v[C];
-      GRAMGAN_LANES_UNROLL
-      for (int c = 0; c < C; ++c) std::memcpy(&v[c], s.p + c * s.HW + r * s.W + 16 * t0, sizeof(F16));
-      add_outer_products<C>(v, out);
-    }
+    column_sums<K, C>(s, t0, out);
   } else {
     F16 a[P], b[P];
     column_tree<K, C, Count / 2>(s, t0, a);

@@ -212,17 +212,17 @@ void run_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const at:
   backward_kernel<T, K, C>(grad, sr, index, dx, count, locate, target, criterion);
 }
 
-// Converts the backward's inputs to the computation type and runs
-// kernel(T{}, K-constant, C-constant, grad, sr, index, dx); returns dx in sr_in's dtype.
+// Converts the backward's (checked) inputs to the computation type and runs
+// kernel(T{}, K-constant, C-constant, grad, sr, saved, dx), saved the forward's index or residual
+// (contiguous); returns dx in sr_in's dtype.
 template <typename F>
-at::Tensor run_backward(const at::Tensor& grad_in, const at::Tensor& sr_in, const at::Tensor& index_in, int64_t k,
+at::Tensor run_backward(const at::Tensor& grad_in, const at::Tensor& sr_in, const at::Tensor& saved_in, int64_t k,
                         const F& kernel) {
-  check_backward_args(grad_in, index_in, sr_in, k);
   const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
   const at::Tensor sr = sr_in.to(compute).contiguous();
-  const at::Tensor index = index_in.contiguous(), grad = grad_in.to(compute).contiguous();
+  const at::Tensor saved = saved_in.contiguous(), grad = grad_in.to(compute).contiguous();
   at::Tensor dx = at::empty_like(sr);
-  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) { kernel(t, kc, cc, grad, sr, index, dx); });
+  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) { kernel(t, kc, cc, grad, sr, saved, dx); });
   return dx.to(sr_in.scalar_type());
 }
 
@@ -232,6 +232,7 @@ at::Tensor texture_loss_global_backward_cpu(const at::Tensor& grad_in, const at:
   check_image(sr_in, "sr", k);
   const Levels levels(sr_in, candidates, k, acc_scalar_type(sr_in.scalar_type()));
   const int tg = parse_target(target), cr = parse_criterion(criterion);
+  check_backward_args(grad_in, index_in, sr_in, k);
   return run_backward(grad_in, sr_in, index_in, k, [&](auto t, auto kc, auto cc, auto&... args) {
     using T = decltype(t);
     constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
@@ -249,11 +250,9 @@ at::Tensor texture_loss_residual_backward_cpu(const at::Tensor& grad_in, const a
                                               c10::string_view criterion) {
   const int tg = parse_target(target), cr = parse_criterion(criterion);
   check_residual_backward_args(grad_in, sr_in, residual_in, k, tg);
-  const at::ScalarType compute = acc_scalar_type(sr_in.scalar_type());
-  const at::Tensor sr = sr_in.to(compute).contiguous(), residual = residual_in.contiguous();
-  const at::Tensor grad = grad_in.to(compute).contiguous();
-  at::Tensor dx = at::empty_like(sr);
-  dispatch_kernel(compute, k, sr.size(1), [&](auto t, auto kc, auto cc) {
+  return run_backward(grad_in, sr_in, residual_in, k, [&](auto t, auto kc, auto cc, const at::Tensor& grad,
+                                                         const at::Tensor& sr, const at::Tensor& residual,
+                                                         at::Tensor& dx) {
     using T = decltype(t);
     constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
     if constexpr (std::is_same_v<T, float>) {
@@ -278,7 +277,6 @@ at::Tensor texture_loss_residual_backward_cpu(const at::Tensor& grad_in, const a
       }
     });
   });
-  return dx.to(sr_in.scalar_type());
 }
 
 }  // namespace

@@ -119,16 +119,13 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
   T* lp = out.loss.data_ptr<T>();
   T* rp = out.residual.data_ptr<T>();
   const T beta = static_cast<T>(gt_weight);
-  const WarpSampler sampler = sampler_for(in);
-  const bool vector_sampler = sampler != WarpSampler::kScalar;
   at::parallel_for(0, in.B * Hp, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> strip(NC * stride), ge(P * Wp), gg(P * Wp), gc(P * Wp), g_best(P * Wp), score(Wp), best(Wp);
-    std::vector<T> products(2 * in.J * W);
     std::vector<int32_t> idx(Wp);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
-      if (vector_sampler && (t == begin || i == 0)) warp_column_products(in.image<T>(b, K), in.J, products.data());
-      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), products.data(), sampler);
+      // (double: the scalar sampling code, which needs no column products)
+      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), nullptr, WarpSampler::kScalar);
       row_grams<T, K, C>(sp + b * C * HW, H, W, i, ge.data(), Wp, 1);
       row_grams<T, K, C>(strip.data(), K, W, 0, gg.data(), Wp, 1);  // candidate 0, hr: the ground truth
       for (int64_t m = 0; m < NC; ++m) {

@@ -81,6 +81,9 @@ def _check_divisible(hr: Tensor, multiple: int, why: str) -> None:
         raise ValueError(f"hr has shape {tuple(hr.shape)}: H and W must be positive multiples of {multiple} ({why})")
 
 
+_IDENTITY_MAP = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+
+
 def random_affine_thetas(
     batch: int,
     num_warps: int,
@@ -99,9 +102,8 @@ def random_affine_thetas(
     _check_positive_int("num_warps", num_warps, 0)
     magnitude = _check_magnitude(magnitude)
     thetas = torch.rand(batch, num_warps, 2, 3, generator=generator, dtype=torch.float64)
-    thetas.mul_(2.0).sub_(1.0).mul_(magnitude)  # U(-m, m), in place: this runs every training step
-    thetas[..., 0, 0] += 1.0
-    thetas[..., 1, 1] += 1.0
+    # U(-m, m) + [I | 0], in place with one broadcast add: this runs every training step
+    thetas.mul_(2.0).sub_(1.0).mul_(magnitude).add_(_IDENTITY_MAP)
     return thetas.to(device=device, dtype=dtype)
 
 

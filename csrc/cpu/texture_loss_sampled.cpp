@@ -1,15 +1,18 @@
 // CPU kernel of the sampled local texture loss (docs/ops.md, "Sampled candidates"): the local texture
 // loss against candidates that are never stored, read from hr, its half-size image and the affine maps.
 //
-// Threads split the (image, patch-row) strips; each strip samples the k rows of every candidate into a
-// small buffer (K x C x k x W values, cache-resident), then computes the Grams of the strip's patches,
-// the running argmin across candidates, the loss and the residual against the chosen candidate (what the
-// backward, the local one, reads). float32 runs the local forward's eight-patches-per-SIMD-value code
-// (cpu_lanes.h) over the buffer, float64 a patch at a time. The sampling is the shared code of
-// csrc/include/gramgan_patch.h (also what the CUDA kernels call); for float32 the warps are sampled by
-// its AVX2 or AVX-512 versions where the CPU has them (warp_sampler.h), which perform the same
-// operations, so all agree bit for bit with each other and with affine_grid + grid_sample on the CPU
-// (tests/ops/test_sampled.py, tests/ops/test_cpu_lanes.py).
+// Threads take the (image, patch-row) strips as they ask for them; each strip samples the k rows of every
+// warp into a small buffer (J x C x k x W values, cache-resident), then computes the Grams of the strip's
+// patches, the running argmin across candidates, the loss and the residual against the chosen candidate
+// (what the backward, the local one, reads). Candidate 0 is read from hr in place and candidate 1's Grams
+// are those of the half-size patches, each re-tiled into 2 x 2 patches (computed once per patch-row pair
+// where one thread runs both rows); the pixel target, whose residual needs the chosen pixels, copies both
+// into the buffer instead. float32
+// runs the local forward's eight-patches-per-SIMD-value code (cpu_lanes.h), float64 a patch at a time. The
+// sampling is the shared code of csrc/include/gramgan_patch.h (also what the CUDA kernels call); for
+// float32 the warps are sampled by its AVX2 or AVX-512 versions where the CPU has them (warp_sampler.h),
+// which perform the same operations, so all agree bit for bit with each other and with affine_grid +
+// grid_sample on the CPU (tests/ops/test_sampled.py, tests/ops/test_cpu_lanes.py).
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -69,13 +72,14 @@ void warp_column_products(const SampledCandidates<T, T>& src, int64_t J, T* out)
 }
 
 // Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); products are
-// the image's warp_column_products; sampler is the float32 warps' (sampler_for).
+// the image's warp_column_products; sampler is the float32 warps' (sampler_for). Without copy_sources,
+// only the warps (slots 2 ..): candidates 0 and 1 are then read from hr and the half-size image directly.
 template <typename T, int K, int C>
 void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, const T* products,
-                  WarpSampler sampler) {
+                  WarpSampler sampler, bool copy_sources = true) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
-  for (int c = 0; c < C; ++c) {
+  for (int c = 0; c < C && copy_sources; ++c) {
     for (int r = 0; r < K; ++r) {
       std::memcpy(strip + c * plane + r * W, src.hr + c * HW + (y0 + r) * W, W * sizeof(T));
       const T* half_row = src.half + c * half_HW + retiled_coordinate(y0 + r, K) * half_W;
@@ -152,17 +156,46 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
   });
 }
 
-// The forward in float32, eight patches per SIMD value (cpu_lanes.h): per patch-row, the candidates'
-// rows are sampled into the strip buffer, then each group of eight patches runs the local forward's
-// strip Grams, running argmin and loss over the buffer.
+// The Grams of the half-size image's patch-row i of image b, channel pair q of half patch p at
+// grams[q * row + p] (row: the patches rounded up to whole strips; the padding lanes hold a zero patch's
+// Grams): candidate 1's Grams, each used by a 2 x 2 block of patches.
+template <int K, int C>
+void half_row_grams(const SampledInputs& in, int64_t b, int64_t i, float* pad, float* grams, int64_t row) {
+  constexpr int N = lanes::kLanes;
+  const int64_t half_W = in.W / 2, half_HW = (in.H / 2) * half_W, half_Wp = half_W / K;
+  const float* image = in.half.data_ptr<float>() + b * C * half_HW;
+  for (int64_t h = 0; h < (half_Wp + N - 1) / N; ++h) {
+    lanes::F8 g[pair_count<C>()];
+    lanes::strip_gram<K, C>(lanes::image_strip<K>(image, in.H / 2, half_W, i, h), lanes::strip_valid<N>(half_Wp, h),
+                            pad, g);
+    for (int q = 0; q < pair_count<C>(); ++q) lanes::store8(grams + q * row + h * N, g[q]);
+  }
+}
+
+// Lanes 0..7 of candidate 1's strip g: half patches 4 g .. 4 g + 3 of half_row_grams, each twice.
+inline lanes::F8 retiled_lanes(const float* grams, int64_t g) {
+  typedef float F4 __attribute__((vector_size(16)));
+  F4 four;
+  std::memcpy(&four, grams + g * (lanes::kLanes / 2), sizeof(four));
+  return __builtin_shufflevector(four, four, 0, 0, 1, 1, 2, 2, 3, 3);
+}
+
+// The forward in float32, eight patches per SIMD value (cpu_lanes.h): per patch-row, the warps' rows are
+// sampled into the strip buffer, then each group of eight patches runs the local forward's strip Grams,
+// running argmin and loss. Candidate 0's Grams are read from hr itself and candidate 1's computed once per
+// half-size patch (half_row_grams, shared by the patch-rows that re-tile the same half row), so for the
+// Gram target neither is copied; the pixel target copies them into the buffer for its residual.
 template <int K, int C>
 void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target, int criterion,
                            SampledOutputs& out) {
   using lanes::Strip;
   constexpr int P = pair_count<C>();
+  constexpr int N = lanes::kLanes;
   const int64_t H = in.H, W = in.W, Hp = H / K, Wp = W / K, HW = H * W, NC = 2 + in.J;
   const int64_t plane = K * W, stride = C * plane;
+  const int64_t half_row = ((Wp / 2 + N - 1) / N) * N;  // half_row_grams' row
   const float* sp = in.sr.data_ptr<float>();
+  const float* hp = in.hr.data_ptr<float>();
   int64_t* ip = out.index.data_ptr<int64_t>();
   float* lp = out.loss.data_ptr<float>();
   float* rp = out.residual.data_ptr<float>();
@@ -172,29 +205,39 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
   const bool vector_sampler = sampler != WarpSampler::kScalar;
   parallel_tasks(in.B * Hp, [&](auto& next) {
     lanes::LaneBuffer<float> strip_buffer(NC * stride);  // 64-byte aligned, as the vector loads like
-    std::vector<float> products(2 * in.J * W);
+    std::vector<float> products(2 * in.J * W), half_grams(P * half_row);
     alignas(64) float pad[lanes::strip_floats<K, C>()];
     float* strip = &strip_buffer[0];
-    int64_t products_of = -1;  // the image whose warp_column_products are in products
+    int64_t products_of = -1;     // the image whose warp_column_products are in products
+    int64_t half_grams_of = -1;   // the (image, half patch-row) whose Grams are in half_grams
     for (int64_t t = 0; next(t);) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
       if (vector_sampler && b != products_of) {
         warp_column_products(in.image<float>(b, K), in.J, products.data());
         products_of = b;
       }
-      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip, products.data(), sampler);
+      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip, products.data(), sampler, !gram_loss);
       // Strips of eight patches: sixteen (AVX-512, lanes::run_lanes) measured slower here, though not in
       // the local forward (the strip buffer is in L1 already; the wider reduction's permutes cost more).
       lanes::run_simd([&] {
-        constexpr int N = lanes::kLanes;
         using V = lanes::F8;
+        if (gram_loss && b * Hp + i / 2 != half_grams_of) {  // (here: the same code as the other Grams)
+          half_row_grams<K, C>(in, b, i / 2, pad, half_grams.data(), half_row);
+          half_grams_of = b * Hp + i / 2;
+        }
         for (int64_t g = 0; g < (Wp + N - 1) / N; ++g) {
           const int valid = lanes::strip_valid<N>(Wp, g);
           V ge[P], gc[P];
           lanes::strip_gram<K, C>(Strip{sp + row + g * N * K, HW, W}, valid, pad, ge);
           lanes::StripSelection<C, V> selection;
           for (int64_t m = 0; m < NC; ++m) {
-            lanes::strip_gram<K, C>(Strip{strip + m * stride + g * N * K, plane, W}, valid, pad, gc);
+            if (m == 0 && gram_loss) {
+              lanes::strip_gram<K, C>(Strip{hp + row + g * N * K, HW, W}, valid, pad, gc);
+            } else if (m == 1 && gram_loss) {
+              for (int q = 0; q < P; ++q) gc[q] = retiled_lanes(half_grams.data() + q * half_row, g);
+            } else {
+              lanes::strip_gram<K, C>(Strip{strip + m * stride + g * N * K, plane, W}, valid, pad, gc);
+            }
             selection.add(ge, gc, static_cast<int32_t>(m), beta, gram_loss, criterion);
           }
           lanes::store_lanes(ip + t * Wp + g * N, selection.run.index, valid);

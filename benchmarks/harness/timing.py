@@ -79,8 +79,8 @@ def time_interleaved(
     """Median run times of several functions (already warmed up) measured in alternation: ``rounds``
     rounds, each timing every function for a block of calls, so that a slow spell of a shared machine
     weighs on all of them alike and their ratios hold. Each function gets about ``min_time_s`` in all;
-    ``expected_s`` is one call's time (the warm-up's); a call longer than a round's share runs once
-    per round. On a GPU each function is timed on its own (``time_function``)."""
+    ``expected_s`` is one call's steady time (after warm-up: it sizes the blocks); a call longer than a
+    round's share runs once per round. On a GPU each function is timed on its own (``time_function``)."""
     if device.type == "cuda":
         return {name: time_function(fn, device, min_time_s, expected_s.get(name)) for name, fn in fns.items()}
     import time

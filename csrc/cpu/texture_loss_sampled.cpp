@@ -2,13 +2,13 @@
 // loss against candidates that are never stored, read from hr, its half-size image and the affine maps.
 //
 // Threads take the (image, patch-row) strips as they ask for them; each strip samples the k rows of every
-// warp into a small buffer (J x C x k x W values, cache-resident), then computes the Grams of the strip's
-// patches, the running argmin across candidates, the loss and the residual against the chosen candidate
-// (what the backward, the local one, reads). Candidate 0 is read from hr in place and candidate 1's Grams
-// are those of the half-size patches, each re-tiled into 2 x 2 patches (computed once per patch-row pair
-// where one thread runs both rows); the pixel target, whose residual needs the chosen pixels, copies both
-// into the buffer instead. float32
-// runs the local forward's eight-patches-per-SIMD-value code (cpu_lanes.h), float64 a patch at a time. The
+// warp into a small buffer ((2 + J) x C x k x W values, cache-resident), then computes the Grams of the
+// strip's patches, the running argmin across candidates, the loss and the residual against the chosen
+// candidate (what the backward, the local one, reads). For the Gram target, candidate 0 is read from hr
+// in place and candidate 1's Grams are those of the half-size patches, each re-tiled into 2 x 2 patches
+// (computed once per patch-row pair where one thread runs both rows), so their buffer slots stay unused;
+// the pixel target, whose residual needs the chosen pixels, copies both into the buffer. float32 runs
+// the local forward's eight-patches-per-SIMD-value code (cpu_lanes.h), float64 a patch at a time. The
 // sampling is the shared code of csrc/include/gramgan_patch.h (also what the CUDA kernels call); for
 // float32 the warps are sampled by its AVX2 or AVX-512 versions where the CPU has them (warp_sampler.h),
 // which perform the same operations, so all agree bit for bit with each other and with affine_grid +
@@ -79,12 +79,14 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
                   WarpSampler sampler, bool copy_sources = true) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
-  for (int c = 0; c < C && copy_sources; ++c) {
-    for (int r = 0; r < K; ++r) {
-      std::memcpy(strip + c * plane + r * W, src.hr + c * HW + (y0 + r) * W, W * sizeof(T));
-      const T* half_row = src.half + c * half_HW + retiled_coordinate(y0 + r, K) * half_W;
-      for (int64_t j = 0; j < W / K; ++j) {
-        std::memcpy(retiled + c * plane + r * W + j * K, half_row + (j / 2) * K, K * sizeof(T));
+  if (copy_sources) {
+    for (int c = 0; c < C; ++c) {
+      for (int r = 0; r < K; ++r) {
+        std::memcpy(strip + c * plane + r * W, src.hr + c * HW + (y0 + r) * W, W * sizeof(T));
+        const T* half_row = src.half + c * half_HW + retiled_coordinate(y0 + r, K) * half_W;
+        for (int64_t j = 0; j < W / K; ++j) {
+          std::memcpy(retiled + c * plane + r * W + j * K, half_row + (j / 2) * K, K * sizeof(T));
+        }
       }
     }
   }

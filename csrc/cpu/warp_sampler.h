@@ -192,6 +192,13 @@ __attribute__((target("avx512f,avx512dq"))) inline __m512 reflect_clip_avx512(__
   return _mm512_min_ps(_mm512_max_ps(reflected, _mm512_setzero_ps()), last);
 }
 
+// source_coordinate_avx2 on sixteen unnormalised coordinates u (the same operations).
+__attribute__((target("avx512f,avx512dq"))) inline __m512 source_coordinate_avx512(__m512 u, bool inside, __m512 span,
+                                                                                  __m512 last) {
+  const __m512 low = _mm512_set1_ps(-0.5f);
+  return inside ? _mm512_add_ps(_mm512_sub_ps(u, low), low) : reflect_clip_avx512(u, span, last);
+}
+
 // Sixteen floats from p (those outside mask read as 0), lane l then taking the value at offsets[l] unless
 // they are in order.
 __attribute__((target("avx512f,avx512dq"))) inline __m512 load_span_avx512(const float* p, __mmask16 mask,
@@ -202,7 +209,7 @@ __attribute__((target("avx512f,avx512dq"))) inline __m512 load_span_avx512(const
 
 // sample_warp_rows_avx2 with sixteen pixels per vector, for CPUs with AVX-512 (F and DQ): the same
 // operations lane by lane, so the same samples to the bit.
-// - Coordinates: where all sixteen positions lie inside the image, source_coordinate_avx2's short form.
+// - Coordinates: source_coordinate_avx512, short where all sixteen positions lie inside the image.
 // - Neighbours: sixteen samples whose north-west neighbours lie within sixteen consecutive columns of one
 //   or two adjacent rows read them with vector loads (permuted unless in order, each lane then taking its
 //   row); any others with masked gathers (an outside neighbour reads as 0).
@@ -228,18 +235,13 @@ __attribute__((target("avx512f,avx512dq"))) inline void sample_warp_rows_avx512(
       const __m512 gy = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(bx + x), cy), ty);
       const __m512 u = _mm512_fmadd_ps(_mm512_add_ps(gx, one), half_w, low);  // unnormalised, as grid_source
       const __m512 v = _mm512_fmadd_ps(_mm512_add_ps(gy, one), half_h, low);
-      __mmask16 inside = _mm512_cmp_ps_mask(u, zero, _CMP_GE_OQ);
-      inside = _mm512_mask_cmp_ps_mask(inside, u, last_w, _CMP_LE_OQ);
-      inside = _mm512_mask_cmp_ps_mask(inside, v, zero, _CMP_GE_OQ);
-      inside = _mm512_mask_cmp_ps_mask(inside, v, last_h, _CMP_LE_OQ);
-      __m512 ix, iy;
-      if (inside == 0xFFFF) {  // source_coordinate_avx2's short form
-        ix = _mm512_add_ps(_mm512_sub_ps(u, low), low);
-        iy = _mm512_add_ps(_mm512_sub_ps(v, low), low);
-      } else {
-        ix = reflect_clip_avx512(u, span_w, last_w);
-        iy = reflect_clip_avx512(v, span_h, last_h);
-      }
+      __mmask16 inside_mask = _mm512_cmp_ps_mask(u, zero, _CMP_GE_OQ);
+      inside_mask = _mm512_mask_cmp_ps_mask(inside_mask, u, last_w, _CMP_LE_OQ);
+      inside_mask = _mm512_mask_cmp_ps_mask(inside_mask, v, zero, _CMP_GE_OQ);
+      inside_mask = _mm512_mask_cmp_ps_mask(inside_mask, v, last_h, _CMP_LE_OQ);
+      const bool inside = inside_mask == 0xFFFF;
+      const __m512 ix = source_coordinate_avx512(u, inside, span_w, last_w);
+      const __m512 iy = source_coordinate_avx512(v, inside, span_h, last_h);
       const __m512i x0 = _mm512_cvttps_epi32(ix), y0i = _mm512_cvttps_epi32(iy);  // floor: ix, iy >= 0
       const __m512 w = _mm512_sub_ps(ix, _mm512_cvtepi32_ps(x0)), n = _mm512_sub_ps(iy, _mm512_cvtepi32_ps(y0i));
       const __m512 e = _mm512_sub_ps(one, w), s = _mm512_sub_ps(one, n);

@@ -52,14 +52,20 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """Environment of a ``python -m gramgan.train`` subprocess: this checkout, offline, 1 thread."""
+def cli_environment(folder: Path) -> dict[str, str]:
+    """Environment of a ``python -m gramgan.train`` subprocess: this checkout, offline, 1 thread, no VGG19
+    weights (torch hub's cache is an empty folder under ``folder``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(GRAMGAN_OFFLINE="1", TORCH_HOME=str(tmp_path / "torch_home"), OMP_NUM_THREADS="1")
+    env.update(GRAMGAN_OFFLINE="1", TORCH_HOME=str(folder / "torch_home"), OMP_NUM_THREADS="1")
     env.pop("GRAMGAN_VGG19_WEIGHTS", None)
     return env
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """:func:`cli_environment` in this test's temporary folder."""
+    return cli_environment(tmp_path)
 
 
 @pytest.fixture

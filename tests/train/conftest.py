@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -30,6 +31,60 @@ TINY = [
     "train.val_images_saved=1",
     "schedule.warmup_iters=2",
 ]
+
+
+def gan_run_args(total: int, save_every: int) -> list[str]:
+    """The tiny configuration as a resumable GAN run of ``total`` iterations: 3 of L1 first (so that faults
+    land in the GAN phase: D, both optimisers, the loss's randomness), a record per iteration, a checkpoint
+    every ``save_every`` and at the end, all kept, no validation before the end."""
+    return [
+        *TINY,
+        "train.psnr_iters=3",
+        f"train.total_iters={total}",
+        "schedule.cycle_iters=[3, 40]",
+        f"train.save_every={save_every}",
+        "train.val_every=0",
+        "train.keep_checkpoints=20",
+        "train.log_every=1",
+    ]
+
+
+def start_group(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start ``command`` from the repository root in a session of its own (torchrun and its workers),
+    output and errors together."""
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def finish_groups(procs: list[subprocess.Popen], timeout: float = 300) -> list[str]:
+    """The outputs of :func:`start_group`'s processes once all have ended; on a timeout they and every
+    process they started (torchrun's workers) are killed, and the test fails."""
+    try:
+        return [proc.communicate(timeout=timeout)[0] for proc in procs]
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            for pid in [*_descendants(proc.pid), proc.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+        pytest.fail(f"{len(procs)} process group(s) did not finish within {timeout} s")
 
 
 @pytest.fixture

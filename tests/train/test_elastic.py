@@ -5,31 +5,19 @@ where the two-node run ends."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from gramgan.train.checkpoint import load_checkpoint
-from tests.train.conftest import REPO, TINY, cli_environment
+from tests.train.conftest import cli_environment, finish_groups, gan_run_args, start_group
 from tests.train.test_resume import assert_same_end
 
 TOTAL = 10
 SAVE_EVERY = 4
-ARGS = [
-    *TINY,
-    "train.psnr_iters=3",
-    f"train.total_iters={TOTAL}",
-    "schedule.cycle_iters=[3, 40]",
-    f"train.save_every={SAVE_EVERY}",
-    "train.val_every=0",
-    "train.keep_checkpoints=20",
-    "train.log_every=1",
-]
+ARGS = gan_run_args(TOTAL, SAVE_EVERY)
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 DRIVER = str(Path(__file__).with_name("fault_driver.py"))
 TIMEOUT = 300
@@ -41,22 +29,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _finish(procs: list[subprocess.Popen]) -> list[str]:
-    """Wait for every process group; on a timeout kill them all (workers included) and fail."""
-    try:
-        return [proc.communicate(timeout=TIMEOUT)[0] for proc in procs]
-    except subprocess.TimeoutExpired:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"torchrun did not finish within {TIMEOUT} s")
-
-
-def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-
-
 @pytest.fixture(scope="module")
 def two_node_run(tmp_path_factory):
     """Two torchrun invocations, one process each, as two nodes of one job: ``--nnodes=2`` and a c10d
@@ -65,7 +37,7 @@ def two_node_run(tmp_path_factory):
     env = cli_environment(folder)
     port = _free_port()
     procs = [
-        _start(
+        start_group(
             [
                 *TORCHRUN, "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
                 f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=two-nodes", f"--rdzv-conf=is_host={int(node == 0)}",
@@ -75,7 +47,7 @@ def two_node_run(tmp_path_factory):
         )  # fmt: skip
         for node in range(2)
     ]
-    outputs = _finish(procs)
+    outputs = finish_groups(procs, TIMEOUT)
     for proc, output in zip(procs, outputs):
         assert proc.returncode == 0, output[-4000:]
     return folder / "run", outputs
@@ -96,8 +68,8 @@ def test_a_rank_killed_mid_run_restarts_the_group_from_the_newest_checkpoint_bit
         *TORCHRUN, "--standalone", "--nproc-per-node=2", "--max-restarts=1", DRIVER,
         "--only-rank", "1", "--kill-at", "6", "--", "--output", str(out), "--resume", "auto", *ARGS,
     ]  # fmt: skip
-    proc = _start(command, cli_env)
-    (output,) = _finish([proc])
+    proc = start_group(command, cli_env)
+    (output,) = finish_groups([proc], TIMEOUT)
     assert proc.returncode == 0, output[-4000:]
     assert "--resume auto: no checkpoint" in output  # the first attempt started afresh ...
     assert f"resumed from {out / 'checkpoints' / 'iter_00000004.pt'} at iteration 4" in output  # ... the second did not

@@ -12,6 +12,7 @@ import time
 import torch
 
 from gramgan.train.checkpoint import list_checkpoints, load_checkpoint
+from tests.train.conftest import gan_run_args
 
 TOTAL = 30
 SAVE_EVERY = 4
@@ -53,17 +54,8 @@ def assert_same_end(reference, other, iteration):
     assert train_log(reference / "log.jsonl") == train_log(other / "log.jsonl")
 
 
-def test_sigkilled_run_resumes_bitwise(tmp_path, tiny, run_cli, cli_env, repo_root):
-    args = [
-        *tiny,
-        "train.psnr_iters=3",  # the kill lands in the GAN phase: D, both optimisers, loss RNG
-        f"train.total_iters={TOTAL}",
-        "schedule.cycle_iters=[3, 40]",
-        f"train.save_every={SAVE_EVERY}",
-        "train.val_every=0",
-        "train.keep_checkpoints=20",
-        "train.log_every=1",
-    ]
+def test_sigkilled_run_resumes_bitwise(tmp_path, run_cli, cli_env, repo_root):
+    args = gan_run_args(TOTAL, SAVE_EVERY)  # the kill lands in the GAN phase
     ref = run_cli("--output", str(tmp_path / "ref"), *args)
     assert ref.returncode == 0, ref.stderr
 

@@ -18,7 +18,14 @@ import torch
 
 from gramgan.ops import _validate as V
 from gramgan.ops._contract import accumulation_dtype, gram_shape, patch_grid
-from gramgan.ops._dispatch import BACKEND_NAMES, backend_availability, get_backend, resolve, set_backend
+from gramgan.ops._dispatch import (
+    BACKEND_NAMES,
+    backend_availability,
+    get_backend,
+    register_backend,
+    resolve,
+    set_backend,
+)
 
 __all__ = [
     "BACKEND_NAMES",
@@ -30,6 +37,7 @@ __all__ = [
     "gram_texture_loss_sampled",
     "mask_pair",
     "patch_gram",
+    "register_backend",
     "set_backend",
     "texture_mask",
 ]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from gramgan._resize_taps import half_size_taps
 from gramgan.ops._backend import LibraryBackend
 from gramgan.ops._contract import SCHEMAS, accumulation_dtype, patch_grid, register_contract, residual_shape
 
@@ -120,11 +121,8 @@ def _downsample_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def _half_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The eight taps of imresize(x, 0.5), from the one definition in gramgan.data.resize."""
-    from gramgan.data.resize import resize_weights
-
-    _, weights = resize_weights(16, 8, 0.5, True)
-    return torch.tensor(weights[2], dtype=dtype, device=device)  # an interior pixel: no mirrored taps
+    """The eight taps of imresize(x, 0.5), from the one definition in gramgan._resize_taps."""
+    return torch.tensor(half_size_taps(), dtype=dtype, device=device)
 
 
 # ------------------------------------------------------------------------------------- selection & loss

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gramgan.data.resize import resize_weights
+from gramgan._resize_taps import resize_weights
 from gramgan.ops._contract import accumulation_dtype
 
 # Largest temporary of the global search, in elements: each chunk of SR patches is compared with all

@@ -143,3 +143,36 @@ def test_mask_pair_backward_is_grad_times_mask(namespace):
     got = getattr(torch.ops, namespace).mask_pair_backward(grad, hr, 4, 0.005, 0, 0, "grid", 11)
     assert torch.isnan(got[0, :, :4, :4]).all()
     torch.testing.assert_close(got, expected, equal_nan=True)
+
+
+# ------------------------------------------------------------------------------------------------ layering
+
+# What gramgan.ops may import from gramgan: itself, the kernels it wires, the extension and the resize taps.
+OPS_MAY_IMPORT = ("gramgan.ops", "gramgan.kernels", "gramgan._C", "gramgan._resize_taps")
+
+
+def _gramgan_imports(path) -> set[str]:
+    """Every gramgan module a source file imports, at any depth of its code (lazy imports included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name == "gramgan" or name.startswith("gramgan.")}
+
+
+def test_ops_imports_nothing_above_it():
+    """gramgan.ops is the floor the losses, models and data build on: it imports none of them."""
+    from pathlib import Path
+
+    package = Path(ops.__file__).parent
+    above = {
+        f"{path.name}: {name}"
+        for path in sorted(package.glob("*.py"))
+        for name in _gramgan_imports(path)
+        if not name.startswith(OPS_MAY_IMPORT)
+    }
+    assert not above, f"gramgan.ops imports from above it: {sorted(above)}"

@@ -25,6 +25,7 @@ EMULATED_TEST_FILES = (
     "tests/ops/test_cuda_emulated.py",
     "tests/ops/test_sampled.py",
     "tests/ops/test_downsample.py",
+    "tests/ops/test_contract.py",
 )
 DRIVER_TIMEOUT_S = 1800
 

@@ -337,9 +337,17 @@ def _register() -> None:
 
 
 def _triton_op_with_schema(qualname: str, fn: Callable, schema: str) -> None:
-    """``triton_op`` with the contract's schema. torch 2.11 takes ``schema=`` but still infers one from the
-    annotations (``int`` becomes ``SymInt``, outputs lose their names); for this one call its inference
-    is pointed at the contract's schema, so both namespaces have the same signatures on every torch."""
+    """``triton_op`` with the contract's schema, on every supported torch (2.11 to 2.14).
+
+    torch 2.14's ``triton_op`` uses its ``schema=`` argument; torch 2.11's accepts it and ignores it: it
+    calls ``torch._library.triton.infer_schema(fn)`` unconditionally, which types every ``int`` as ``SymInt``
+    and drops the outputs' names, so the Triton ops would not have the contract's signatures. There is no
+    public way around that in 2.11: annotations cannot say ``int`` or name outputs, and the public
+    alternatives that take a schema (``torch.library.custom_op``, ``Library.define``) make an opaque op
+    whose Triton kernels inductor can no longer see, the reason ``triton_op`` is used at all. So, for this one
+    call, the module's ``infer_schema`` answers with the contract's schema (on 2.14 it is not called);
+    test_contract.py checks the resulting signatures on whatever torch runs the tests.
+    """
     import torch._library.triton as triton_op_module
 
     inferred = getattr(triton_op_module, "infer_schema", None)

@@ -226,6 +226,9 @@ def test_dispatch_for_cuda_tensors_traces_in_one_graph(backend, monkeypatch):
     monkeypatch.setattr(_cpp, "_CUDA_MISSING", _cpp.extension_error(), raising=False)
     monkeypatch.setattr(_dispatch, "_process_default", None)
     monkeypatch.delenv("GRAMGAN_BACKEND", raising=False)
+    available = ops.backend_availability("cuda")
+    if backend in ("auto", None) and available["cuda"] is not None and available["triton"] is not None:
+        pytest.skip("no fused backend for CUDA tensors here: auto would trace the reference")
     with FakeTensorMode():
         sr = torch.empty(2, 3, 16, 16, device="cuda", requires_grad=True)
         hr = torch.empty(2, 3, 16, 16, device="cuda")

@@ -72,13 +72,11 @@ def emulated_kernels() -> str:
 
 
 @pytest.fixture
-def emulated_dispatch(emulated_kernels, monkeypatch) -> None:
+def emulated_dispatch(emulated_kernels):
     """Lets ``backend="cuda_emulated"`` through gramgan.ops' dispatch (a test backend, not a public name)."""
-    table = _dispatch._table
-    monkeypatch.setattr(_dispatch, "BACKEND_NAMES", (*_dispatch.BACKEND_NAMES, _emulated.NAME))
-    monkeypatch.setattr(
-        _dispatch, "_table", lambda name: _emulated.EMULATED_BACKEND if name == _emulated.NAME else table(name)
-    )
+    unregister = _dispatch.register_backend(_emulated.EMULATED_BACKEND)
+    yield
+    unregister()
 
 
 @pytest.fixture(params=backend_params())

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from gramgan import ops
 from gramgan.losses.content import content_loss
+from gramgan.losses.discriminator_calls import discriminator_logits, discriminator_taps
 from gramgan.losses.gan import ragan_generator_loss
 from gramgan.losses.perceptual import PerceptualLoss, discriminator_perceptual_loss, perceptual_layer_weights
 from gramgan.losses.texture import texture_loss
@@ -203,6 +204,10 @@ class GramGANLoss(nn.Module):
       and HR without ``adversarial_masked``). When both terms use the same pair, one pass per image
       gives both (2 passes; 4 otherwise). The HR passes run under ``no_grad`` (the HR branch is a
       constant). A pass whose term is off is skipped.
+    - needs from the discriminator only ``D(x) -> logits`` while ``disc_perceptual_weight`` is 0; the
+      discriminator perceptual term needs ``D(x, taps=(i, ...)) -> (logits, [features, ...])`` (as
+      :class:`~gramgan.models.VGGStyleDiscriminator` provides) and raises ``TypeError`` naming that
+      interface otherwise (:mod:`gramgan.losses.discriminator_calls`, docs/drop-in.md).
 
     ``sr`` and ``hr`` of different floating dtypes are both promoted (bf16 SR + fp32 HR -> fp32), so
     the mask threshold is applied to full-precision HR.
@@ -314,8 +319,16 @@ def _discriminate(
     discriminator: nn.Module, fake: Tensor, real: Tensor, taps: tuple[int, ...]
 ) -> tuple[tuple[Tensor, list[Tensor]], tuple[Tensor, list[Tensor]]]:
     """``(logits, taps)`` of the fake batch (with gradient to it) and of the real batch (no gradient),
-    each batch in its own pass (BatchNorm in train mode normalises each by its own statistics)."""
-    fake_out = discriminator(fake, taps=taps)
+    each batch in its own pass (BatchNorm in train mode normalises each by its own statistics).
+
+    With no taps wanted the discriminator may be a plain ``D(x) -> logits``
+    (:mod:`gramgan.losses.discriminator_calls`); with taps it must provide them."""
+    if not taps:
+        fake_logits = discriminator_logits(discriminator, fake)
+        with torch.no_grad():
+            real_logits = discriminator_logits(discriminator, real)
+        return (fake_logits, []), (real_logits, [])
+    fake_out = discriminator_taps(discriminator, fake, taps)
     with torch.no_grad():
-        real_out = discriminator(real, taps=taps)
+        real_out = discriminator_taps(discriminator, real, taps)
     return fake_out, real_out

@@ -1,0 +1,48 @@
+"""Gram-GAN in BasicSR 1.4 (docs/basicsr.md). Importing this module registers, in BasicSR's registries:
+
+- ``LOSS_REGISTRY``: ``GramTextureLoss``, the texture loss (:mod:`.losses`);
+- ``ARCH_REGISTRY``: ``GramGANDiscriminator``, the discriminator with perceptual taps (:mod:`.archs`);
+- ``MODEL_REGISTRY``: ``GramGANModel``, the masked RaGAN + D-perceptual G and D steps (:mod:`.model`);
+- ``DATASET_REGISTRY``: ``GramGANSampleDataset``, the built-in sample photos (:mod:`.data`).
+
+Train with ``python -m gramgan.integrations.basicsr -opt options.yml`` (it registers these, checks the
+Gram-GAN options, then runs BasicSR's own ``train_pipeline``), or ``import gramgan.integrations.basicsr``
+in your own BasicSR-based training script. The example options: :func:`example_options_path`.
+
+BasicSR is optional: ``pip install "gramgan[basicsr]"`` (``basicsr-fixed==1.4.2``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+try:
+    import basicsr  # noqa: F401  (BasicSR's registries fill as its packages import)
+except ImportError as err:  # pragma: no cover - exercised where BasicSR is absent
+    raise ImportError(
+        f"gramgan.integrations.basicsr needs BasicSR 1.4, which is not importable ({err}); "
+        'install it with: pip install "gramgan[basicsr]"'
+    ) from err
+
+from gramgan.integrations.basicsr.archs import GramGANDiscriminator
+from gramgan.integrations.basicsr.data import GramGANSampleDataset
+from gramgan.integrations.basicsr.losses import GramTextureLoss
+from gramgan.integrations.basicsr.model import GramGANModel
+from gramgan.integrations.basicsr.options import OptionsError, check_options
+
+__all__ = [
+    "GramGANDiscriminator",
+    "GramGANModel",
+    "GramGANSampleDataset",
+    "GramTextureLoss",
+    "OptionsError",
+    "check_options",
+    "example_options_path",
+]
+
+EXAMPLE_OPTIONS = "train_GramGAN_x4_samples.yml"
+
+
+def example_options_path() -> Path:
+    """The example options file shipped with the package (x4, the built-in sample photos)."""
+    return Path(__file__).with_name("examples") / EXAMPLE_OPTIONS

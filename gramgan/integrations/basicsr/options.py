@@ -1,7 +1,7 @@
 """Checking the Gram-GAN parts of a BasicSR options dict, with errors that name the offending key.
 
-Pure Python: nothing here imports BasicSR, so the command can check a YAML file before handing it to
-BasicSR's ``train_pipeline`` (whose own errors surface deep inside its model building).
+Plain checks of a dict (no BasicSR call), so that the command can reject a YAML file before handing it to
+BasicSR's ``train_pipeline``, whose own errors surface deep inside its model building.
 """
 
 from __future__ import annotations

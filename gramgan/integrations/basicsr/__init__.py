@@ -14,15 +14,22 @@ BasicSR is optional: ``pip install "gramgan[basicsr]"`` (``basicsr-fixed==1.4.2`
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 try:
     import basicsr  # noqa: F401  (BasicSR's registries fill as its packages import)
-except ImportError as err:  # pragma: no cover - exercised where BasicSR is absent
-    raise ImportError(
+except ImportError as err:
+    _MISSING = (
         f"gramgan.integrations.basicsr needs BasicSR 1.4, which is not importable ({err}); "
         'install it with: pip install "gramgan[basicsr]"'
-    ) from err
+    )
+    # `python -m gramgan.integrations.basicsr` imports this package before its __main__ (sys.argv[0] is
+    # "-m" meanwhile): give the command's one-line error and exit status 2 instead of a traceback.
+    if sys.argv[:1] == ["-m"]:
+        print(f"error: {_MISSING}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise ImportError(_MISSING) from err
 
 from gramgan.integrations.basicsr.archs import GramGANDiscriminator
 from gramgan.integrations.basicsr.data import GramGANSampleDataset

@@ -61,8 +61,13 @@ def test_registered_texture_loss_equals_the_op_with_gradient(settings):
     candidates = build_candidates(hr, settings["scope"], settings["num_warps"], 0.003, 4)
     gt_weight = settings.get("gt_weight", 0.0)
     expected = 3.0 * ops.gram_texture_loss(
-        sr_ref, candidates, k=4, scope=settings["scope"], gt_weight=gt_weight,
-        target=settings["target"], criterion=settings["criterion"],
+        sr_ref,
+        candidates,
+        k=4,
+        scope=settings["scope"],
+        gt_weight=gt_weight,
+        target=settings["target"],
+        criterion=settings["criterion"],
     )
     expected.backward()
     assert float(value.detach()) > 0

@@ -53,7 +53,11 @@ def run(tmp_path_factory) -> dict:
     script = Path(__file__).with_name("_run_basicsr_pipeline.py")
     proc = subprocess.run(
         [sys.executable, str(script), "options.yml", "input.pt", "outputs.pt"],
-        cwd=tmp, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     root = tmp / "experiments" / opt["name"]

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from gramgan import ops
+from gramgan._deprecation import renamed_keyword
 from gramgan.losses.content import content_loss
 from gramgan.losses.discriminator_calls import discriminator_logits, discriminator_taps
 from gramgan.losses.gan import ragan_generator_loss
@@ -31,6 +32,7 @@ __all__ = ["TERM_NAMES", "GramGANLoss", "GramGANLossConfig", "GramGANLossOutput"
 TERM_NAMES = ("content", "perceptual", "disc_perceptual", "texture", "adversarial")
 
 
+@renamed_keyword("num_warps", "num_affine_warps")
 @dataclass
 class GramGANLossConfig:
     """Weights and settings of the generator loss. Defaults are those of docs/losses.md; (ours) marks our choices.
@@ -60,7 +62,7 @@ class GramGANLossConfig:
             (SR·M, HR·M) (True, the paper's); False gives ESRGAN's RaGAN on the unmasked images
             (for ablations; ``masked_sr`` / ``masked_hr`` of the output are then SR and HR).
         patch_size: k of the texture loss's Gram patches (4, the paper's).
-        num_warps: J, the random affine warps in the candidate database (4, ours).
+        num_affine_warps: J, the random affine warps in the candidate database (4, ours).
         warp_magnitude: m, the bound of the affine perturbation (0.003, the paper's).
         candidate_clamp: clip the bicubic-downsampled candidates (HR↓2, HR↓4) to [0, 1], the range of
             the images they stand for (True, ours).
@@ -94,7 +96,7 @@ class GramGANLossConfig:
     disc_perceptual_masked: bool = False
     adversarial_masked: bool = True
     patch_size: int = 4
-    num_warps: int = 4
+    num_affine_warps: int = 4
     warp_magnitude: float = 0.003
     candidate_clamp: bool = True
     texture_scope: str = "local"
@@ -125,7 +127,7 @@ class GramGANLossConfig:
                 raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, choices))}")
         for name in ("patch_size", "mask_patch_size", "mask_window"):
             _check_int(name, getattr(self, name), 1)
-        _check_int("num_warps", self.num_warps, 0)
+        _check_int("num_affine_warps", self.num_affine_warps, 0)
         taps = tuple(self.disc_taps) if isinstance(self.disc_taps, (list, tuple)) else None
         if not taps or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in taps):
             raise ValueError(f"disc_taps must be a non-empty list of positive ints, got {self.disc_taps!r}")
@@ -262,7 +264,7 @@ class GramGANLoss(nn.Module):
                 sr,
                 hr,
                 scope=cfg.texture_scope,
-                num_warps=cfg.num_warps,
+                num_affine_warps=cfg.num_affine_warps,
                 magnitude=cfg.warp_magnitude,
                 patch_size=cfg.patch_size,
                 gt_weight=cfg.effective_gt_weight,

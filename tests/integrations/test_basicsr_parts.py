@@ -42,8 +42,8 @@ def test_registered_discriminator_gives_logits_and_taps():
 @pytest.mark.parametrize(
     "settings",
     [
-        {"scope": "local", "target": "gram", "criterion": "mse", "num_warps": 2},
-        {"scope": "global", "target": "pixel", "criterion": "l1", "num_warps": 1, "gt_weight": 0.5},
+        {"scope": "local", "target": "gram", "criterion": "mse", "num_affine_warps": 2},
+        {"scope": "global", "target": "pixel", "criterion": "l1", "num_affine_warps": 1, "gt_weight": 0.5},
     ],
     ids=["local-gram-mse", "global-pixel-l1"],
 )
@@ -58,7 +58,7 @@ def test_registered_texture_loss_equals_the_op_with_gradient(settings):
     value = loss(sr, hr)
     value.backward()
     torch.manual_seed(7)
-    candidates = build_candidates(hr, settings["scope"], settings["num_warps"], 0.003, 4)
+    candidates = build_candidates(hr, settings["scope"], settings["num_affine_warps"], 0.003, 4)
     gt_weight = settings.get("gt_weight", 0.0)
     expected = 3.0 * ops.gram_texture_loss(
         sr_ref,

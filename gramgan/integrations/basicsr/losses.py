@@ -26,7 +26,7 @@ class GramTextureLoss(nn.Module):
         patch_size: k of the Gram patches [4]; the crop must be a multiple of 2k (local) or k (global).
         scope: ``local`` (co-located candidates) or ``global`` (Beby-GAN-style search) [local].
         target: ``gram`` or ``pixel`` [gram]. criterion: ``mse`` or ``l1`` [mse].
-        num_warps: J random affine warps of HR among the candidates [4].
+        num_affine_warps: J random affine warps of HR among the candidates [4].
         warp_magnitude: bound m of the warps [0.003].
         gt_weight: β of the selection score; ~ means the scope's default (0 local, 1 global) [~].
         clamp: clip the bicubic-downsampled candidates to [0, 1] [true].
@@ -52,7 +52,7 @@ class GramTextureLoss(nn.Module):
             pred,
             target,
             scope=s["scope"],
-            num_warps=s["num_warps"],
+            num_affine_warps=s["num_affine_warps"],
             magnitude=s["warp_magnitude"],
             patch_size=s["patch_size"],
             gt_weight=s["gt_weight"],

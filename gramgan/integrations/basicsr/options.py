@@ -36,7 +36,7 @@ TEXTURE_OPT_DEFAULTS: dict[str, Any] = {
     "scope": "local",
     "target": "gram",
     "criterion": "mse",
-    "num_warps": 4,
+    "num_affine_warps": 4,
     "warp_magnitude": 0.003,
     "gt_weight": None,
     "clamp": True,
@@ -95,7 +95,7 @@ def texture_settings(options: Mapping[str, Any], where: str = "texture_opt") -> 
     s["scope"] = _choice(f"{where}.scope", s["scope"], SCOPES)
     s["target"] = _choice(f"{where}.target", s["target"], TARGETS)
     s["criterion"] = _choice(f"{where}.criterion", s["criterion"], CRITERIA)
-    s["num_warps"] = _int(f"{where}.num_warps", s["num_warps"], 0)
+    s["num_affine_warps"] = _int(f"{where}.num_affine_warps", s["num_affine_warps"], 0)
     s["warp_magnitude"] = _number(f"{where}.warp_magnitude", s["warp_magnitude"])
     if s["gt_weight"] is not None:
         s["gt_weight"] = _number(f"{where}.gt_weight", s["gt_weight"])

@@ -237,6 +237,23 @@ class GramGANLoss(nn.Module):
         oy, ox = torch.randint(0, cfg.mask_patch_size, (2,)).tolist()
         return (int(oy), int(ox))
 
+    def mask_pair(self, sr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor, tuple[int, int]]:
+        """``(SR·M, HR·M, offset)`` with M the texture mask of HR under the config, at a freshly drawn
+        offset (:meth:`draw_mask_offset`); what :meth:`forward` uses, for a D step without a G step."""
+        cfg = self.config
+        offset = self.draw_mask_offset()
+        masked_sr, masked_hr = ops.mask_pair(
+            sr,
+            hr,
+            k=cfg.mask_patch_size,
+            threshold=cfg.mask_threshold,
+            offset=offset,
+            mode=cfg.mask_mode,
+            window=cfg.mask_window,
+            backend=cfg.backend,
+        )
+        return masked_sr, masked_hr, offset
+
     def forward(self, sr: Tensor, hr: Tensor, discriminator: nn.Module | None) -> GramGANLossOutput:
         cfg = self.config
         if not isinstance(sr, Tensor) or not isinstance(hr, Tensor):
@@ -274,17 +291,7 @@ class GramGANLoss(nn.Module):
                 backend=cfg.backend,
             )
 
-        offset = self.draw_mask_offset()
-        masked_sr, masked_hr = ops.mask_pair(
-            sr,
-            hr,
-            k=cfg.mask_patch_size,
-            threshold=cfg.mask_threshold,
-            offset=offset,
-            mode=cfg.mask_mode,
-            window=cfg.mask_window,
-            backend=cfg.backend,
-        )
+        masked_sr, masked_hr, offset = self.mask_pair(sr, hr)
 
         d_sr, d_hr = (masked_sr, masked_hr) if cfg.disc_perceptual_masked else (sr, hr)
         adv_sr, adv_hr = (masked_sr, masked_hr) if cfg.adversarial_masked else (sr, hr)

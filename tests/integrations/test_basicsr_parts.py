@@ -133,6 +133,31 @@ def test_model_checks_its_options_before_building_anything():
         GramGANModel({**opt, "is_train": True})
 
 
+def test_d_only_iterations_train_d_on_the_masked_pair_then_g_steps_log_every_term(tmp_path, tiny_options):
+    """``net_d_init_iters``: the first iterations update D alone (on a masked pair made without a G step)."""
+    opt = tiny_options(tmp_path)
+    opt["train"]["net_d_init_iters"] = 1
+    model = GramGANModel({**opt, "is_train": True, "dist": False, "rank": 0, "world_size": 1, "num_gpu": 0})
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 64, 64)
+    model.feed_data({"lq": torch.nn.functional.avg_pool2d(hr, 4), "gt": hr})
+
+    def snapshot():
+        return [[p.detach().clone() for p in net.parameters()] for net in (model.net_g, model.net_d)]
+
+    def changed(before, after):
+        return [any(not torch.equal(a, b) for a, b in zip(x, y)) for x, y in zip(before, after)]
+
+    before = snapshot()
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {"l_d", "out_d_real", "out_d_fake"}
+    after = snapshot()
+    assert changed(before, after) == [False, True]  # D trained, G untouched
+    model.optimize_parameters(2)
+    assert {"l_g_pix", "l_g_texture", "l_g_dperc", "l_g_gan", "l_d"} <= set(model.log_dict)
+    assert changed(after, snapshot()) == [True, True]
+
+
 def test_example_options_use_the_registered_parts_and_sample_dataset():
     opt = _example()
     assert opt["model_type"] == "GramGANModel" and opt["network_d"]["type"] == "GramGANDiscriminator"

@@ -19,29 +19,13 @@ pytest.importorskip("basicsr", reason="BasicSR is not installed (pip install 'gr
 from basicsr.archs.rrdbnet_arch import RRDBNet as BasicSRRRDBNet  # noqa: E402
 
 from gramgan.export import export  # noqa: E402
-from gramgan.integrations.basicsr import example_options_path  # noqa: E402
 from gramgan.models import RRDBNet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_G = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
-
-
-def tiny_options(experiments: Path) -> dict:
-    """The shipped example options with tiny networks, 3 iterations, a log line and a save at each."""
-    opt = yaml.safe_load(example_options_path().read_text(encoding="utf-8"))
-    opt["network_g"].update(TINY_G)
-    opt["network_d"].update(num_feat=4, input_size=64)
-    opt["datasets"]["train"].update(gt_size=64, batch_size_per_gpu=2, repeat=1)
-    opt["datasets"]["val"]["crop"] = 64
-    opt["train"]["total_iter"] = 3
-    opt["logger"].update(print_freq=1, save_checkpoint_freq=3)
-    opt["val"]["val_freq"] = 3
-    opt["path"]["experiments_root"] = str(experiments)
-    return opt
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
+def run(tmp_path_factory, tiny_options) -> dict:
     """One pipeline run (a subprocess: BasicSR's logger and registries are per process)."""
     tmp = tmp_path_factory.mktemp("basicsr_run")
     opt = tiny_options(tmp / "experiments")
@@ -61,7 +45,14 @@ def run(tmp_path_factory) -> dict:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     root = tmp / "experiments" / opt["name"]
-    return {"root": root, "x": x, "outputs": torch.load(tmp / "outputs.pt"), "stdout": proc.stdout + proc.stderr}
+    network_g = {k: v for k, v in opt["network_g"].items() if k != "type"}
+    return {
+        "root": root,
+        "network_g": network_g,
+        "x": x,
+        "outputs": torch.load(tmp / "outputs.pt"),
+        "stdout": proc.stdout + proc.stderr,
+    }
 
 
 def test_log_shows_the_texture_dperc_and_gan_terms(run):
@@ -100,7 +91,7 @@ def test_export_loads_into_basicsr_rrdbnet_strictly(run, fmt, tmp_path):
         from safetensors.torch import load_file
 
         state_dict = load_file(str(result.path))
-    net = BasicSRRRDBNet(num_in_ch=3, num_out_ch=3, scale=4, **TINY_G)
+    net = BasicSRRRDBNet(scale=4, **run["network_g"])
     net.load_state_dict(state_dict, strict=True)
     with torch.no_grad():
         torch.testing.assert_close(net(run["x"]), run["outputs"]["params_ema"], rtol=0, atol=1e-6)

@@ -23,7 +23,6 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor
 
-from gramgan import ops
 from gramgan.integrations.basicsr.options import check_options, gramgan_loss_config
 from gramgan.losses import GramGANLoss, discriminator_loss
 
@@ -48,20 +47,10 @@ class GramGANModel(SRGANModel):
 
     def _mask_pair(self, sr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor]:
         """The D step's pair when the G step did not run (``net_d_iters`` / ``net_d_init_iters``)."""
-        cfg = self.gramgan_loss.config
-        if not cfg.adversarial_masked:
+        if not self.gramgan_loss.config.adversarial_masked:
             return sr, hr
-        offset = self.gramgan_loss.draw_mask_offset()
-        return ops.mask_pair(
-            sr,
-            hr,
-            k=cfg.mask_patch_size,
-            threshold=cfg.mask_threshold,
-            offset=offset,
-            mode=cfg.mask_mode,
-            window=cfg.mask_window,
-            backend=cfg.backend,
-        )
+        masked_sr, masked_hr, _ = self.gramgan_loss.mask_pair(sr, hr)
+        return masked_sr, masked_hr
 
     def optimize_parameters(self, current_iter: int) -> None:
         for p in self.net_d.parameters():

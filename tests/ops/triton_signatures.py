@@ -148,16 +148,24 @@ def read(folder: str | os.PathLike) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
-def with_fp64_scalars(signature: dict[str, Any]) -> dict[str, Any]:
-    """The same launch with its float scalars typed fp64, as inductor passes Python floats to a kernel."""
-    types = {name: "fp64" if kind == "fp32" else kind for name, kind in signature["types"].items()}
+FLOAT_SCALARS = ("fp32", "fp64")
+
+
+def with_float_scalars(signature: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The same launch with its float scalars typed ``kind``.
+
+    A Python float reaches a kernel as fp32 from Triton's JIT (unless annotated) and from torch's
+    mutation analysis of a ``wrap_triton`` launch, as fp64 from inductor and from an annotated JIT.
+    """
+    types = {name: kind if t in FLOAT_SCALARS else t for name, t in signature["types"].items()}
     return {**signature, "types": types}
 
 
 def variants(signatures: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every signature as launched, plus its fp64-scalar form where it has float scalars; deduplicated."""
+    """Every signature with its float scalars typed fp32, and typed fp64; deduplicated."""
     unique: dict[str, dict[str, Any]] = {}
     for signature in signatures:
-        for variant in (signature, with_fp64_scalars(signature)):
+        for kind in FLOAT_SCALARS:
+            variant = with_float_scalars(signature, kind)
             unique.setdefault(canonical(variant), variant)
     return list(unique.values())

@@ -39,6 +39,7 @@ def build_train_dataset(cfg: DataConfig, scale: int, seed: int, say: Callable[[s
 
     The folders' images are checked first (:mod:`gramgan.train.data_check`)."""
     from gramgan.data.datasets import FolderSource, PairedRandomCropDataset, RandomCropDataset
+    from gramgan.data.packed import PackedSource, is_packed
 
     common = {
         "scale": scale,
@@ -53,6 +54,8 @@ def build_train_dataset(cfg: DataConfig, scale: int, seed: int, say: Callable[[s
         dataset = PairedRandomCropDataset(cfg.train_hr, cfg.train_lr, **common)
         dataset.pairs = checked_pairs(dataset.pairs, cfg.skip_unreadable, "data.train_hr/train_lr", say)
         return dataset
+    if cfg.train_hr and is_packed(cfg.train_hr):  # python -m gramgan.data.prepare SRC DST --packed
+        return RandomCropDataset(PackedSource(cfg.train_hr), **common)
     if cfg.train_hr:
         source = FolderSource(cfg.train_hr, cache=cfg.cache_images)
         source.paths = checked_images(source.paths, cfg.skip_unreadable, "data.train_hr", say, min_size=cfg.hr_crop)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gramgan.losses import GramGANLossConfig
+from gramgan.train.preemption import signal_numbers
 from gramgan.train.schedule import ScheduleConfig
 
 __all__ = [
@@ -175,6 +176,8 @@ class LoopConfig:
         keep_checkpoints: how many of the latest checkpoints to keep (3).
         val_images_saved: comparison PNGs (bicubic | SR | HR) saved per validation (4).
         progress: show a progress bar (True).
+        stop_signals: signals that stop the run cleanly after the current step, with a checkpoint and
+            exit status 75 (docs/training.md, ours) (["SIGTERM", "SIGUSR1"]).
     """
 
     stage: str = "gan"
@@ -194,6 +197,7 @@ class LoopConfig:
     keep_checkpoints: int = 3
     val_images_saved: int = 4
     progress: bool = True
+    stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])
 
 
 @dataclass
@@ -237,6 +241,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"train.adam_betas must be two numbers, got {t.adam_betas}")
     if min(t.log_every, t.save_every, t.keep_checkpoints) < 1 or t.val_every < 0:
         raise ConfigError("train.log_every, save_every, keep_checkpoints must be >= 1, val_every >= 0")
+    try:
+        signal_numbers(t.stop_signals)
+    except ValueError as err:
+        raise ConfigError(f"train.stop_signals: {err}") from err
     if d.hr_crop % m.scale:
         raise ConfigError(f"data.hr_crop ({d.hr_crop}) must be a multiple of model.scale ({m.scale})")
     if t.stage == "gan" and (d.hr_crop < 64 or d.hr_crop % 32):

@@ -1,13 +1,16 @@
 """A training run's objects, built in one place from the config: :func:`build_run` returns a :class:`Run`
 holding the networks, optimisers, schedules, EMA, data and the start position (a fresh run, or the
 checkpoint it resumes). Building writes nothing; the loop (:mod:`gramgan.train.loop`) does.
+:func:`run_state` and :func:`restore_state` turn a run into a checkpoint's dict and back
+(:mod:`gramgan.train.checkpoint` holds the file format), :func:`save_run` writes one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,20 +31,26 @@ from gramgan.train.builders import (
     build_val_dataset,
 )
 from gramgan.train.checkpoint import (
+    FORMAT,
     check_resumable,
     find_latest_checkpoint,
+    get_rng_state,
     load_checkpoint,
-    restore_state,
+    save_checkpoint,
     seed_all,
+    set_rng_state,
+    weights_fingerprint,
 )
+from gramgan.train.config import config_to_dict
 from gramgan.train.config_schema import ConfigError, TrainConfig
 from gramgan.train.data_check import DataError
-from gramgan.train.distributed import DistInfo, init_distributed, wrap_discriminator
+from gramgan.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, wrap_discriminator
 from gramgan.train.ema import ModelEMA
 from gramgan.train.logs import Messages
+from gramgan.train.preemption import ignore_signals
 from gramgan.train.schedule import WarmupCosineScheduler
 
-__all__ = ["Run", "build_run"]
+__all__ = ["Run", "build_run", "restore_state", "run_state", "save_run"]
 
 
 FINAL_FILES = ("generator.pth", "metrics.json")  # what a run writes once it reaches train.total_iters
@@ -232,6 +241,7 @@ def _build_data(
         num_workers=d.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=d.num_workers > 0,
+        worker_init_fn=functools.partial(ignore_signals, tuple(t.stop_signals)),  # the trainer stops them
         generator=torch.Generator().manual_seed(t.seed),  # keeps the global RNG untouched
     )
     val_name = d.val_hr or f"held-out photo ({', '.join(SAMPLE_VAL)})"
@@ -239,3 +249,71 @@ def _build_data(
     lr_source = f"LR from {d.train_lr}" if d.train_lr else "LR made on the fly"
     say(f"data: {len(train_set)} crops an epoch from {source}, {lr_source}; validation on {val_name}")
     return loader, val_set, val_name
+
+
+# --------------------------------------------------------------------------- checkpoint state
+
+
+def _optional_state(obj: Any) -> Any:
+    return obj.state_dict() if obj is not None else None
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """The checkpoint of ``run``, with every rank's RNG state and a fingerprint of every rank's
+    weights (collective under DDP; replicas must agree, a mismatch raises)."""
+    modules = [m for m in (run.g, run.d) if m is not None]
+    gathered = all_gather_objects((get_rng_state(), weights_fingerprint(*modules)), run.dist)
+    fingerprints = [fingerprint for _, fingerprint in gathered]
+    if len(set(fingerprints)) > 1:
+        raise RuntimeError(f"DDP replicas diverged at iteration {run.iteration}: weight hashes {fingerprints}")
+    return {
+        "format": FORMAT,
+        "iteration": run.iteration,
+        "config": config_to_dict(run.cfg),
+        "arch": run.cfg.model.arch(),
+        "generator": run.g.state_dict(),
+        "generator_ema": run.ema.state_dict(),
+        "discriminator": _optional_state(run.d),
+        "optimizer_g": run.opt_g.state_dict(),
+        "optimizer_d": _optional_state(run.opt_d),
+        "scheduler_g": run.sched_g.state_dict(),
+        "scheduler_d": _optional_state(run.sched_d),
+        "rng": [rng for rng, _ in gathered],
+        "data": {"epoch": run.data_pos[0], "offset": run.data_pos[1]},
+        "world_size": run.dist.world_size,
+        "fingerprints": fingerprints,
+    }
+
+
+def save_run(run: Run) -> Path | None:
+    """Write ``run``'s checkpoint (rank 0; the others return None once it is written)."""
+    state = run_state(run)
+    path = None
+    if run.dist.is_main:
+        path = save_checkpoint(state, run.output_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints)
+    barrier(run.dist)
+    return path
+
+
+def restore_state(run: Run, state: Mapping[str, Any]) -> None:
+    """Load a checkpoint into ``run``: weights, optimisers, schedules, position and this rank's RNG.
+    With another number of processes than the checkpoint's, the RNG is reseeded (said)."""
+    run.g.load_state_dict(state["generator"])
+    run.ema.load_state_dict(state["generator_ema"])
+    run.opt_g.load_state_dict(state["optimizer_g"])
+    run.sched_g.load_state_dict(state["scheduler_g"])
+    if run.d is not None:
+        run.d.load_state_dict(state["discriminator"])
+        run.opt_d.load_state_dict(state["optimizer_d"])
+        run.sched_d.load_state_dict(state["scheduler_d"])
+    run.iteration = int(state["iteration"])
+    run.data_pos = (int(state["data"]["epoch"]), int(state["data"]["offset"]))
+    rng = state.get("rng") or []
+    if len(rng) == run.dist.world_size:
+        set_rng_state(rng[run.dist.rank])
+    else:
+        run.say(
+            f"NOTE: the checkpoint holds RNG states for {len(rng)} processes, this run has "
+            f"{run.dist.world_size}: reseeding (the run continues, but not bitwise as before)"
+        )
+        seed_all(run.cfg.train.seed + run.dist.rank + 1_000_003 * run.iteration)

@@ -52,6 +52,12 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
+@pytest.fixture(scope="module")
+def tiny_for_module() -> list[str]:
+    """:func:`tiny` for module-scoped fixtures."""
+    return list(TINY)
+
+
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment of a ``python -m gramgan.train`` subprocess: this checkout, offline, 1 thread."""

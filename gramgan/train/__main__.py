@@ -23,6 +23,7 @@ from typing import Any
 from gramgan.train.checkpoint import CheckpointError, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from gramgan.train.config import ConfigError, config_to_dict, diff_configs, load_config
 from gramgan.train.data_check import DataError
+from gramgan.train.renamed_keys import with_current_keys
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.config is None and args.preset is None:
                 cfg = load_config(base=saved, overrides=args.overrides)
             else:
-                changed = [k for k in diff_configs(saved, config_to_dict(cfg)) if k != "output_dir"]
+                changed = [k for k in diff_configs(with_current_keys(saved), config_to_dict(cfg)) if k != "output_dir"]
                 if changed:
                     print(f"NOTE: resuming with a config that differs from the checkpoint's in: {', '.join(changed)}")
         if args.print_config:

@@ -26,11 +26,12 @@ __all__ = [
 
 
 def autocast_context(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of the forward-pass context: bf16 autocast on CUDA, else nothing."""
+    """A factory of the forward-pass context: bf16 autocast on ``device`` (CUDA, or the CPU, where it is
+    slower than fp32 on most processors but computes the same thing), else nothing."""
     if precision == "bf16":
-        if device.type != "cuda":
-            raise ConfigError("train.precision=bf16 needs a CUDA device (autocast bf16 is CUDA-only here)")
-        return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if device.type not in ("cuda", "cpu"):
+            raise ConfigError(f"train.precision=bf16 needs a CUDA or CPU device, got {device}")
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
 
@@ -89,7 +90,7 @@ def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple
 
     Returns the network and a one-line note about its initial weights (None for random init).
     """
-    from gramgan.models import RRDBNet
+    from gramgan.models.rrdbnet import RRDBNet
     from gramgan.train.checkpoint import load_generator_state
 
     model = RRDBNet(**cfg.arch())
@@ -104,13 +105,13 @@ def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple
 
 def build_discriminator(cfg: DiscriminatorConfig, num_in_ch: int, input_size: int) -> nn.Module:
     """The VGG-style discriminator; it sees G's output (``num_in_ch`` channels) at the HR crop size."""
-    from gramgan.models import VGGStyleDiscriminator
+    from gramgan.models.discriminator import VGGStyleDiscriminator
 
     return VGGStyleDiscriminator(num_in_ch=num_in_ch, num_feat=cfg.num_feat, input_size=input_size)
 
 
 def _vgg_layers(preset: str) -> tuple[str, ...]:
-    from gramgan.models import VGG19_LAYER_PRESETS
+    from gramgan.losses.perceptual import VGG19_LAYER_PRESETS
 
     if preset not in VGG19_LAYER_PRESETS:
         raise ConfigError(f"loss.perceptual_preset must be one of {list(VGG19_LAYER_PRESETS)}, got {preset!r}")
@@ -124,7 +125,7 @@ def build_loss(cfg: LossConfig, say: Callable[[str], None] = print) -> nn.Module
     false -> raise the extractor's error (it lists where it looked), with the two ways out added.
     """
     from gramgan.losses import GramGANLoss
-    from gramgan.models import VGG19FeatureExtractor, VGGWeightsNotFoundError
+    from gramgan.models.vgg import VGG19FeatureExtractor, VGGWeightsNotFoundError
 
     terms = cfg.terms
     vgg = None

@@ -29,6 +29,8 @@ __all__ = [
 
 STAGES = ("psnr", "gan")
 PRECISIONS = ("fp32", "bf16")
+FAST_CHOICES = (True, False, "auto")
+COMPILE_BACKENDS = ("inductor", "aot_eager")
 
 
 class ConfigError(ValueError):
@@ -167,7 +169,19 @@ class LoopConfig:
         seed: seed of weights init, data order and loss randomness; rank r uses seed + r for the
             loss randomness (0).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` ("auto").
-        precision: ``fp32`` or ``bf16`` (autocast, CUDA only) ("fp32").
+        fast: the fast training path, in one setting (``docs/training.md#the-fast-path``): bf16
+            autocast, channels_last networks, ``torch.compile`` of G, D and VGG19, fused Adam.
+            ``auto`` = on when the device is CUDA, off on the CPU; true / false force it ("auto").
+            The four keys below each follow it unless set.
+        precision: ``fp32`` or ``bf16`` (autocast around the networks; the texture selection stays
+            float32); null = ``bf16`` when ``fast`` is on, else ``fp32`` (None).
+        channels_last: G, D and VGG19 in the channels_last memory format; null = follow ``fast`` (None).
+        compile: ``torch.compile`` G, D and VGG19 (a one-off warm-up of tens of seconds on a GPU);
+            null = follow ``fast`` (None).
+        compile_backend: the ``torch.compile`` backend: ``inductor`` (generates kernels) or
+            ``aot_eager`` (traces only: checks on the CPU) ("inductor").
+        fused_adam: Adam's fused implementation (one kernel for all parameters; CUDA and CPU);
+            null = follow ``fast`` (None).
         deterministic: ``torch.use_deterministic_algorithms(True)`` (False).
         num_threads: CPU threads for torch, null = torch's default (None).
         log_every: iterations between JSONL/TensorBoard records, each the mean of the window (100).
@@ -188,7 +202,12 @@ class LoopConfig:
     ema_decay: float = 0.999
     seed: int = 0
     device: str = "auto"
-    precision: str = "fp32"
+    fast: bool | str = "auto"
+    precision: str | None = None
+    channels_last: bool | None = None
+    compile: bool | None = None
+    compile_backend: str = "inductor"
+    fused_adam: bool | None = None
     deterministic: bool = False
     num_threads: int | None = None
     log_every: int = 100
@@ -231,8 +250,12 @@ def validate(cfg: TrainConfig) -> None:
     t, d, m = cfg.train, cfg.data, cfg.model
     if t.stage not in STAGES:
         raise ConfigError(f"train.stage must be one of {STAGES}, got {t.stage!r}")
-    if t.precision not in PRECISIONS:
-        raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {t.precision!r}")
+    if t.fast not in FAST_CHOICES:
+        raise ConfigError(f"train.fast must be true, false or auto, got {t.fast!r}")
+    if t.precision is not None and t.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {PRECISIONS} or null, got {t.precision!r}")
+    if t.compile_backend not in COMPILE_BACKENDS:
+        raise ConfigError(f"train.compile_backend must be one of {COMPILE_BACKENDS}, got {t.compile_backend!r}")
     if t.total_iters < 1 or t.batch_size < 1:
         raise ConfigError("train.total_iters and train.batch_size must be >= 1")
     if t.psnr_iters < 0:

@@ -46,6 +46,14 @@ from gramgan.train.config_schema import ConfigError, TrainConfig
 from gramgan.train.data_check import DataError
 from gramgan.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, wrap_discriminator
 from gramgan.train.ema import ModelEMA
+from gramgan.train.fast import (
+    FastPlan,
+    compile_in_place,
+    float32_forward,
+    match_state_layout,
+    resolve_fast,
+    to_channels_last,
+)
 from gramgan.train.logs import Messages
 from gramgan.train.preemption import ignore_signals
 from gramgan.train.schedule import WarmupCosineScheduler
@@ -85,6 +93,7 @@ class Run:
     data_pos: tuple[int, int] = (0, 0)  # (epoch, batches consumed in that epoch)
     resumed_from: Path | None = None
     finished: bool = False  # resumed at train.total_iters with the final files already written
+    fast: FastPlan = FastPlan()  # the parts of the fast path in use (train.fast)
 
     def batches(self) -> Iterator[dict[str, Any]]:
         """Batches from the current data position on, across epochs; keeps ``data_pos`` current."""
@@ -120,7 +129,8 @@ def build_run(
         raise ConfigError(f"train.device: {err}") from err
     dist = init_distributed(device.type)
     messages = Messages(enabled=dist.is_main, sink=say)
-    autocast = autocast_context(t.precision, device)
+    plan = resolve_fast(t, device)
+    autocast = autocast_context(plan.precision, device)
     _configure_torch(cfg, device)
     output_dir = Path(output_dir) if output_dir else cfg.resolved_output_dir()
     state = _start_state(cfg, output_dir, resume)
@@ -136,15 +146,22 @@ def build_run(
     seed_all(t.seed)  # identical initial weights on every rank
     g, init_note = build_generator(cfg.model, load_pretrained=state is None)
     g.to(device)
-    opt_g, sched_g = _adam(g, cfg)
     d = opt_d = sched_d = loss_fn = None
     if t.stage == "gan":
         d = build_discriminator(cfg.discriminator, cfg.model.num_out_ch, cfg.data.hr_crop).to(device)
-        opt_d, sched_d = _adam(d, cfg)
         loss_fn = None if finished else build_loss(cfg.loss, messages).to(device)
+    if plan.channels_last:  # before the optimisers and the EMA copy, so their tensors share the layout
+        to_channels_last(g, d, loss_fn)
+    if plan.precision == "bf16":
+        float32_forward(d)  # D in float32 inside the bf16 region (see float32_forward)
+    opt_g, sched_g = _adam(g, cfg, plan.fused_adam)
+    if d is not None:
+        opt_d, sched_d = _adam(d, cfg, plan.fused_adam)
     if state is None:
         if init_note:
             messages(init_note)
+        if plan.any:
+            messages(f"fast path (train.fast={t.fast}): {plan.describe()}")
         seed_all(t.seed + dist.rank)  # per-rank randomness of the loss (masks, warps)
 
     loader, val_set, val_name = (None, None, "") if finished else _build_data(cfg, dist, device, messages)
@@ -152,12 +169,27 @@ def build_run(
         cfg=cfg, output_dir=output_dir, dist=dist, device=device, autocast=autocast, say=messages,
         g=g, g_ddp=_ddp(g, dist, device), ema=ModelEMA(g, t.ema_decay), opt_g=opt_g, sched_g=sched_g,
         d=d, d_ddp=_ddp(d, dist, device, discriminator=True), opt_d=opt_d, sched_d=sched_d, loss_fn=loss_fn,
-        loader=loader, val_set=val_set, val_name=val_name, finished=finished,
+        loader=loader, val_set=val_set, val_name=val_name, finished=finished, fast=plan,
     )  # fmt: skip
+    if plan.compile and not finished:
+        _compile(run)
     if state is not None:
         restore_state(run, state)  # last: the RNG continues exactly where the checkpoint left it
+        match_state_layout(run.opt_g, run.opt_d)  # a checkpoint saved in another memory format
         run.resumed_from = Path(resume)
     return run
+
+
+def _compile(run: Run) -> None:
+    """``torch.compile`` the networks the steps call: G through its DDP wrapper (so that DDP's graph
+    splitting overlaps the gradient all-reduce with the backward), D and VGG19 in place (D is called
+    both bare, as the G step's critic, and through DDP). ``run.g``, ``run.d`` and the EMA stay plain
+    modules: checkpoints keep their keys, and validation at other image sizes compiles nothing."""
+    backend = run.fast.compile_backend
+    run.g_ddp = torch.compile(run.g_ddp, backend=backend, fullgraph=not run.dist.enabled)
+    compile_in_place(run.d, backend)
+    perceptual = getattr(run.loss_fn, "perceptual", None)
+    compile_in_place(getattr(perceptual, "extractor", None), backend)
 
 
 def _configure_torch(cfg: TrainConfig, device: torch.device) -> None:
@@ -193,9 +225,10 @@ def _start_state(cfg: TrainConfig, output_dir: Path, resume: str | os.PathLike[s
     return None
 
 
-def _adam(module: nn.Module, cfg: TrainConfig) -> tuple[Adam, WarmupCosineScheduler]:
+def _adam(module: nn.Module, cfg: TrainConfig, fused: bool = False) -> tuple[Adam, WarmupCosineScheduler]:
+    """Adam and its schedule; ``fused``: the one-kernel implementation (the same update)."""
     betas = (float(cfg.train.adam_betas[0]), float(cfg.train.adam_betas[1]))
-    optimizer = Adam(module.parameters(), lr=cfg.schedule.base_lr, betas=betas)
+    optimizer = Adam(module.parameters(), lr=cfg.schedule.base_lr, betas=betas, fused=fused or None)
     return optimizer, WarmupCosineScheduler(optimizer, cfg.schedule, cfg.train.total_iters)
 
 

@@ -107,6 +107,12 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
+@pytest.fixture(scope="module")
+def tiny_for_module() -> list[str]:
+    """:func:`tiny` for module-scoped fixtures."""
+    return list(TINY)
+
+
 def cli_environment(folder: Path) -> dict[str, str]:
     """Environment of a ``python -m gramgan.train`` subprocess: this checkout, offline, 1 thread, no VGG19
     weights (torch hub's cache is an empty folder under ``folder``)."""

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 import gramgan.ops as ops
-from benchmarks import harness
+from gramgan import benchmarking as harness
 from gramgan.losses import texture
 from gramgan.losses.candidates import build_global_candidates
 from gramgan.ops import reference as R

@@ -300,6 +300,30 @@ def test_texture_term_smoke(tmp_path, capsys):
     assert (tmp_path / "texture_term.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_texture_term_large_sizes(tmp_path, capsys):
+    """``--large`` times rows 1 and 2 again at each large size (here a tiny one), with their own goals:
+    fused loss within 3x of its read floor, sampled term within 1.5x of the fused loss. Off on the CPU
+    by default."""
+    texture_term = load("texture_term")
+    argv = ["--backend", "reference", "--batch", "1", "--size", "16", "--min-time", "0.001", "--threads", "1"]
+    assert texture_term.parse_args(argv).large is None  # auto: on a GPU only
+    argv += ["--large", "--large-sizes", "2x32", "--quiet", "--no-plot", "--out", str(tmp_path)]
+    result = texture_term.main(argv)
+    ms = {name: row["median_ms"] for name, row in result["timings"].items()}
+    big = "B=2 32x32: "
+    assert f"{big}texture term fwd+bwd (materialize)" not in ms  # no breakdown at the large sizes
+    fused_read, sampled = result["targets"][4:]
+    floor = min(ms[f"{big}read: sum"], ms[f"{big}read: amax"])
+    assert "at B=2 32x32" in fused_read["name"] and fused_read["goal"] == 3.0
+    assert fused_read["value"] == pytest.approx(ms[f"{big}fused loss fwd+bwd"] / floor)
+    assert sampled["goal"] == 1.5
+    term, fused = ms[f"{big}texture term fwd+bwd (sampled)"], ms[f"{big}fused loss fwd+bwd"]
+    assert sampled["value"] == pytest.approx(term / fused)
+    assert capsys.readouterr().out.count("TARGET ") == 6
+    with pytest.raises(SystemExit):
+        texture_term.parse_args(["--large-sizes", "2x30"])  # not a multiple of 16
+
+
 def test_texture_term_reports_a_missing_kernel_as_na(tmp_path, monkeypatch):
     """A measurement whose op raises (a kernel not built yet) is 'n/a (reason)', not a crash."""
     texture_term = load("texture_term")

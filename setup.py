@@ -3,15 +3,20 @@
     pip install -e . --no-build-isolation
 
 The CPU kernels (csrc/gramgan.cpp, csrc/cpu/*.cpp) are always built. The CUDA kernels (csrc/cuda/*.cu,
-csrc/cuda/*.cpp) are added when torch is a CUDA build and nvcc is found, or when ``FORCE_CUDA=1``;
-``FORCE_CUDA=0`` leaves them out. Compiling needs no GPU: without one, ``TORCH_CUDA_ARCH_LIST`` defaults
-to ``DEFAULT_ARCH_LIST`` (with one, to its architecture). ``CUDA_HOME`` is found from nvcc when unset
-(see ``resolve_cuda_home``); ``MAX_JOBS`` bounds the parallel compile jobs (ninja is used).
+csrc/cuda/*.cpp) are added, as the big PyTorch extension projects do, when torch sees a GPU, or when
+``FORCE_CUDA=1`` or ``TORCH_CUDA_ARCH_LIST`` is set (a CUDA build on a machine without a GPU: CI, a
+wheel for elsewhere); ``FORCE_CUDA=0`` leaves them out whatever else is set. An nvcc on PATH alone does
+not start a CUDA build (minutes of compiling that a machine without a GPU cannot use). Without a GPU
+and without ``TORCH_CUDA_ARCH_LIST`` the architectures are ``DEFAULT_ARCH_LIST``; with a GPU, its own.
+The build writes ``gramgan/_build_info.json`` next to the extension (whether it holds CUDA code, for
+which architectures, and why), which ``python -m gramgan.info`` prints. ``CUDA_HOME`` is found from
+nvcc when unset (see ``resolve_cuda_home``); ``MAX_JOBS`` bounds the parallel compile jobs (ninja).
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -74,14 +79,21 @@ import torch  # noqa: E402
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
 
-def want_cuda() -> bool:
-    """FORCE_CUDA=1 forces the CUDA kernels, FORCE_CUDA=0 drops them, else: CUDA torch and nvcc found."""
+def cuda_decision() -> tuple[bool, str]:
+    """Whether to build the CUDA kernels, and why: ``FORCE_CUDA`` (1 or 0) decides when set, else
+    ``TORCH_CUDA_ARCH_LIST`` being set, else whether torch sees a GPU."""
     force = os.environ.get("FORCE_CUDA", "").strip()
     if force == "1":
-        return True
+        return True, "FORCE_CUDA=1"
     if force == "0":
-        return False
-    return torch.version.cuda is not None and CUDA_ROOT is not None
+        return False, "FORCE_CUDA=0"
+    if os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip():
+        return True, f"TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}"
+    if torch.version.cuda is None:
+        return False, "torch is a CPU-only build"
+    if torch.cuda.device_count() > 0:
+        return True, "torch sees a GPU"
+    return False, "torch sees no GPU, and neither FORCE_CUDA=1 nor TORCH_CUDA_ARCH_LIST is set"
 
 
 # Architectures built when no GPU is visible and TORCH_CUDA_ARCH_LIST is unset (torch itself would fail):
@@ -90,10 +102,13 @@ DEFAULT_ARCH_LIST = "8.0;9.0+PTX"
 
 
 def cuda_arch_list() -> str:
-    """TORCH_CUDA_ARCH_LIST, defaulting to DEFAULT_ARCH_LIST on a machine without a visible GPU."""
-    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
-        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
-    return os.environ.get("TORCH_CUDA_ARCH_LIST", "(torch's default: the visible GPUs')")
+    """TORCH_CUDA_ARCH_LIST, set here when unset so that the build records it: the visible GPUs'
+    architectures, or DEFAULT_ARCH_LIST on a machine without a visible GPU."""
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip():
+        capabilities = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+        found = ";".join(f"{major}.{minor}" for major, minor in sorted(capabilities))
+        os.environ["TORCH_CUDA_ARCH_LIST"] = found or DEFAULT_ARCH_LIST
+    return os.environ["TORCH_CUDA_ARCH_LIST"]
 
 
 def version() -> str:
@@ -126,16 +141,24 @@ EXTRAS_REQUIRE = {
 }
 
 
-def extension():
-    """gramgan._C: CPU sources always, CUDA sources when wanted."""
+BUILD_INFO = "_build_info.json"  # written next to the extension; read by gramgan/info.py
+
+
+def extension(build_cuda: bool, why: str) -> CppExtension:
+    """gramgan._C: CPU sources always, CUDA sources when ``build_cuda``."""
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
     include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc", "cpu")]
     # Python's CFLAGS add -g (slow to build) and -fwrapv (which makes the patch loops 2-3x slower).
     cxx_flags = ["-O3", "-g0", "-fno-wrapv", "-fopenmp"]
     # OpenMP for at::parallel_for; an rpath to torch's libraries so that `import gramgan._C` works on its own.
     link_flags = ["-fopenmp", f"-Wl,-rpath,{os.path.join(os.path.dirname(torch.__file__), 'lib')}"]
-    if want_cuda():
-        print(f"gramgan setup: building the CUDA kernels, TORCH_CUDA_ARCH_LIST={cuda_arch_list()}")
+    if build_cuda:
+        if CUDA_ROOT is None:
+            raise SystemExit(
+                f"gramgan setup: the CUDA kernels were asked for ({why}) but no CUDA toolkit was found: "
+                "set CUDA_HOME, or FORCE_CUDA=0 for the CPU kernels only"
+            )
+        print(f"gramgan setup: building the CPU and CUDA kernels ({why}), TORCH_CUDA_ARCH_LIST={cuda_arch_list()}")
         return CUDAExtension(
             "gramgan._C",
             sources + sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp")),
@@ -145,7 +168,7 @@ def extension():
             extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
             extra_link_args=link_flags,
         )
-    print("gramgan setup: building the CPU kernels only")
+    print(f"gramgan setup: building the CPU kernels only ({why}; FORCE_CUDA=1 builds the CUDA kernels too)")
     return CppExtension(
         "gramgan._C",
         sources,
@@ -155,6 +178,28 @@ def extension():
     )
 
 
+class BuildExtensionWithInfo(BuildExtension.with_options(use_ninja=True)):
+    """torch's BuildExtension, then ``_build_info.json`` written next to ``gramgan._C`` (in place, in
+    the wheel's build folder, or in the source tree for an editable install): what was built, for which
+    architectures, and why."""
+
+    def run(self) -> None:
+        super().run()
+        info = {
+            "cuda": BUILD_CUDA,
+            "torch_cuda_arch_list": os.environ.get("TORCH_CUDA_ARCH_LIST") if BUILD_CUDA else None,
+            "why": WHY,
+            "torch": torch.__version__,
+        }
+        path = os.path.join(os.path.dirname(self.get_ext_fullpath("gramgan._C")), BUILD_INFO)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(info, handle, indent=2)
+            handle.write("\n")
+        print(f"gramgan setup: wrote {path}")
+
+
+BUILD_CUDA, WHY = cuda_decision()
 os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))
 setup(
     name="gramgan",
@@ -177,7 +222,7 @@ setup(
         "Programming Language :: Python :: 3.12",
         "Operating System :: POSIX :: Linux",
     ],
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    ext_modules=[extension(BUILD_CUDA, WHY)],
+    cmdclass={"build_ext": BuildExtensionWithInfo},
     zip_safe=False,
 )

@@ -40,7 +40,8 @@ names = zipfile.ZipFile(sys.argv[1]).namelist()
 tops = sorted({n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))})
 assert tops == ["gramgan"], f"the wheel installs top-level {tops}, expected only gramgan"
 for need in ("gramgan/kernels/texture_loss.py", "gramgan/configs/demo.yaml", "gramgan/configs/ablation/tiny.yaml",
-             "gramgan/configs/__init__.py", "gramgan/integrations/basicsr/examples/train_GramGAN_x4_samples.yml"):
+             "gramgan/configs/__init__.py", "gramgan/_build_info.json",
+             "gramgan/integrations/basicsr/examples/train_GramGAN_x4_samples.yml"):
     assert need in names, f"the wheel lacks {need}"
 assert any(n.startswith("gramgan/_C.") and n.endswith(".so") for n in names), "the wheel lacks gramgan/_C"
 print(f"wheel: {sys.argv[1].rsplit('/', 1)[-1]}, {len(names)} files, only gramgan at the top level")

@@ -1,2 +1,2 @@
 """gramgan's benchmark scripts; run each as a module from the repository root, e.g.
-``python -m benchmarks.gram_select --quick``. Their shared machinery is :mod:`benchmarks.harness`."""
+``python -m benchmarks.gram_select --quick``. Their shared machinery is :mod:`gramgan.benchmarking`."""

@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from benchmarks import harness
-from benchmarks.train_step import Size, Trainer
+from gramgan import benchmarking as harness
+from gramgan.benchmarking.training import Size, Trainer
 from gramgan.losses import GramGANLoss, GramGANLossConfig
 
 INSTALL = "pip install -r requirements-bench.txt && pip install --no-deps basicsr-fixed==1.4.2"

@@ -3,32 +3,40 @@
 #
 #     bash benchmarks/gpu_check.sh OUTDIR
 #
-# On a GPU machine with no network it, within about 8 minutes on an H100:
+# On a fresh GPU machine with no network it fits one call of 9 minutes (an H200: build ~2 min), and:
 #   1. records the machine (nvidia-smi, versions),
 #   2. builds the extension against the machine's own torch (pip install -e ., no build isolation,
-#      no dependencies; TORCH_CUDA_ARCH_LIST=9.0 unless set, CUDA_HOME found from nvcc),
+#      no dependencies; FORCE_CUDA=1, TORCH_CUDA_ARCH_LIST=9.0 unless set, CUDA_HOME found from nvcc),
 #   3. checks that gramgan._C imports with its CUDA part, and which op backends can run,
-#   4. runs the GPU tests of tests/ops: the CUDA extension's, then the Triton backend's,
-#   5. runs the benchmarks gram_select.py, train_step.py and texture_mask.py on the GPU, then
-#      texture_term.py with the cuda and the triton backend and esrgan_compare.py (paper size).
+#   4. runs every GPU-marked test (pytest -m cuda over tests/): the CUDA ones, then the Triton ones
+#      with xdist workers (each new shape is a JIT compile),
+#   5. runs the benchmarks the open issues name: texture_term.py with the cuda and the triton backend
+#      (the paper's size and the large ones), esrgan_compare.py (paper size, --quick when it has it),
+#      gram_select.py (--quick) and texture_mask.py (--quick), each within what is left of the budget.
 # It uses whatever torch/Triton the machine has, within the supported range (torch 2.11-2.14, Triton
 # 3.6-3.8, Python 3.10-3.12), and needs no network: the package is installed with --no-deps,
 # --no-build-isolation and --no-index (ninja is optional; without it the build is serial).
 # Every step runs under `timeout` (a hang costs only its own step) and inside one overall budget;
 # a failing step does not stop the later ones; the exit status is non-zero when any step failed,
-# timed out or was not reached.
+# timed out or was not reached. Each step gets one line in summary.txt: status, seconds, and what it
+# found (the tests' counts, the build's architectures, the benchmark's targets met / missed).
 #
-# OUTDIR receives (few files, so that a device tool that fetches only a handful brings all of it):
-#   summary.txt                    step statuses, the tests' result lines, the benchmark targets
+# OUTDIR receives few files (a device tool may fetch only a handful):
+#   summary.txt                    one line per step, the tests' result lines, the benchmark targets
 #   gpu_check.tar.gz               everything, as one folder <gpu>-<date>/ (logs/, JSON, PNG, tables,
 #                                  nvidia-smi.txt, versions.txt, summary.txt) that unpacks straight
 #                                  into benchmarks/results/:  tar xzf gpu_check.tar.gz -C benchmarks/results
-#   gram_select.txt, train_step.txt, texture_mask.txt, gram_select.png   copies for a quick look
+#   gram_select.txt, texture_term-cuda.txt, texture_term-triton.txt, esrgan_compare.txt   the tables
+#
+# Dry run without a GPU: GPU_CHECK_DRY_RUN=1 runs every step on the CPU with tiny settings (the build
+# step only prints setup.py's decision, the GPU-marked tests are collected and skip, the benchmarks run
+# at toy sizes) to check the script itself in a few minutes.
 #
 # Environment knobs (all optional): PYTHON (default python3), GPU_CHECK_BUDGET_S (total seconds,
-# default 470), GPU_CHECK_SKIP (space-separated step names to skip, e.g. "build pytest-triton"),
-# GPU_CHECK_DEVICE (default cuda; cpu is only for dry runs of this script), GPU_CHECK_BENCH_ARGS (extra
-# arguments for every benchmark), TORCH_CUDA_ARCH_LIST, MAX_JOBS, CUDA_HOME.
+# default 500), GPU_CHECK_SKIP (space-separated step names to skip, e.g. "build pytest-triton"),
+# GPU_CHECK_DRY_RUN=1, GPU_CHECK_BENCH_ARGS (extra arguments for gram_select and texture_mask),
+# GPU_CHECK_TEST_WORKERS (xdist workers of the Triton tests, default nproc - 2, at most 14),
+# TORCH_CUDA_ARCH_LIST, MAX_JOBS, CUDA_HOME.
 
 set -u -o pipefail
 
@@ -42,8 +50,10 @@ cd "$(dirname "$0")/.." || exit 2
 REPO=$(pwd)
 
 PY=${PYTHON:-python3}
-BUDGET=${GPU_CHECK_BUDGET_S:-470}
-DEVICE=${GPU_CHECK_DEVICE:-cuda}
+BUDGET=${GPU_CHECK_BUDGET_S:-500}
+DRY=${GPU_CHECK_DRY_RUN:-0}
+DEVICE=cuda
+[ "$DRY" = "1" ] && DEVICE=cpu
 SKIP=" ${GPU_CHECK_SKIP:-} "
 BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:-}
 PACK_RESERVE=10 # seconds kept for packing the results at the end
@@ -53,7 +63,7 @@ export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 # The results folder is named like the benchmarks' own: <device slug>-<UTC date>.
 NAME=$("$PY" - "$DEVICE" 2>/dev/null <<'PY'
 import sys, torch
-from benchmarks.harness import device_slug, today
+from gramgan.benchmarking import device_slug, today
 device = torch.device(sys.argv[1] if sys.argv[1] == "cpu" or torch.cuda.is_available() else "cpu")
 print(f"{device_slug(device)}-{today()}")
 PY
@@ -76,11 +86,11 @@ run_step() {
   local left=$((BUDGET - $(elapsed) - PACK_RESERVE))
   local log="$LOGS/$name.log"
   if [[ "$SKIP" == *" $name "* ]]; then
-    SUMMARY+=("$(printf '%-13s %-24s' "$name" "skipped (GPU_CHECK_SKIP)")")
+    SUMMARY+=("$(printf '%-14s %-22s' "$name" "skipped (GPU_CHECK_SKIP)")")
     return 0
   fi
   if [ "$left" -lt 5 ]; then
-    SUMMARY+=("$(printf '%-13s %-24s' "$name" "NOT RUN: out of time")")
+    SUMMARY+=("$(printf '%-14s %-22s' "$name" "NOT RUN: out of time")")
     FAILED=1
     return 1
   fi
@@ -101,11 +111,29 @@ run_step() {
     FAILED=1
   fi
   tail -n 4 "$log" | cut -c1-200 | sed 's/^/    /'
-  SUMMARY+=("$(printf '%-13s %-24s %4ss  logs/%s' "$name" "$status" "$took" "$name.log")")
+  SUMMARY+=("$(printf '%-14s %-22s %4ss  %s' "$name" "$status" "$took" "$(step_note "$name" "$log" 2>/dev/null)")")
   return $rc
 }
 
 left_now() { echo $((BUDGET - $(elapsed) - PACK_RESERVE)); }
+
+# step_note NAME LOG: what a step found, in a few words, for its summary line.
+step_note() {
+  local name=$1 log=$2
+  case $name in
+    env) grep -m1 '^gpu ' "$RUN/versions.txt" 2>/dev/null | cut -c1-60 ;;
+    build) grep -m1 -o 'building the [^(]*([^)]*)' "$log" | cut -c1-70 ;;
+    extension) grep -m1 -o 'extension holds CUDA code: .*' "$log" ;;
+    pytest-*) grep -E '[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$log" | tail -n 1 | tr -d '=' | sed 's/^ *//' | cut -c1-80 ;;
+    *)
+      local met missed none
+      met=$(grep -c '^TARGET.* met$' "$log")
+      missed=$(grep -c '^TARGET.* missed$' "$log")
+      none=$(grep -c '^TARGET.*\(not measured\|measurement error\)' "$log")
+      if [ $((met + missed + none)) -gt 0 ]; then echo "targets: $met met, $missed missed, $none not measured"; else tail -n 1 "$log" | cut -c1-80; fi
+      ;;
+  esac
+}
 
 # ---- 1. the machine ----------------------------------------------------------------------------------
 run_step env 30 "
@@ -139,12 +167,18 @@ fi
 export CUDA_HOME=${CUDA_HOME:-}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
-[ "$DEVICE" = "cuda" ] && export FORCE_CUDA=${FORCE_CUDA:-1}
-run_step build 240 "
-  echo CUDA_HOME=\$CUDA_HOME TORCH_CUDA_ARCH_LIST=\$TORCH_CUDA_ARCH_LIST MAX_JOBS=\$MAX_JOBS FORCE_CUDA=\${FORCE_CUDA:-}
-  $PY -m pip install --no-deps --no-build-isolation --no-index -e . ||
-    { echo '--- pip install failed; trying setup.py build_ext --inplace'; $PY setup.py build_ext --inplace; }
-"
+if [ "$DRY" = "1" ]; then
+  # Dry run: setup.py's decision and nothing built (the checkout's extension is used as it is).
+  run_step build 120 "$PY setup.py --version"
+else
+  export FORCE_CUDA=${FORCE_CUDA:-1}
+  run_step build 240 "
+    echo CUDA_HOME=\$CUDA_HOME TORCH_CUDA_ARCH_LIST=\$TORCH_CUDA_ARCH_LIST MAX_JOBS=\$MAX_JOBS FORCE_CUDA=\${FORCE_CUDA:-}
+    $PY -m pip install -v --no-deps --no-build-isolation --no-index -e . ||
+      { echo '--- pip install failed; trying setup.py build_ext --inplace'; $PY setup.py build_ext --inplace; }
+    $PY -m gramgan.info | sed -n '/^Extension:/,/^GPUs:/p'
+  "
+fi
 
 run_step extension 30 "
   $PY - '$DEVICE' <<'PY'
@@ -169,33 +203,56 @@ PY
 "
 
 # ---- 3. tests ----------------------------------------------------------------------------------------
+# Every GPU-marked test: the CUDA ones first (they compile nothing), then the Triton ones with xdist
+# workers (each new shape is a JIT compile; autotuning is off for them, the benchmarks tune), each with
+# its own cap, so a slow Triton warm-up cannot hide the extension's results. On a GPU, a run where
+# every test skipped (e.g. kernels missing) is a failure, not a pass. The CPU tests run in CI.
+WORKERS=${GPU_CHECK_TEST_WORKERS:-$(($(nproc) - 2))}
+[ "$WORKERS" -gt 14 ] && WORKERS=14
+[ "$DRY" = "1" ] && WORKERS=2
 XDIST=""
-"$PY" -c "import xdist" 2>/dev/null && XDIST="-n 4"
-# On a GPU, a run where every CUDA test skipped (e.g. kernels missing) is a failure, not a pass.
-NEED_PASS=""
-[ "$DEVICE" = "cuda" ] && NEED_PASS="grep -qE '[0-9]+ passed' '$RUN/pytest-cuda.out' || { echo 'FAIL: no CUDA test passed'; exit 1; };"
-# The CUDA extension's tests first (they compile nothing), then the Triton ones (each new shape is a
-# JIT compile; autotuning is off for them, the benchmarks tune), each with its own cap, so a slow
-# Triton warm-up cannot hide the extension's results. The CPU tests run in CI; only the GPU-marked ones run here.
+"$PY" -c "import xdist" 2>/dev/null && [ "$WORKERS" -gt 1 ] && XDIST="-n $WORKERS"
+need_pass() { [ "$DEVICE" = "cuda" ] && echo "grep -qE '[0-9]+ passed' '$LOGS/$1.log' || { echo 'FAIL: no test passed'; exit 1; };"; }
 run_step pytest-cuda 90 "
-  $PY -m pytest -m cuda -k 'not triton' tests/ops -q -rfEs --maxfail=20 -p no:cacheprovider --junitxml='$RUN/pytest-cuda.xml' | tee '$RUN/pytest-cuda.out'
-  rc=\${PIPESTATUS[0]}; $NEED_PASS exit \$rc
+  $PY -m pytest tests -m cuda -k 'not triton' -q -rfEs --maxfail=20 -p no:cacheprovider --junitxml='$RUN/pytest-cuda.xml'
+  rc=\$?; $(need_pass pytest-cuda) exit \$rc
 "
-run_step pytest-triton 150 "GRAMGAN_TRITON_AUTOTUNE=0 $PY -m pytest -m cuda -k triton tests/ops -q -rfE --maxfail=20 -p no:cacheprovider $XDIST --junitxml='$RUN/pytest-triton.xml'"
+run_step pytest-triton 150 "
+  GRAMGAN_TRITON_AUTOTUNE=0 $PY -m pytest tests -m cuda -k triton -q -rfE --maxfail=20 -p no:cacheprovider $XDIST --junitxml='$RUN/pytest-triton.xml'
+  rc=\$?; $(need_pass pytest-triton) exit \$rc
+"
 
 # ---- 4. benchmarks -------------------------------------------------------------------------------------
-QUICK=""
-[ "$(left_now)" -lt 200 ] && QUICK="--quick" # a short sweep rather than none when time is short
-run_step gram_select 150 "$PY -m benchmarks.gram_select --device $DEVICE --out '$RUN' --quiet $QUICK $BENCH_ARGS"
-run_step train_step 90 "$PY -m benchmarks.train_step --device $DEVICE --out '$RUN' --quiet $BENCH_ARGS"
-MASK_EXTRA=""
-[ "$(left_now)" -lt 90 ] && MASK_EXTRA="--quick --no-compile"
-run_step texture_mask 70 "$PY -m benchmarks.texture_mask --device $DEVICE --out '$RUN' --quiet $MASK_EXTRA $BENCH_ARGS"
-# The texture term's three goals on each GPU backend (separate folders: one texture_term.* per run), and
-# the iteration against BasicSR's ESRGAN at the paper's size (it exits 0 with a note when BasicSR is absent).
-run_step texture-cuda 60 "$PY -m benchmarks.texture_term --device $DEVICE --backend cuda --out '$RUN/texture_term-cuda' --quiet"
-run_step texture-triton 90 "$PY -m benchmarks.texture_term --device $DEVICE --backend triton --out '$RUN/texture_term-triton' --quiet"
-run_step esrgan 120 "$PY -m benchmarks.esrgan_compare --device $DEVICE --paper --out '$RUN'"
+# What the open issues name, most wanted first; each step gets what is left of the budget up to its cap.
+# Dry run: toy sizes and minimal timing, so that the whole script runs on 2 CPU cores in minutes.
+TINY=""
+TERM_TINY=""
+if [ "$DRY" = "1" ]; then
+  TINY="--batch 1 --min-time 0.001 --threads 1 --no-sweep --no-compile --no-memory --no-plot"
+  TERM_TINY="--batch 1 --size 32 --large --large-sizes 2x32 --min-time 0.001 --threads 1 --no-plot"
+fi
+# The texture term's goals on each GPU backend, at the paper's size and the large ones (separate folders:
+# one texture_term.* per run).
+for backend in cuda triton; do
+  cap=60
+  [ $backend = triton ] && cap=100 # JIT compiles and autotuning of every shape
+  run_step texture-$backend $cap "$PY -m benchmarks.texture_term --device $DEVICE --backend $backend --out '$RUN/texture_term-$backend' --quiet $TERM_TINY"
+done
+# The training step against BasicSR's ESRGAN at the paper's size (exits 0 with a note without BasicSR);
+# --quick where the script has it (the fast path without its long compile warm-up).
+ESRGAN_ARGS="--paper"
+"$PY" -m benchmarks.esrgan_compare --help 2>/dev/null | grep -q -- '--quick' && ESRGAN_ARGS="$ESRGAN_ARGS --quick"
+[ "$DRY" = "1" ] && ESRGAN_ARGS=$(echo "$ESRGAN_ARGS" | sed 's/--paper//')
+run_step esrgan 150 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS --out '$RUN'"
+# The ops against the eager reference and their floors (torch.compile of the reference only when there
+# is time for its compiles), then the texture mask.
+SELECT_ARGS="--quick"
+[ "$(left_now)" -lt 150 ] && SELECT_ARGS="--quick --no-compile"
+[ "$DRY" = "1" ] && SELECT_ARGS="--quick --size 32 $TINY"
+run_step gram_select 100 "$PY -m benchmarks.gram_select --device $DEVICE --out '$RUN' --quiet $SELECT_ARGS $BENCH_ARGS"
+MASK_ARGS="--quick --no-compile"
+[ "$DRY" = "1" ] && MASK_ARGS="--quick --size 16 $TINY"
+run_step texture_mask 50 "$PY -m benchmarks.texture_mask --device $DEVICE --out '$RUN' --quiet $MASK_ARGS $BENCH_ARGS"
 
 # ---- 5. summary and packing ----------------------------------------------------------------------------
 {
@@ -208,15 +265,18 @@ run_step esrgan 120 "$PY -m benchmarks.esrgan_compare --device $DEVICE --paper -
   for name in pytest-cuda pytest-triton; do
     [ -f "$LOGS/$name.log" ] && echo "$name: $(grep -E '[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$LOGS/$name.log" | tail -n 1)"
   done
-  grep -h '^TARGET' "$RUN"/gram_select.txt "$RUN"/train_step.txt "$RUN"/texture_term-*/texture_term.txt \
-    "$RUN"/esrgan_compare.txt 2>/dev/null
+  grep -h '^TARGET' "$RUN"/texture_term-*/texture_term.txt "$RUN"/esrgan_compare.txt "$RUN"/gram_select.txt \
+    2>/dev/null
   echo
   if [ $FAILED -eq 0 ]; then echo "RESULT: all steps passed"; else echo "RESULT: some steps FAILED (see above)"; fi
 } >"$RUN/summary.txt"
 
 cp "$RUN/summary.txt" "$OUTDIR/summary.txt"
-for file in gram_select.txt train_step.txt texture_mask.txt gram_select.png esrgan_compare.txt; do
+for file in gram_select.txt esrgan_compare.txt; do
   [ -f "$RUN/$file" ] && cp "$RUN/$file" "$OUTDIR/$file"
+done
+for backend in cuda triton; do
+  [ -f "$RUN/texture_term-$backend/texture_term.txt" ] && cp "$RUN/texture_term-$backend/texture_term.txt" "$OUTDIR/texture_term-$backend.txt"
 done
 tar czf "$OUTDIR/gpu_check.tar.gz" -C "$WORK" "$NAME"
 rm -rf "$WORK"

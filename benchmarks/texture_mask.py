@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 import gramgan.ops as ops
-from benchmarks import harness
+from gramgan import benchmarking as harness
 from gramgan.ops import reference as R
 
 PATCH = 4

@@ -18,6 +18,11 @@ At the paper's size (B = 8, 192 x 192, C = 3, K = 6 local candidates: J = 4 warp
    Gram vectors (Grams, then ||x||^2 + ||y||^2 - 2 x.y by bmm and argmin, per image; goal >= 5x), with a
    check that both select the same candidates wherever their scores are not within rounding.
 
+At the sizes drop-in users train with (``--large``, the default on a GPU only: B = 32 at 256 x 256 and
+B = 64 at 384 x 384, or ``--large-sizes``), where the paper's size is launch-bound on a GPU, rows 1 and 2
+are timed again (without the breakdown): the fused loss within 3x of its read floor and the sampled texture
+term within 1.5x of the fused loss.
+
 A measurement that cannot run (a kernel not built yet, a backend missing here) is reported as
 ``n/a (reason)``; the script always exits 0. Writes ``texture_term.{txt,json,png}`` under
 ``benchmarks/results/<device>-<date>/`` (or ``--out``).
@@ -33,7 +38,7 @@ from typing import Any
 import torch
 
 import gramgan.ops as ops
-from benchmarks import harness
+from gramgan import benchmarking as harness
 from gramgan.losses import texture
 from gramgan.losses.candidates import build_global_candidates
 from gramgan.ops import reference as R
@@ -41,6 +46,10 @@ from gramgan.ops import reference as R
 CHANNELS, PATCH, WARPS = 3, 4, 4  # C, k, J
 GLOBAL_GT_WEIGHT = 1.0  # the global scope's default (Beby-GAN's regulariser, docs/candidates.md)
 GOALS = {"fused_vs_read": 3.0, "term_vs_fused": 2.0, "select_speedup": 5.0}
+# The sizes drop-in users train with, (B, H = W): timed with --large (the default on a GPU), to these goals.
+LARGE_SIZES = ((32, 256), (64, 384))
+LARGE_GOALS = {"fused_vs_read": 3.0, "term_vs_fused": 1.5}
+NAME_WIDTH = 48
 
 
 def beby_gan_select(g_sr: torch.Tensor, g_gt: torch.Tensor, bank: torch.Tensor, gt_weight: float) -> torch.Tensor:
@@ -108,7 +117,7 @@ class Measurements:
         else:
             self.results[name] = {"status": "ok", **timing.fields(), "first_call_ms": first_s * 1e3}
         if self.verbose:
-            print(f"  {name:<34} {self.shown(name)}", flush=True)
+            print(f"  {name:<{NAME_WIDTH}} {self.shown(name)}", flush=True)
         harness.free_memory(self.device)
         return out
 
@@ -132,7 +141,7 @@ class Measurements:
             self.results[name] = {"status": "ok", **timing.fields(), "first_call_ms": first[name] * 1e3}
         if self.verbose:
             for name in fns:
-                print(f"  {name:<34} {self.shown(name)}", flush=True)
+                print(f"  {name:<{NAME_WIDTH}} {self.shown(name)}", flush=True)
         harness.free_memory(self.device)
 
     def ms(self, name: str) -> float | None:
@@ -147,8 +156,17 @@ class Measurements:
         return None if a is None or b is None else a / b
 
 
-def measure_local(m: Measurements, b: int, h: int, backend: str, device: torch.device) -> None:
-    """Rows 1 and 2: read floor, fused loss on a prebuilt stack, the texture term both ways."""
+def size_prefix(b: int, h: int) -> str:
+    """How the measurements of a size other than the main one are named: ``"B=32 256x256: "``."""
+    return f"B={b} {h}x{h}: "
+
+
+def measure_local(
+    m: Measurements, b: int, h: int, backend: str, device: torch.device, prefix: str = "", breakdown: bool = True
+) -> None:
+    """Rows 1 and 2: read floor, fused loss on a prebuilt stack, the sampled texture term; with
+    ``breakdown`` also the materialized term, the forwards alone and the half-size image. Each name
+    starts with ``prefix``."""
     gen = torch.Generator(device=device).manual_seed(0)
     hr = torch.rand(b, CHANNELS, h, h, generator=gen, device=device)
     sr = (hr + 0.05 * torch.randn(hr.shape, generator=gen, device=device)).requires_grad_(True)
@@ -166,11 +184,13 @@ def measure_local(m: Measurements, b: int, h: int, backend: str, device: torch.d
     # Read passes over exactly SR + candidates (the fastest is the floor), the fused loss and the texture
     # term, timed in alternation: the goals are their ratios.
     m.time_together({
-        "read: sum": lambda: data.sum() + candidates.sum(),
-        "read: amax": lambda: data.amax() + candidates.amax(),
-        "fused loss fwd+bwd": fwd_bwd(lambda: ops.gram_texture_loss(sr, candidates, PATCH, backend=backend)),
-        "texture term fwd+bwd (sampled)": fwd_bwd(lambda: texture.texture_loss(sr, hr, backend=backend)),
+        f"{prefix}read: sum": lambda: data.sum() + candidates.sum(),
+        f"{prefix}read: amax": lambda: data.amax() + candidates.amax(),
+        f"{prefix}fused loss fwd+bwd": fwd_bwd(lambda: ops.gram_texture_loss(sr, candidates, PATCH, backend=backend)),
+        f"{prefix}texture term fwd+bwd (sampled)": fwd_bwd(lambda: texture.texture_loss(sr, hr, backend=backend)),
     })  # fmt: skip
+    if not breakdown:
+        return
     m.time("texture term fwd+bwd (materialize)",
            fwd_bwd(lambda: texture.texture_loss(sr, hr, backend=backend, materialize=True)))  # fmt: skip
     # Breakdown (no goal): the forwards alone and the half-size image the sampled term starts from.
@@ -196,10 +216,36 @@ def measure_global(m: Measurements, b: int, h: int, backend: str, device: torch.
     )
 
 
+def read_floor(m: Measurements, prefix: str = "") -> str:
+    """The name of the faster read pass of ``prefix``'s size (the read floor)."""
+    reads = [f"{prefix}{name}" for name in ("read: sum", "read: amax") if m.ms(f"{prefix}{name}") is not None]
+    return min(reads, key=m.ms) if reads else f"{prefix}read: sum"
+
+
+def large_targets(m: Measurements, device_name: str, sizes: Sequence[tuple[int, int]]) -> list[harness.Target]:
+    """Rows 1 and 2's goals at each of the large sizes."""
+    found = []
+    for b, h in sizes:
+        prefix = size_prefix(b, h)
+        fused, floor = f"{prefix}fused loss fwd+bwd", read_floor(m, prefix)
+        on = f"at B={b} {h}x{h} on {device_name}"
+        found.append(
+            harness.Target(
+                f"fused loss fwd+bwd / read floor ({floor[len(prefix) :]}) {on}",
+                m.ratio(fused, floor),
+                LARGE_GOALS["fused_vs_read"],
+                lower_is_better=True,
+            )
+        )
+        found.append(harness.Target(f"texture term (sampled) / fused loss {on}",
+                                    m.ratio(f"{prefix}texture term fwd+bwd (sampled)", fused),
+                                    LARGE_GOALS["term_vs_fused"], lower_is_better=True))  # fmt: skip
+    return found
+
+
 def targets(m: Measurements, device_name: str) -> list[harness.Target]:
     """The three goals, each a ratio of two timings of this run."""
-    reads = [name for name in ("read: sum", "read: amax") if m.ms(name) is not None]
-    floor = min(reads, key=m.ms) if reads else "read: sum"
+    floor = read_floor(m)
     select = m.ratio("Beby-GAN eager (Grams + bmm)", "gram_select global")
     on = f"on {device_name}"
     return [
@@ -216,13 +262,13 @@ def targets(m: Measurements, device_name: str) -> list[harness.Target]:
 
 
 def format_report(title: str, m: Measurements, goals: Sequence[harness.Target], check: dict | None) -> str:
-    lines = [title, "", f"{'measurement':<36} {'median':>12}", "-" * 50]
-    lines += [f"{name:<36} {m.shown(name):>12}" for name in m.results]
-    lines += ["", f"{'goal':<84} {'goal':>7} {'measured':>9}  pass", "-" * 110]
+    lines = [title, "", f"{'measurement':<{NAME_WIDTH}} {'median':>12}", "-" * (NAME_WIDTH + 14)]
+    lines += [f"{name:<{NAME_WIDTH}} {m.shown(name):>12}" for name in m.results]
+    lines += ["", f"{'goal':<96} {'goal':>7} {'measured':>9}  pass", "-" * 122]
     for goal in goals:
         relation = "<=" if goal.lower_is_better else ">="
         value = "n/a" if goal.value is None else f"{goal.value:.2f}x"
-        lines.append(f"{goal.name:<84} {relation}{goal.goal:g}x".ljust(92) + f" {value:>9}  {goal.verdict}")
+        lines.append(f"{goal.name:<96} {relation}{goal.goal:g}x".ljust(104) + f" {value:>9}  {goal.verdict}")
     if check is not None:
         lines += ["", "global selection, gram_select vs Beby-GAN eager (sanity check, not a test): "
                   f"{check['differing']} of {check['patches']} patches differ, "
@@ -262,15 +308,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=ops.BACKEND_NAMES, default="cpu", help="op backend (default cpu)")
     parser.add_argument("--batch", type=int, default=harness.PAPER[0], help="B (default 8)")
     parser.add_argument("--size", type=int, default=harness.PAPER[1], help="H = W (default 192)")
+    parser.add_argument(
+        "--large",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time rows 1 and 2 at the large sizes (default: on a GPU only)",
+    )
+    parser.add_argument(
+        "--large-sizes",
+        type=parse_sizes,
+        default=LARGE_SIZES,
+        metavar="BxH,...",
+        help="the large sizes (default 32x256,64x384)",
+    )
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device>-<date>)")
     parser.add_argument("--min-time", type=float, default=None, help="seconds of timed runs per measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-plot", action="store_true", help="no PNG chart")
     parser.add_argument("--quiet", action="store_true", help="no per-measurement progress")
     args = parser.parse_args(argv)
-    if args.batch < 1 or args.size < 4 * PATCH or args.size % (4 * PATCH):
-        parser.error(f"--batch must be >= 1 and --size a multiple of {4 * PATCH} (HR/4 must hold whole patches)")
+    for b, h in [(args.batch, args.size), *args.large_sizes]:
+        if b < 1 or h < 4 * PATCH or h % (4 * PATCH):
+            parser.error(f"batches must be >= 1 and sizes multiples of {4 * PATCH} (HR/4 must hold whole patches)")
     return args
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``"32x256,64x384"`` -> ``((32, 256), (64, 384))``: batch x side."""
+    try:
+        return tuple((int(b), int(h)) for b, h in (part.lower().split("x") for part in text.split(",")))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected sizes as BxH,BxH (e.g. 32x256,64x384), got {text!r}") from error
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -283,13 +351,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out_dir = harness.results_dir(args.out, device)
     m = Measurements(device, min_time, not args.quiet)
     reason = ops.backend_availability(device).get(args.backend)
+    large = args.large_sizes if (args.large if args.large is not None else device.type == "cuda") else ()
     check = None
     if reason is None:
         measure_local(m, args.batch, args.size, args.backend, device)
         check = measure_global(m, args.batch, args.size, args.backend, device)
+        for b, h in large:
+            measure_local(m, b, h, args.backend, device, prefix=size_prefix(b, h), breakdown=False)
     else:
         m.results["backend"] = {"status": "n/a", "reason": f"backend {args.backend} cannot run here: {reason}"}
-    goals = targets(m, env["device"])
+    goals = targets(m, env["device"]) + large_targets(m, env["device"], large)
     title = (
         f"texture term on {env['device']}, backend {args.backend}: B={args.batch}, {args.size}x{args.size}, "
         f"C={CHANNELS}, K={2 + WARPS} (J={WARPS}), k={PATCH}, float32, {env['date_utc'][:10]}"

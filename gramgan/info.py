@@ -18,14 +18,16 @@ import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import gramgan
 
-__all__ = ["BUILD_INFO_FILE", "collect", "format_report", "main"]
+__all__ = ["BUILD_INFO_FILE", "build_record", "collect", "format_report", "main"]
 
-# Written by setup.py when it builds the extension, if it does: {"cuda": bool, "torch_cuda_arch_list": str}.
+# Written by setup.py next to the extension when it builds it: {"cuda": bool, "torch_cuda_arch_list": str | None,
+# "why": str, "torch": str}.
 BUILD_INFO_FILE = Path(__file__).with_name("_build_info.json")
 # torchvision's AlexNet file, the backbone LPIPS (net="alex") loads from torch hub's cache.
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
@@ -51,21 +53,28 @@ def versions() -> dict[str, str]:
     }
 
 
+def build_record() -> dict[str, Any] | None:
+    """What setup.py wrote when it built the extension (``BUILD_INFO_FILE``), or None without one."""
+    try:
+        return json.loads(BUILD_INFO_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def extension() -> dict[str, str]:
-    """Whether ``gramgan._C`` loads, holds CUDA code, and for which architectures."""
+    """Whether ``gramgan._C`` loads, holds CUDA code, for which architectures, and why the build chose so."""
     try:
         from gramgan import _C
     except ImportError as err:
         return {"gramgan._C": f"not loadable ({err}); reinstall with pip install --no-build-isolation -e ."}
     out = {"gramgan._C": str(Path(_C.__file__).name)}
+    record = build_record() or {}
+    why = f"; the build chose so: {record['why']}" if record.get("why") else ""
     if not _C.built_with_cuda():
-        out["CUDA code"] = "no (CPU kernels only; rebuild with FORCE_CUDA=1 and nvcc on PATH)"
+        out["CUDA code"] = f"no (CPU kernels only{why}; rebuild with FORCE_CUDA=1 to add them)"
         return out
-    out["CUDA code"] = "yes"
-    recorded = None
-    if BUILD_INFO_FILE.is_file():
-        recorded = json.loads(BUILD_INFO_FILE.read_text(encoding="utf-8")).get("torch_cuda_arch_list")
-    out["built for"] = recorded or "not recorded by this build (its TORCH_CUDA_ARCH_LIST)"
+    out["CUDA code"] = f"yes ({record['why']})" if record.get("why") else "yes"
+    out["built for"] = record.get("torch_cuda_arch_list") or "not recorded by this build (its TORCH_CUDA_ARCH_LIST)"
     out["torch built for"] = " ".join(torch.cuda.get_arch_list()) or "none"
     return out
 

@@ -49,6 +49,16 @@ def test_recorded_cuda_architectures_are_shown(monkeypatch: pytest.MonkeyPatch, 
     assert "not recorded" in info.extension()["built for"]
 
 
+def test_a_cpu_only_build_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    record = tmp_path / "_build_info.json"
+    why = "torch sees no GPU, and neither FORCE_CUDA=1 nor TORCH_CUDA_ARCH_LIST is set"
+    record.write_text(json.dumps({"cuda": False, "torch_cuda_arch_list": None, "why": why}))
+    monkeypatch.setattr(info, "BUILD_INFO_FILE", record)
+    monkeypatch.setattr(_C, "built_with_cuda", lambda: False)
+    text = info.extension()["CUDA code"]
+    assert text.startswith("no (CPU kernels only") and why in text and "FORCE_CUDA=1" in text
+
+
 def test_arguments_are_a_usage_error(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as stop:
         info.main(["--json"])

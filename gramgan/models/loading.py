@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gramgan.checkpoint_file import NotACheckpointError, load_checkpoint_file
 from gramgan.models.rrdbnet import RRDBNet, infer_rrdb_arch, normalize_rrdb_state_dict
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "gramgan-checkpoint-v1"
+GENERATOR_EXPECTED = "a generator checkpoint (gramgan's, BasicSR / Real-ESRGAN .pth, or a state dict)"
 # Data-only numpy types that training checkpoints may hold (RNG states); allowed while unpickling.
 _MULTIARRAY = (getattr(np, "_core", None) or np.core).multiarray  # numpy 2 / numpy 1
 _NUMPY_SAFE_GLOBALS = [np.ndarray, np.dtype, _MULTIARRAY._reconstruct, _MULTIARRAY.scalar]
@@ -75,14 +77,15 @@ class GeneratorWeights:
 
 def _load_file(path: Path) -> Any:
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"checkpoint not found: {path}")  # also for .safetensors
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
     try:
-        with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return load_checkpoint_file(path, GENERATOR_EXPECTED, safe_globals=_NUMPY_SAFE_GLOBALS)
+    except NotACheckpointError as err:  # notes, JSON, an image: one line, not torch's advice
+        raise CheckpointError(str(err)) from None
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path} holds Python objects other than tensors and plain containers; gramgan loads "

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from gramgan.atomic import atomic_path
+from gramgan.checkpoint_file import NotACheckpointError, load_checkpoint_file
 from gramgan.train.config_schema import ConfigError, TrainConfig
 
 __all__ = [
@@ -100,10 +101,12 @@ def load_checkpoint(
     """Load one of our checkpoints with ``weights_only=True``; checks the format tag. ``mmap`` maps the
     tensors instead of reading them (a cheap look at the config, or a check that the file opens)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        state = load_checkpoint_file(path, "a gramgan training checkpoint", map_location, mmap=mmap)
+    except NotACheckpointError as err:  # notes, JSON, an image: one line, not torch's advice
+        raise CheckpointError(str(err)) from None
+    except FileNotFoundError:
+        raise
     except Exception as err:  # truncated file, pickle refused by weights_only, ...
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from err

@@ -107,4 +107,4 @@ def test_resume_skips_a_truncated_newest_checkpoint_and_names_a_bad_one(finished
     (run / "bad.pt").write_bytes(b"not a checkpoint")
     assert main(["--resume", str(run / "bad.pt"), "--output", str(run)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"cannot load checkpoint {run / 'bad.pt'}" in err
+    assert err.count("\n") == 1 and f"{run / 'bad.pt'} is not a checkpoint" in err

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.harness.environment import REPO_ROOT, device_slug, today
 from gramgan.atomic import atomic_path, atomic_write_text
+from gramgan.benchmarking.environment import REPO_ROOT, device_slug, today
 
 RESULTS_ROOT = REPO_ROOT / "benchmarks" / "results"
 

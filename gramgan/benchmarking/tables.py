@@ -22,7 +22,7 @@ def format_table(rows: Sequence[dict[str, Any]], shape_columns: Sequence[tuple[s
     a backend skipped or failed on some rows shows the status there and the reason once in the notes.
     """
     # "% floor": of the binding per-case floor (harness.roofline) where the rows have it, else "% copy".
-    per_case_floor = any("fraction_of_floor" in row for row in rows)
+    per_case_floor = any("fraction_of_floor" in row or "floor_error" in row for row in rows)
     headers = [header for _, header in shape_columns] + [
         "backend",
         "median ms",
@@ -56,6 +56,8 @@ def format_table(rows: Sequence[dict[str, Any]], shape_columns: Sequence[tuple[s
                 _fmt(peak / 2**20, ".1f") if peak is not None else "n/a",
                 _fmt(row.get("diff_vs_reference"), ".1e"),
             ]
+            if row.get("floor_error"):
+                notes[(row["backend"], f"{row.get('label', '')} {row.get('shape', '')}: {row['floor_error']}")] = None
         else:
             cells += [row["status"]] + [""] * 7
             notes[(row["backend"], f"{row['status']}: {row.get('reason', '')}")] = None
@@ -72,6 +74,8 @@ def format_table(rows: Sequence[dict[str, Any]], shape_columns: Sequence[tuple[s
 def _roofline_cell(row: dict[str, Any], per_case_floor: bool) -> str:
     """``62.0 read``: % of the binding floor and which binds; or the % of the copy bandwidth."""
     if per_case_floor:
+        if row.get("floor_error"):
+            return "error"  # faster than its floor: explained under the table
         fraction = row.get("fraction_of_floor")
         return "-" if fraction is None else f"{100 * fraction:.1f} {row.get('bound', '')}".rstrip()
     return _fmt(100 * row["fraction_of_copy"], ".1f") if "fraction_of_copy" in row else "-"
@@ -80,16 +84,20 @@ def _roofline_cell(row: dict[str, Any], per_case_floor: bool) -> str:
 @dataclass
 class Target:
     """A goal the benchmark tracks (not a test): ``value`` (None: not measured here) against ``goal``,
-    met when ``value >= goal`` (``value <= goal`` with ``lower_is_better``)."""
+    met when ``value >= goal`` (``value <= goal`` with ``lower_is_better``); ``error``: the value was
+    measured but cannot be right (e.g. faster than its floor), so neither met nor missed."""
 
     name: str
     value: float | None
     goal: float
     unit: str = "x"
     lower_is_better: bool = False
+    error: str | None = None
 
     @property
     def verdict(self) -> str:
+        if self.error:
+            return f"measurement error: {self.error}"
         if self.value is None:
             return "not measured"
         met = self.value <= self.goal if self.lower_is_better else self.value >= self.goal

@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from benchmarks.harness.backends import ALL_BACKENDS
+from gramgan.benchmarking.backends import ALL_BACKENDS
 from gramgan.devices import pick_device as _pick_device
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.harness.timing import synchronize
+from gramgan.benchmarking.timing import synchronize
 
 os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+
+def _repo_root() -> Path:
+    """The checkout that holds this package (it has benchmarks/), else the current folder: the benchmark
+    scripts run from a checkout's root, while gramgan itself may be installed elsewhere."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "benchmarks").is_dir() else Path.cwd()
+
+
+REPO_ROOT = _repo_root()
 
 
 def cpu_model() -> str:

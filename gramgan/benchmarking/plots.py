@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness.backends import ALL_BACKENDS
-from benchmarks.harness.results import save_figure
-from benchmarks.harness.tables import find_row
+from gramgan.benchmarking.backends import ALL_BACKENDS
+from gramgan.benchmarking.results import save_figure
+from gramgan.benchmarking.tables import find_row
 
 
 def start_figure(rows: Sequence[dict[str, Any]], ncols: int, figsize: tuple[float, float]) -> tuple[Any, ...]:

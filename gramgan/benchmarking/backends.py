@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,10 +28,31 @@ def backend_reasons(device: torch.device, wanted: Sequence[str], compile_ok: boo
         elif name == "cpu" and device.type != "cpu":
             reasons[name] = "runs on CPU tensors only (run again with --device cpu)"
         elif name in ("cuda", "triton") and device.type != "cuda":
-            reasons[name] = "needs a CUDA GPU (Triton's CPU interpreter is a test tool, not timed)"
+            reasons[name] = gpu_missing(name)
         else:
             reasons[name] = availability[name]
     return reasons
+
+
+def gpu_missing(name: str) -> str:
+    """What a GPU backend (``cuda`` or ``triton``) lacks in a run on the CPU: a GPU that torch sees, or
+    only ``--device cuda``; for ``cuda`` also the extension's CUDA part when the build left it out."""
+    if torch.cuda.is_available():
+        return "times CUDA tensors only (run again with --device cuda)"
+    missing = ["a CUDA GPU (torch sees none" + ("; it is a CPU-only build)" if torch.version.cuda is None else ")")]
+    if name == "cuda" and not _extension_has_cuda():
+        missing.append("an extension built with its CUDA part (gramgan._C has none; see python -m gramgan.info)")
+    if name == "triton" and importlib.util.find_spec("triton") is None:
+        missing.append("Triton (not installed)")
+    return "needs " + " and ".join(missing)
+
+
+def _extension_has_cuda() -> bool:
+    try:
+        from gramgan import _C
+    except ImportError:
+        return False
+    return bool(_C.built_with_cuda())
 
 
 def auto_backend(device: torch.device) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.harness.memory import probe_call
-from benchmarks.harness.timing import Timing, time_function
+from gramgan.benchmarking.memory import probe_call
+from gramgan.benchmarking.timing import Timing, time_function
 
 
 class Skip(Exception):

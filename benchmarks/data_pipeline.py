@@ -39,7 +39,7 @@ import torch
 from PIL import Image
 from torch.utils.data import default_collate
 
-from benchmarks import harness
+from gramgan import benchmarking as harness
 from gramgan.data.augment import apply_dihedral, random_crop_box, random_dihedral
 from gramgan.data.datasets import FolderSource, PairedRandomCropDataset, RandomCropDataset
 from gramgan.data.lr import synthesize_lr

@@ -9,9 +9,9 @@ passes every test and fails only on a GPU. This guard closes that gap:
 2. ``python -m tests.ops.aot_compile_kernels DIR`` (from the repository root, TRITON_INTERPRET unset)
    finds every ``@triton.jit`` kernel of gramgan.kernels (a jit function no other jit function calls),
    and compiles, down to a cubin for sm_90:
-   * every recorded signature with its float scalars typed fp32 (Triton's JIT without an annotation,
-     torch's mutation analysis of ``wrap_triton``) and typed fp64 (inductor, a JIT with a
-     ``tl.float64`` annotation), with the kernel's first GPU autotuning config;
+   * every recorded signature as Triton's JIT types it (a Python float as fp32, or as its
+     annotation says) and with its float scalars typed fp64 (as inductor passes them), with the
+     kernel's first GPU autotuning config;
    * every GPU autotuning config, with the kernel's first recorded signature.
    A kernel with no recorded launch fails the guard: a new kernel or a new dtype path is compiled only
    if the tests launch it.

@@ -373,12 +373,13 @@ GRAMGAN_HD float fused_multiply_add(float a, float b, float c) {
 
 GRAMGAN_HD double fused_multiply_add(double a, double b, double c) { return ::fma(a, b, c); }
 
-// a * b rounded on its own, never fused with an addition that follows it. nvcc contracts a * b + c into one
-// fused multiply-add by default (-fmad=true), and so does g++ where the target has FMA; torch's CPU
-// affine_grid rounds such a product and the sum separately, and a warp coordinate one ulp off moves the
-// sample by an ulp times the image's slope (the 3.5e-12 pixel-loss misses of the first H200 run). On the
-// device __fmul_rn / __dmul_rn are documented never to be contracted; on the host an empty asm statement
-// that may change the product hides it from the compiler's contraction (docs/cuda-emulation.md).
+// a * b rounded on its own, never fused with an addition that follows it, whatever the compiler: nvcc may
+// contract a * b + c into one fused multiply-add (-fmad=true, its default), and g++ does wherever the target
+// has FMA (the CPU kernels' AVX2 copies, the contracting emulated build: docs/cuda-emulation.md). Where the
+// rounding is part of what the kernels promise (the affine map, which torch's CPU affine_grid rounds
+// separately), it is written out: a warp coordinate one ulp off moves its sample by that ulp times the
+// image's slope. __fmul_rn / __dmul_rn are documented never to be contracted; on the host an empty asm
+// statement that may change the product hides it from the compiler's contraction.
 template <typename T>
 GRAMGAN_HD T separately_rounded_product(T a, T b) {
 #if defined(__CUDA_ARCH__)

@@ -240,9 +240,16 @@ for backend in cuda triton; do
 done
 # The training step against BasicSR's ESRGAN at the paper's size (exits 0 with a note without BasicSR);
 # --quick where the script has it (the fast path without its long compile warm-up).
+ESRGAN_HELP=$("$PY" -m benchmarks.esrgan_compare --help 2>/dev/null)
+esrgan_has() { grep -q -- "$1" <<<"$ESRGAN_HELP"; }
 ESRGAN_ARGS="--paper"
-"$PY" -m benchmarks.esrgan_compare --help 2>/dev/null | grep -q -- '--quick' && ESRGAN_ARGS="$ESRGAN_ARGS --quick"
-[ "$DRY" = "1" ] && ESRGAN_ARGS=$(echo "$ESRGAN_ARGS" | sed 's/--paper//')
+esrgan_has --quick && ESRGAN_ARGS="$ESRGAN_ARGS --quick"
+if [ "$DRY" = "1" ]; then # its own seconds-long CPU mode where it has one, else a one-block toy
+  ESRGAN_ARGS="--quick"
+  esrgan_has --train-iters && ESRGAN_ARGS="$ESRGAN_ARGS --train-iters 2"
+  esrgan_has --quick || ESRGAN_ARGS="--blocks 1 --features 8 --disc-features 8 --iters 1 --warmup 0"
+  esrgan_has --threads && ESRGAN_ARGS="$ESRGAN_ARGS --threads 1"
+fi
 run_step esrgan 150 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS --out '$RUN'"
 # The ops against the eager reference and their floors (torch.compile of the reference only when there
 # is time for its compiles), then the texture mask.

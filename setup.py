@@ -132,7 +132,13 @@ INSTALL_REQUIRES = [
 ]
 # Triton is optional: torch's CUDA wheels for Linux bring a matching one; CPU-only installs run without
 # it (the triton backend then reports itself unavailable, see gramgan.ops.backend_availability).
-EXTRAS_REQUIRE = {"triton": ["triton>=3.6,<3.9"]}
+# BasicSR (gramgan.integrations.basicsr, docs/basicsr.md) and ONNX export (python -m gramgan.export) are
+# optional too; `import gramgan` imports neither. basicsr-fixed is BasicSR 1.4 for current torchvision.
+EXTRAS_REQUIRE = {
+    "triton": ["triton>=3.6,<3.9"],
+    "basicsr": ["basicsr-fixed==1.4.2"],
+    "onnx": ["onnx>=1.18", "onnxscript>=0.4", "onnxruntime>=1.20"],
+}
 
 
 BUILD_INFO = "_build_info.json"  # written next to the extension; read by gramgan/info.py
@@ -203,7 +209,10 @@ setup(
     # top-level `kernels` module (an unrelated PyPI package has that name).
     packages=find_packages(include=["gramgan", "gramgan.*"]) + ["gramgan.kernels"],
     package_dir={"gramgan.kernels": "kernels"},
-    package_data={"gramgan.configs": ["*.yaml", "ablation/*.yaml"]},
+    package_data={
+        "gramgan.configs": ["*.yaml", "ablation/*.yaml"],
+        "gramgan.integrations.basicsr": ["examples/*.yml"],
+    },
     python_requires=">=3.10,<3.13",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
 # Every command a user runs with `python -m`; OPTIONAL ones may be absent from this version.
-COMMANDS=(gramgan.train gramgan.evaluate gramgan.upscale gramgan.data.prepare)
-OPTIONAL_COMMANDS=(gramgan.info gramgan.ablation)
+COMMANDS=(gramgan.train gramgan.evaluate gramgan.upscale gramgan.data.prepare gramgan.export)
+OPTIONAL_COMMANDS=(gramgan.info gramgan.ablation gramgan.integrations.basicsr)
 
 PY=${PYTHON:-python}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gramgan_wheel.XXXXXX")
@@ -23,7 +23,7 @@ echo "--- sdist"
 sdist=$(ls "$WORK"/dist/gramgan-*.tar.gz)
 tar tzf "$sdist" | sed 's|^[^/]*/||' | sort >"$WORK/sdist.txt"
 for need in setup.py pyproject.toml MANIFEST.in csrc/gramgan.cpp csrc/include/ csrc/cuda/ kernels/texture_loss.py \
-  gramgan/configs/demo.yaml requirements.txt; do
+  gramgan/configs/demo.yaml gramgan/integrations/basicsr/examples/train_GramGAN_x4_samples.yml requirements.txt; do
   grep -q "^$need" "$WORK/sdist.txt" || { echo "sdist lacks $need"; exit 1; }
 done
 for header in $(cd "$REPO" && git ls-files 'csrc/*.h' 'csrc/*.cuh'); do
@@ -40,7 +40,8 @@ names = zipfile.ZipFile(sys.argv[1]).namelist()
 tops = sorted({n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))})
 assert tops == ["gramgan"], f"the wheel installs top-level {tops}, expected only gramgan"
 for need in ("gramgan/kernels/texture_loss.py", "gramgan/configs/demo.yaml", "gramgan/configs/ablation/tiny.yaml",
-             "gramgan/configs/__init__.py", "gramgan/_build_info.json"):
+             "gramgan/configs/__init__.py", "gramgan/_build_info.json",
+             "gramgan/integrations/basicsr/examples/train_GramGAN_x4_samples.yml"):
     assert need in names, f"the wheel lacks {need}"
 assert any(n.startswith("gramgan/_C.") and n.endswith(".so") for n in names), "the wheel lacks gramgan/_C"
 print(f"wheel: {sys.argv[1].rsplit('/', 1)[-1]}, {len(names)} files, only gramgan at the top level")

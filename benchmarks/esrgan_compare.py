@@ -1,16 +1,27 @@
-"""One Gram-GAN training iteration against BasicSR's ESRGAN ``optimize_parameters``, same sizes, same run.
+"""Gram-GAN's training iteration, plain and on the fast path, against BasicSR's ESRGAN step, same sizes, one run.
 
-    python -m benchmarks.esrgan_compare [--device cpu|cuda] [--paper] [--channels-last] [--bf16] [--out DIR]
+    python -m benchmarks.esrgan_compare [--device cpu|cuda] [--paper] [--quick] [--compile auto|yes|no] [--out DIR]
 
-Gram-GAN: the G step and the D step as ``gramgan/train/steps.py`` runs them (``benchmarks.train_step``'s
-``Trainer``: RRDBNet, the project's discriminator, VGG19 perceptual, the full ``GramGANLoss``). ESRGAN:
-BasicSR's ``ESRGANModel`` built from an options dict (RRDBNet of the same size, BasicSR's
+Rows, each a ratio to the peer, BasicSR's ESRGAN ``optimize_parameters`` in fp32 eager: gramgan fp32
+eager; bf16 autocast; + channels_last; + ``torch.compile`` of G, D and VGG19; + fused Adam (the whole
+``train.fast`` path). Each gramgan row is the G step and the D step as ``gramgan/train/steps.py`` runs
+them (``benchmarks.train_step``'s ``Trainer``: RRDBNet, the project's discriminator, VGG19 perceptual,
+the full ``GramGANLoss``), its networks set up by ``gramgan.train.fast`` (D stays float32 under bf16).
+ESRGAN: BasicSR's ``ESRGANModel`` built from an options dict (RRDBNet of the same size, BasicSR's
 ``VGGStyleDiscriminator`` nf 64 at 128 px, pixel L1 0.01, VGG19 conv5_4 perceptual 1.0, vanilla GAN
 0.005), VGG19 on random weights (no download: torchvision's constructor is called with ``weights=None``).
-The two alternate, iteration by iteration, after a warm-up; the ratio of the medians is the result
-(goal: Gram-GAN <= 1.1x ESRGAN). BasicSR is optional (``requirements-bench.txt``): without it the
-script says how to install it and exits 0. CPU default: batch 2, 128 px HR, 4 blocks; ``--paper``:
-batch 16, 128 px, 23 blocks (BasicSR's discriminator takes 128 or 256 px only).
+All rows alternate, iteration by iteration, after a warm-up; the table gives the medians, the ratio to
+the peer, the peak memory and the first call's warm-up (compile, autotuning). Goals: the fast path
+<= 0.4x the peer, gramgan fp32 eager <= 1.1x.
+
+Then a short training comparison: the demo preset trained twice from the same seed, fp32 eager and
+``train.fast=true``: loss curves and final PSNR-Y side by side (``esrgan_compare_training.png``).
+
+Sizes: ``--paper`` batch 16, 32 -> 128, 23 blocks (BasicSR's discriminator takes 128 or 256 px only);
+default batch 2, 4 blocks. ``--quick`` fits about two minutes on an H200 (3 timed iterations, a
+100-iteration training comparison without compile); on the CPU it is a smoke test of seconds (1 block
+of 8 features, batch 1, no compiled rows unless ``--compile yes``). BasicSR is optional
+(``requirements-bench.txt``): without it the script says how to install it and exits 0.
 """
 
 from __future__ import annotations
@@ -96,12 +107,6 @@ def build_esrgan(model_cls: Any, size: Size, device: torch.device, hr: torch.Ten
     return model
 
 
-def to_channels_last(*modules: torch.nn.Module | None) -> None:
-    for module in modules:
-        if module is not None:
-            module.to(memory_format=torch.channels_last)
-
-
 def alternate(
     fns: dict[str, Callable[[], Any]], device: torch.device, warmup: int, iters: int
 ) -> dict[str, list[float]]:
@@ -120,21 +125,143 @@ def alternate(
     return times
 
 
+# name -> (bf16 autocast, channels_last, torch.compile, fused Adam); the last row is train.fast's path.
+VARIANTS = {
+    "gramgan fp32 eager": (False, False, False, False),
+    "gramgan bf16": (True, False, False, False),
+    "gramgan bf16 + channels_last": (True, True, False, False),
+    "gramgan bf16 + channels_last + compile": (True, True, True, False),
+    "gramgan fast (+ fused Adam = train.fast)": (True, True, True, True),
+}
+PEER = "esrgan (BasicSR) fp32 eager"
+FAST_GOAL = 0.4  # the fast path's step / the peer's
+
+
+def gramgan_variant(
+    size: Size,
+    device: torch.device,
+    flags: tuple[bool, bool, bool, bool],
+    backend: str,
+    compile_backend: str,
+    dperc_masked: bool,
+) -> Callable[[], Any]:
+    """One G + D iteration of gramgan set up as the fast path sets up a run (``gramgan.train.fast``): its
+    own models from the same seed, D kept float32 under bf16, G / D / VGG19 compiled in place."""
+    from gramgan.train.fast import compile_in_place, float32_forward, to_channels_last
+
+    bf16, channels_last, compiled, fused = flags
+    trainer = Trainer(size, device)
+    if channels_last:
+        to_channels_last(trainer.generator, trainer.discriminator, trainer.vgg)
+    if fused:
+        trainer.g_opt = torch.optim.Adam(trainer.generator.parameters(), lr=1e-4, betas=(0.9, 0.999), fused=True)
+        trainer.d_opt = torch.optim.Adam(trainer.discriminator.parameters(), lr=1e-4, betas=(0.9, 0.999), fused=True)
+    if bf16:
+        float32_forward(trainer.discriminator)
+    if compiled:
+        for module in (trainer.generator, trainer.discriminator, trainer.vgg):
+            compile_in_place(module, compile_backend)
+    loss_fn = GramGANLoss(GramGANLossConfig(backend=backend, disc_perceptual_masked=dperc_masked), vgg=trainer.vgg)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    def iteration() -> None:
+        with autocast():
+            trainer.iteration(loss_fn)
+
+    return iteration
+
+
+def training_comparison(
+    device: torch.device, iters: int, compiled: bool, compile_backend: str, tiny: bool, out_dir: Any
+) -> dict[str, Any]:
+    """The demo preset trained twice from the same seed, fp32 eager and ``train.fast=true``: both loss
+    curves (from log.jsonl), the final PSNR-Y of each, and the wall time."""
+    import json
+    import tempfile
+
+    from gramgan.train.config import load_config
+    from gramgan.train.loop import train
+
+    half = max(1, iters // 2)
+    common = [
+        f"train.device={device.type}", f"train.total_iters={iters}", f"train.psnr_iters={half}",
+        f"schedule.cycle_iters=[{half}, {max(iters - half, 2)}]", f"schedule.warmup_iters={min(20, half // 4)}",
+        "train.val_every=0",
+        f"train.log_every={max(1, iters // 25)}", f"train.save_every={iters}", "train.progress=false",
+        "loss.perceptual_optional=true", "loss.vgg_download=false",
+    ]  # fmt: skip
+    if tiny:  # seconds on a CPU: the training tests' tiny networks
+        common += ["model.num_feat=8", "model.num_block=1", "model.num_grow_ch=4", "discriminator.num_feat=4",
+                   "train.batch_size=2", "data.val_crop=64"]  # fmt: skip
+    runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, extra in (("fp32 eager", ["train.fast=false"]),
+                            ("fast", ["train.fast=true", f"train.compile={str(compiled).lower()}",
+                                      f"train.compile_backend={compile_backend}"])):  # fmt: skip
+            torch._dynamo.reset()
+            cfg = load_config(preset="demo", overrides=[*common, *extra])
+            result = train(cfg, output_dir=f"{tmp}/{name.replace(' ', '_')}")
+            records = [json.loads(line) for line in (result.output_dir / "log.jsonl").read_text().splitlines()]
+            curve = [(r["iteration"], r.get("loss/total", r.get("loss/l1"))) for r in records if r.get("kind") != "val"]
+            runs[name] = {"psnr_y": result.metrics.get("psnr_y"), "wall_s": result.wall_time_s,
+                          "curve": [(i, v) for i, v in curve if v is not None]}  # fmt: skip
+    plot_training(runs, iters, half, out_dir / "esrgan_compare_training.png")
+    return runs
+
+
+def plot_training(runs: dict[str, Any], iters: int, half: int, path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, run in runs.items():
+        label = f"{name}: PSNR-Y {run['psnr_y']:.2f} dB" if run["psnr_y"] is not None else name
+        for ax, phase in zip(axes, (lambda i: i <= half, lambda i: i > half)):
+            points = [(i, v) for i, v in run["curve"] if phase(i)]
+            if points:
+                ax.plot(*zip(*points), label=label)
+    axes[0].set_title(f"L1 phase (iterations 1-{half}): loss/l1", fontsize=9)
+    axes[1].set_title(f"Gram-GAN phase ({half + 1}-{iters}): loss/total", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=8)
+    fig.suptitle("demo preset, same seed: fp32 eager vs train.fast", fontsize=10)
+    fig.tight_layout()
+    harness.save_figure(fig, path)
+    plt.close(fig)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if present")
     parser.add_argument("--paper", action="store_true", help="batch 16, 128 px HR, 23 blocks (GPU)")
+    parser.add_argument("--quick", action="store_true",
+                        help="within ~2 minutes on an H200 (fewer iterations, a shorter training comparison); "
+                             "on the CPU: tiny networks, seconds")  # fmt: skip
     parser.add_argument("--blocks", type=int, default=None, help="RRDB blocks (default 4, --paper 23)")
-    parser.add_argument("--batch", type=int, default=None, help="batch (default 2, --paper 16)")
+    parser.add_argument("--batch", type=int, default=None, help="batch (default 2, --paper 16, CPU --quick 1)")
     parser.add_argument("--hr-size", type=int, default=128, choices=(128, 256), help="HR patch (BasicSR's D: 128/256)")
-    parser.add_argument("--features", type=int, default=64, help="RRDB width (64)")
-    parser.add_argument("--disc-features", type=int, default=64, help="discriminator nf (64)")
+    parser.add_argument("--features", type=int, default=None, help="RRDB width (64; CPU --quick 8)")
+    parser.add_argument("--disc-features", type=int, default=None, help="discriminator nf (64; CPU --quick 8)")
     parser.add_argument("--backend", default=None, help="gramgan op backend (default: the best here)")
     parser.add_argument("--dperc-masked", action="store_true", help="loss.disc_perceptual_masked: 2 D passes in G")
-    parser.add_argument("--channels-last", action="store_true", help="both models in channels_last")
-    parser.add_argument("--bf16", action="store_true", help="autocast bf16 around both iterations")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=3, help="timed iterations of each, alternating")
+    parser.add_argument(
+        "--compile",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="time the compiled variants (auto: on CUDA only; CPU inductor compiles take minutes)",
+    )
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (inductor)")
+    parser.add_argument(
+        "--train-iters",
+        type=int,
+        default=None,
+        help="iterations of the training comparison (CUDA 400, --quick 100 without compile; CPU 6); 0 = skip",
+    )
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations after the first (default 1)")
+    parser.add_argument("--iters", type=int, default=None, help="timed iterations of each, alternating (5, --quick 3)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device>-<date>)")
     return parser.parse_args(argv)
@@ -149,56 +276,91 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
         return None
     harness.apply_threads(args.threads)
     device = harness.pick_device(args.device)
+    tiny = device.type == "cpu" and args.quick
     size = Size(
-        blocks=args.blocks or (23 if args.paper else 4),
-        features=args.features,
-        batch=args.batch or (16 if args.paper else 2),
+        blocks=args.blocks or (23 if args.paper else 1 if tiny else 4),
+        features=args.features or (8 if tiny else 64),
+        batch=args.batch or (16 if args.paper else 1 if tiny else 2),
         lr_size=args.hr_size // 4,
-        disc_features=args.disc_features,
+        disc_features=args.disc_features or (8 if tiny else 64),
     )
+    compiled = args.compile == "yes" or (args.compile == "auto" and device.type == "cuda")
+    iters = args.iters or (1 if tiny else 3 if args.quick else 5)
+    warmup = args.warmup if args.warmup is not None else 0 if tiny else 1
+    train_iters = args.train_iters if args.train_iters is not None else (
+        6 if device.type == "cpu" else 100 if args.quick else 400)  # fmt: skip
     backend = args.backend or harness.auto_backend(device)
     env = harness.environment(device)
-    trainer = Trainer(size, device)
-    esrgan = build_esrgan(model_cls, size, device, trainer.hr, trainer.lr)
-    if args.channels_last:
-        to_channels_last(trainer.generator, trainer.discriminator, trainer.vgg, esrgan.net_g, esrgan.net_d)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
-    loss_fn = GramGANLoss(GramGANLossConfig(backend=backend, disc_perceptual_masked=args.dperc_masked), vgg=trainer.vgg)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    # Every compiled variant has its own G, D and VGG19, each compiled once per distinct call (D: about
+    # five); one training run needs far fewer than dynamo's default limit of 8, these variants together not.
+    torch._dynamo.config.recompile_limit = max(64, torch._dynamo.config.recompile_limit)
+    peer_trainer = Trainer(size, device)
+    esrgan = build_esrgan(model_cls, size, device, peer_trainer.hr, peer_trainer.lr)
     counter = iter(range(1, 10**9))
-
-    def gramgan_iteration() -> None:
-        with autocast():
-            trainer.iteration(loss_fn)
-
-    def esrgan_iteration() -> None:
-        with autocast():
-            esrgan.optimize_parameters(next(counter))
-
-    fns = {"gramgan": gramgan_iteration, "esrgan": esrgan_iteration}
+    fns: dict[str, Callable[[], Any]] = {PEER: lambda: esrgan.optimize_parameters(next(counter))}
+    for name, flags in VARIANTS.items():
+        if flags[2] and not compiled:
+            continue
+        fns[name] = gramgan_variant(size, device, flags, backend, args.compile_backend, args.dperc_masked)
+    first_s: dict[str, float] = {}
+    peak: dict[str, int | None] = {}
     try:
-        times = alternate(fns, device, args.warmup, args.iters)
+        for name, fn in fns.items():  # the first call compiles (and autotunes); the second one is measured
+            _, first_s[name], _ = harness.probe_call(fn, device, track_memory=False)
+            _, _, peak[name] = harness.probe_call(fn, device, track_memory=True)
+        times = alternate(fns, device, warmup, iters)
     except Exception as error:  # noqa: BLE001 - a report, not a crash
         print(f"the comparison could not run: {harness.failure_reason(error)}")
         return None
     medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-    target = harness.Target(f"Gram-GAN iteration / ESRGAN (BasicSR) on {env['device']}",
-                            medians["gramgan"] / medians["esrgan"], GOAL, lower_is_better=True)  # fmt: skip
+    peer_ms = medians[PEER]
+    fastest = list(medians)[-1]
+    targets = [
+        harness.Target(f"{fastest} / ESRGAN (BasicSR) fp32 eager on {env['device']}", medians[fastest] / peer_ms,
+                       FAST_GOAL if compiled else GOAL, lower_is_better=True),
+        harness.Target(f"gramgan fp32 eager / ESRGAN (BasicSR) fp32 eager on {env['device']}",
+                       medians["gramgan fp32 eager"] / peer_ms, GOAL, lower_is_better=True),
+    ]  # fmt: skip
+    warm = {name: max(0.0, first_s[name] - medians[name] / 1e3) for name in fns}  # the first call's extra s
     title = (
-        f"training iteration on {env['device']}: RRDB {size.blocks}x{size.features}, D nf {size.disc_features}, "
-        f"batch {size.batch}, {size.lr_size}->{size.hr_size}, gramgan backend {backend}"
+        f"training iteration (G step + D step) on {env['device']}: RRDB {size.blocks}x{size.features}, D nf "
+        f"{size.disc_features}, batch {size.batch}, {size.lr_size}->{size.hr_size}, gramgan backend {backend}"
         f"{', disc_perceptual_masked' if args.dperc_masked else ''}"
-        f"{', channels_last' if args.channels_last else ''}{', bf16 autocast' if args.bf16 else ''}"
+        f"{'' if compiled else ', compiled variants not run (--compile)'}"
     )
-    text = "\n".join([
-        title,
-        *[f"  {name:<8} median {ms:9.1f} ms  ({len(times[name])} iterations, alternating)"
-          for name, ms in medians.items()],
-        target.line(),
-    ])  # fmt: skip
-    print(text)
+
+    def mib(value: int | None) -> str:
+        return "n/a" if value is None else f"{value / 2**20:.0f}"
+
+    header = f"  {'variant':<44} {'median ms':>10} {'vs peer':>8} {'peak MiB':>9} {'warm-up s':>10}"
+    rows = [f"  {name:<44} {ms:>10.1f} {ms / peer_ms:>7.3f}x {mib(peak[name]):>9} {warm[name]:>10.1f}"
+            for name, ms in medians.items()]  # fmt: skip
+    lines = [title, "", header, *rows, f"  ({iters} timed iterations each, alternating; warm-up s: the first "
+             "call's time above the median, i.e. compile and autotuning)", ""]  # fmt: skip
+    training = None
     out_dir = harness.results_dir(args.out, device)
+    if train_iters > 0:
+        # --quick: the fast run without compile (its warm-up would take most of the budget)
+        train_compiled = compiled and not args.quick
+        training = training_comparison(device, train_iters, train_compiled, args.compile_backend,
+                                       device.type == "cpu", out_dir)  # fmt: skip
+        lines.append(f"training comparison: demo preset, {train_iters} iterations, same seed "
+                     f"(picture: esrgan_compare_training.png)")  # fmt: skip
+        for name, run in training.items():
+            final = run["curve"][-1][1] if run["curve"] else float("nan")
+            psnr = "n/a" if run["psnr_y"] is None else f"{run['psnr_y']:.2f} dB"
+            lines.append(
+                f"  {name:<12} final PSNR-Y {psnr:>9}  last logged loss {final:.4g}  wall {run['wall_s']:.0f} s"
+            )
+        lines.append("")
+    lines += [target.line() for target in targets]
+    text = "\n".join(lines)
+    print(text)
     result = {"benchmark": "esrgan_compare", "environment": env, "args": vars(args), "size": vars(size),
-              "backend": backend, "times_s": times, "median_ms": medians, "targets": [target.as_dict()]}  # fmt: skip
+              "backend": backend, "times_s": times, "median_ms": medians, "peak_mem_bytes": peak,
+              "warmup_s": warm, "training": training, "targets": [t.as_dict() for t in targets]}  # fmt: skip
     harness.write_text(out_dir / "esrgan_compare.txt", text + "\n")
     harness.write_json(out_dir / "esrgan_compare.json", result)
     return result

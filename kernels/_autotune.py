@@ -11,13 +11,20 @@ import triton
 from ._interpreter_compat import patch_interpreter_index
 
 
-@triton.jit
-def _probe():
-    pass
+def _interpreting() -> bool:
+    """Whether ``@triton.jit`` makes interpreted functions here (TRITON_INTERPRET was set).
+
+    The probe is local so that it is no kernel of this package (the AOT check compiles every one).
+    """
+
+    @triton.jit
+    def probe():
+        pass
+
+    return type(probe).__name__ == "InterpretedFunction"
 
 
-# ``@triton.jit`` returns an InterpretedFunction when TRITON_INTERPRET was set at decoration time.
-INTERPRET: bool = type(_probe).__name__ == "InterpretedFunction"
+INTERPRET: bool = _interpreting()
 if INTERPRET:
     patch_interpreter_index()  # Triton 3.6's interpreter with NumPy >= 2.4 (see _interpreter_compat)
 

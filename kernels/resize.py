@@ -12,7 +12,8 @@ import triton.language as tl
 
 from ._autotune import tuned
 
-HALF_TAPS = 8
+# A tl.constexpr: a jit function may read a module global only when it is one (else the GPU compile fails).
+HALF_TAPS = tl.constexpr(8)
 HALF_CONFIGS = [({"BLOCK": 128}, 4), ({"BLOCK": 256}, 4)]
 HALF_INTERPRETER = {"BLOCK": 1024}
 

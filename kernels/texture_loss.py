@@ -68,12 +68,16 @@ GLOBAL_INTERPRETER = {"BLOCK_P": 32, "BLOCK_M": 64}
 
 @triton.jit
 def gram_score(g_sr, g_gt, g_c, gt_weight, USE_GT: tl.constexpr, AXIS: tl.constexpr):
-    """Selection score summed over the Gram axis ``AXIS``; NaN becomes +inf so that it never wins."""
+    """Selection score summed over the Gram axis ``AXIS``; NaN becomes +inf so that it never wins.
+
+    ``gt_weight`` is cast to the Grams' dtype: the score's type (a loop-carried value in every caller)
+    must not depend on how the scalar was passed (inductor passes Python floats as fp64).
+    """
     d = g_sr - g_c
     s = tl.sum(d * d, axis=AXIS)
     if USE_GT:
         e = g_gt - g_c
-        s = s + gt_weight * tl.sum(e * e, axis=AXIS)
+        s = s + tl.cast(gt_weight, s.dtype) * tl.sum(e * e, axis=AXIS)
     return tl.where(s != s, float("inf"), s)
 
 
@@ -104,7 +108,7 @@ def local_select_kernel(
     sr_ptr, s_sb, s_sc, s_sh, s_sw,
     c_ptr, c_sb, c_sk, c_sc, c_sh, c_sw,
     idx_ptr, loss_ptr, res_ptr,
-    n_patches, n_per_image, wp, K, gt_weight,
+    n_patches, n_per_image, wp, K, gt_weight: tl.float64,
     PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, LOSS: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
@@ -151,7 +155,7 @@ def global_select_kernel(
     sr_ptr, s_sb, s_sc, s_sh, s_sw,
     bank_ptr,
     idx_ptr, loss_ptr,
-    n_per_image, wp, n_bank, gt_weight,
+    n_per_image, wp, n_bank, gt_weight: tl.float64,
     PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, GRAM_LOSS: tl.constexpr, L1: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_M: tl.constexpr,

@@ -142,7 +142,7 @@ def sampled_select_kernel(
     hr_ptr, h_sb, h_sc, h_sh, h_sw,
     half_ptr, f_sb, f_sc, f_sh, f_sw,
     th_ptr, grid_ptr, idx_ptr, loss_ptr, res_ptr,
-    n_patches, n_per_image, wp, J, H, W, gt_weight,
+    n_patches, n_per_image, wp, J, H, W, gt_weight: tl.float64,
     PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip

@@ -61,9 +61,9 @@ def masked_outputs(
 
 @triton.jit
 def threshold_std(var, threshold):
-    """1 where sqrt(var) > threshold, 0 elsewhere, NaN where var is NaN."""
+    """1 where sqrt(var) > threshold, 0 elsewhere, NaN where var is NaN (compared in var's dtype)."""
     std = tl.sqrt(var)
-    m = tl.where(std > threshold, 1.0, 0.0)
+    m = tl.where(std > tl.cast(threshold, std.dtype), 1.0, 0.0)
     return tl.where(std != std, std, m)
 
 
@@ -74,7 +74,7 @@ def mask_grid_kernel(
     a_ptr, a_sb, a_sc, a_sh, a_sw,
     o1_ptr, o1_sb, o1_sc, o1_sh, o1_sw,
     o2_ptr, o2_sb, o2_sc, o2_sh, o2_sw,
-    n_cells, cells_per_image, wc, H, W, oy, ox, threshold,
+    n_cells, cells_per_image, wc, H, W, oy, ox, threshold: tl.float64,
     PATCH: tl.constexpr, C: tl.constexpr, F64: tl.constexpr, MODE: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Grid mode: cell (i, j) covers rows [ik - oy, ik - oy + k) and columns likewise, clipped."""
@@ -183,7 +183,7 @@ def sliding_cols_kernel(
     a_ptr, a_sb, a_sc, a_sh, a_sw,
     o1_ptr, o1_sb, o1_sc, o1_sh, o1_sw,
     o2_ptr, o2_sb, o2_sc, o2_sh, o2_sw,
-    n_cols, H, W, radius, inv_n, inv_n1, threshold,
+    n_cols, H, W, radius, inv_n: tl.float64, inv_n1: tl.float64, threshold: tl.float64,
     C: tl.constexpr, F64: tl.constexpr, IO64: tl.constexpr, MODE: tl.constexpr, BLOCK: tl.constexpr,
     SEG: tl.constexpr,
 ):  # fmt: skip
@@ -221,7 +221,7 @@ def sliding_cols_kernel(
         s1 += tl.where(finite, v1, 0.0)
         s2 += tl.where(finite, v2, 0.0)
         bad += tl.where(finite, 0.0, 1.0)
-        var = tl.maximum((s2 - s1 * s1 * inv_n) * inv_n1, 0.0)
+        var = tl.maximum((s2 - s1 * s1 * tl.cast(inv_n, s1.dtype)) * tl.cast(inv_n1, s1.dtype), 0.0)
         mask = tl.where(bad > 0.0, float("nan"), threshold_std(var, threshold))
         masked_outputs(  # y * stride stays within one image: int32 is enough
             mask, b * x_sb + y * x_sh + cols * x_sw, b * a_sb + y * a_sh + cols * a_sw,

@@ -343,16 +343,21 @@ def test_texture_term_reports_a_missing_kernel_as_na(tmp_path, monkeypatch):
 
 
 def test_esrgan_compare_smoke(tmp_path):
-    """Gram-GAN's iteration and BasicSR's ESRGAN one, alternating, as a ratio (skipped without BasicSR)."""
+    """The peer, gramgan plain and on the fast path's eager parts, as ratios, with peak memory, and the
+    fp32-vs-fast training comparison with its picture (CPU --quick: tiny; skipped without BasicSR)."""
     esrgan_compare = load("esrgan_compare")
     if esrgan_compare.import_esrgan() is None:
         pytest.skip("BasicSR is not installed (optional: requirements-bench.txt)")
-    argv = ["--device", "cpu", "--blocks", "1", "--features", "8", "--disc-features", "8", "--iters", "1",
-            "--warmup", "0", "--backend", "reference", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
+    argv = ["--device", "cpu", "--quick", "--train-iters", "2", "--backend", "reference", "--threads", "1",
+            "--out", str(tmp_path)]  # fmt: skip
     result = esrgan_compare.main(argv)
     medians = result["median_ms"]
-    assert set(medians) == {"gramgan", "esrgan"} and all(ms > 0 for ms in medians.values())
-    assert result["targets"][0]["value"] == pytest.approx(medians["gramgan"] / medians["esrgan"])
+    assert list(medians) == [esrgan_compare.PEER, "gramgan fp32 eager", "gramgan bf16", "gramgan bf16 + channels_last"]
+    assert all(ms > 0 for ms in medians.values()) and set(result["peak_mem_bytes"]) == set(medians)
+    fastest = medians["gramgan bf16 + channels_last"] / medians[esrgan_compare.PEER]
+    assert result["targets"][0]["value"] == pytest.approx(fastest)
+    assert set(result["training"]) == {"fp32 eager", "fast"}
+    assert (tmp_path / "esrgan_compare_training.png").stat().st_size > 0
     assert json.loads((tmp_path / "esrgan_compare.json").read_text())["median_ms"] == medians
 
 

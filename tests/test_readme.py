@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -34,10 +36,48 @@ def test_losses_example_runs(path: Path):
     assert float(namespace["d_loss"].detach()) > 0
 
 
-def test_docs_examples_of_ops_and_candidates_run():
-    for page, marker in (("ops.md", "patch_gram(x)"), ("candidates.md", "build_local_candidates(hr)")):
-        path = ROOT / "docs" / page
-        exec(compile(_python_block(path, marker), str(path), "exec"), {})
+def _run_commented(path: Path, marker: str) -> tuple[dict, list[tuple[str, object, str]]]:
+    """Run the page's block statement by statement: its namespace, and for each bare expression
+    (source, value, the comment that ends its line), the comment being what the page says it returns."""
+    block = _python_block(path, marker)
+    lines, namespace, results = block.splitlines(), {}, []
+    for statement in ast.parse(block).body:
+        if isinstance(statement, ast.Expr):
+            value = eval(compile(ast.Expression(statement.value), str(path), "eval"), namespace)
+            comment = lines[statement.end_lineno - 1].partition("#")[2].strip()
+            results.append((ast.get_source_segment(block, statement), value, comment))
+        else:
+            exec(compile(ast.Module([statement], []), str(path), "exec"), namespace)
+    return namespace, results
+
+
+def _check_stated_literals(results: list[tuple[str, object, str]]) -> int:
+    """Each comment that opens with a tuple or list literal (a shape, a list of sizes) equals the value;
+    returns how many there were."""
+    checked = 0
+    for source, value, comment in results:
+        stated = re.match(r"\(.*?\)|\[.*?\]", comment)
+        if stated:
+            expected = ast.literal_eval(stated.group())
+            assert type(expected)(value) == expected, f"{source} gives {value}, the page says {comment!r}"
+            checked += 1
+    return checked
+
+
+def test_docs_ops_example_computes_what_its_comments_say():
+    namespace, results = _run_commented(ROOT / "docs" / "ops.md", "patch_gram(x)")
+    assert _check_stated_literals(results) == 3  # the shapes of the Grams, the selection and the mask
+    ops, x, cands = namespace["ops"], namespace["x"], namespace["cands"]
+    loss = next(value for source, value, _ in results if source.startswith("ops.gram_texture_loss("))
+    assert loss.shape == () and loss.dtype == torch.float32  # "scalar float32"
+    index = ops.gram_select(x, cands)
+    assert index.dtype == torch.int64 and index.min() >= 0 and index.max() < 6  # "int64 index in [0, 6)"
+    assert set(ops.texture_mask(x).unique().tolist()) <= {0.0, 1.0}  # "values 0 or 1"
+
+
+def test_docs_candidates_example_computes_what_its_comments_say():
+    _, results = _run_commented(ROOT / "docs" / "candidates.md", "build_local_candidates(hr)")
+    assert _check_stated_literals(results) == 2  # the local stack's shape, the global list's sizes
 
 
 def test_docs_links_resolve_and_nothing_points_outside_the_repository():

@@ -373,6 +373,35 @@ GRAMGAN_HD float fused_multiply_add(float a, float b, float c) {
 
 GRAMGAN_HD double fused_multiply_add(double a, double b, double c) { return ::fma(a, b, c); }
 
+// a * b rounded on its own, never fused with an addition that follows it. nvcc contracts a * b + c into one
+// fused multiply-add by default (-fmad=true), and so does g++ where the target has FMA; torch's CPU
+// affine_grid rounds such a product and the sum separately, and a warp coordinate one ulp off moves the
+// sample by an ulp times the image's slope (the 3.5e-12 pixel-loss misses of the first H200 run). On the
+// device __fmul_rn / __dmul_rn are documented never to be contracted; on the host an empty asm statement
+// that may change the product hides it from the compiler's contraction (docs/cuda-emulation.md).
+template <typename T>
+GRAMGAN_HD T separately_rounded_product(T a, T b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return __fmul_rn(a, b);
+  } else {
+    return __dmul_rn(a, b);
+  }
+#else
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+  T product = a * b;
+#if defined(__aarch64__)
+  asm("" : "+w"(product));
+#else
+  asm("" : "+x"(product));
+#endif
+#else
+  volatile T product = a * b;  // elsewhere: through memory
+#endif
+  return product;
+#endif
+}
+
 GRAMGAN_HD float truncate_value(float v) { return ::truncf(v); }
 GRAMGAN_HD double truncate_value(double v) { return ::trunc(v); }
 
@@ -398,10 +427,10 @@ GRAMGAN_HD T grid_source_coordinate(T g, int64_t size) {
 }
 
 // One row of an affine map (theta[0..2]) applied to the normalised point (xn, yn): affine_grid's
-// x theta0 + y theta1 + 1 theta2, in that order.
+// x theta0 + y theta1 + 1 theta2, in that order, every product and sum rounded on its own.
 template <typename T>
 GRAMGAN_HD T affine_coordinate(const T* theta_row, T xn, T yn) {
-  return (xn * theta_row[0] + yn * theta_row[1]) + theta_row[2];
+  return (separately_rounded_product(xn, theta_row[0]) + separately_rounded_product(yn, theta_row[1])) + theta_row[2];
 }
 
 // A bilinear sample position: the north-west neighbour's pixel offset y * W + x, the four weights and

@@ -1,6 +1,7 @@
 """Cut HR images (DIV2K train) into non-overlapping square crops and write each crop's LR.
 
     python -m gramgan.data.prepare SRC DST [--crop 192] [--scale 4] [--workers N]
+    python -m gramgan.data.prepare SRC DST --packed     # one memory-mappable file instead (below)
 
 Rule (docs/training.md): for an H x W image, crops of ``crop`` x ``crop`` at top-left corners
 ``(y, x) = (i * crop, j * crop)`` for ``i < floor(H / crop)``, ``j < floor(W / crop)``: a sliding
@@ -16,6 +17,11 @@ Output: ``DST/hr/<stem>_sNNN.png`` and ``DST/lr_x<scale>/<stem>_sNNN.png`` (trai
 Safe to re-run: a crop whose two PNGs exist with the right sizes is skipped; files are written to
 a temporary name and renamed (:mod:`gramgan.atomic`), so an interrupted run never leaves a half-written
 PNG behind.
+
+``--packed`` writes no crops: it decodes every image of SRC once into ``DST/hr.npy`` and its index
+``DST/hr.json`` (:mod:`gramgan.data.packed`; train with ``data.train_hr=DST/hr.npy``). Training then takes
+random crops with LR made on the fly exactly as from the PNG folder (the same crops for the same seed),
+without decoding a whole image per crop.
 
 A source image that cannot be read stops the run before anything is written, with one line naming the
 file (exit status 2, like every usage or input error); with ``--skip-broken`` such images are skipped,
@@ -40,7 +46,7 @@ from gramgan.atomic import atomic_path, atomic_write_text
 from gramgan.data.lr import synthesize_lr
 from gramgan.images import ImageReadError, list_images, read_rgb8
 
-__all__ = ["PrepareResult", "crop_boxes", "main", "prepare"]
+__all__ = ["PrepareResult", "crop_boxes", "main", "prepare", "prepare_packed"]
 
 
 @dataclass
@@ -199,6 +205,36 @@ def prepare(
     return result
 
 
+def prepare_packed(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    workers: int = 0,
+    progress: bool = True,
+    skip_broken: bool = False,
+) -> tuple[Path, int, list[Path]]:
+    """Decode every image of ``src`` into ``dst/hr.npy`` (:mod:`gramgan.data.packed`); returns the file,
+    the number of images and the unreadable ones skipped (``skip_broken``; else they raise, before
+    anything is written)."""
+    from tqdm import tqdm
+
+    from gramgan.data.packed import write_packed
+
+    sizes, broken = _source_sizes(list_images(src), skip_broken)
+    if not sizes:
+        raise ValueError(f"no readable images in {src}")
+    array_path = Path(dst) / "hr.npy"
+    bar = tqdm(total=len(sizes), unit="img", desc="pack", disable=not progress)
+    executor = ProcessPoolExecutor(workers, initializer=_init_worker) if workers > 0 else None
+    try:
+        decoded = executor.map(read_rgb8, sizes) if executor else None
+        count = write_packed(src, array_path, sizes, decoded, progress=lambda: bar.update(1))
+    finally:
+        bar.close()
+        if executor:
+            executor.shutdown(cancel_futures=True)
+    return array_path, count, broken
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gramgan.data.prepare",
@@ -218,7 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip unreadable images (named in a warning, counted) instead of stopping",
     )
+    parser.add_argument(
+        "--packed",
+        action="store_true",
+        help="instead of crops, decode every image once into DST/hr.npy, one memory-mappable file "
+        "(train with data.train_hr=DST/hr.npy)",
+    )
     args = parser.parse_args(argv)
+    if args.packed:
+        return _main_packed(args)
     try:
         result = prepare(
             args.src, args.dst, args.crop, args.scale, args.workers, not args.no_progress, args.skip_broken
@@ -231,6 +275,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.crops} crops of {args.crop}x{args.crop} from {result.images} images "
         f"({result.written} written, {result.skipped} already complete{broken}) -> {result.hr_dir}, {result.lr_dir}"
     )
+    return 0
+
+
+def _main_packed(args: argparse.Namespace) -> int:
+    try:
+        path, count, broken = prepare_packed(args.src, args.dst, args.workers, not args.no_progress, args.skip_broken)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    skipped = f", {len(broken)} unreadable images skipped" if broken else ""
+    print(f"{count} images packed into {path} ({path.stat().st_size / 2**20:.0f} MiB{skipped}); train with "
+          f"data.train_hr={path}")
     return 0
 
 

@@ -17,6 +17,9 @@ MATLAB's ``imresize(A, scale)`` with its defaults (``'bicubic'``, antialiasing o
 :func:`imresize` works on float tensors (C, H, W) or (B, C, H, W) on any device, is differentiable
 in its input, and does NOT clamp its output: bicubic overshoots slightly outside the input's range
 near edges, so callers clamp (and round, for 8-bit images) as they need.
+
+The taps themselves (:func:`resize_weights`, :func:`cubic`) are defined in ``gramgan._resize_taps``, which
+``gramgan.ops`` reads too, and re-exported here.
 """
 
 from __future__ import annotations
@@ -29,50 +32,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gramgan._resize_taps import cubic, resize_weights
+
 __all__ = ["cubic", "imresize", "imresize_uint8", "resize_matrix", "resize_weights"]
-
-KERNEL_WIDTH = 4.0
-
-
-def cubic(x: np.ndarray) -> np.ndarray:
-    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``)."""
-    ax = np.abs(x)
-    ax2, ax3 = ax * ax, ax * ax * ax
-    near = (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
-    return near + far
-
-
-@functools.lru_cache(maxsize=256)
-def resize_weights(
-    in_length: int, out_length: int, scale: float, antialias: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """MATLAB's ``contributions``: for each output pixel, the input indices (0-based, mirrored into
-    range) and their weights, as two ``(out_length, P)`` arrays (int64, float64).
-
-    Columns whose weight is zero for every output pixel are dropped, as MATLAB does.
-    """
-    if scale < 1 and antialias:
-        width = KERNEL_WIDTH / scale
-        kernel = lambda t: scale * cubic(scale * t)  # noqa: E731
-    else:
-        width = KERNEL_WIDTH
-        kernel = cubic
-    x = np.arange(1, out_length + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = np.floor(u - width / 2.0)
-    taps = int(math.ceil(width)) + 2
-    indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]  # 1-based
-    weights = kernel(u[:, None] - indices)
-    weights = weights / weights.sum(axis=1, keepdims=True)
-    # Symmetric boundary: index sequence 1..L, L..1 repeated (MATLAB's mod trick on [1:L, L:-1:1]).
-    mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
-    idx = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_length)]
-    keep = np.any(weights != 0, axis=0)
-    idx, weights = np.ascontiguousarray(idx[:, keep]), np.ascontiguousarray(weights[:, keep])
-    idx.flags.writeable = weights.flags.writeable = False  # cached: shared by every caller
-    return idx, weights
-
 
 @functools.lru_cache(maxsize=256)
 def resize_matrix(in_length: int, out_length: int, scale: float, antialias: bool = True) -> np.ndarray:

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from gramgan import ops
+from gramgan._deprecation import renamed_keyword
 from gramgan.data.resize import imresize
 from gramgan.ops import reference
 
@@ -84,9 +85,10 @@ def _check_divisible(hr: Tensor, multiple: int, why: str) -> None:
 _IDENTITY_MAP = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 
 
+@renamed_keyword("num_warps", "num_affine_warps")
 def random_affine_thetas(
     batch: int,
-    num_warps: int,
+    num_affine_warps: int,
     magnitude: float,
     *,
     generator: torch.Generator | None = None,
@@ -95,13 +97,13 @@ def random_affine_thetas(
 ) -> Tensor:
     """Random affine maps ``[I | 0] + U(-m, m)`` (elementwise), one per image and warp.
 
-    Returns ``(batch, num_warps, 2, 3)``; every entry differs from ``[[1, 0, 0], [0, 1, 0]]`` by at
+    Returns ``(batch, num_affine_warps, 2, 3)``; every entry differs from ``[[1, 0, 0], [0, 1, 0]]`` by at
     most ``magnitude``. Drawn on the CPU (global RNG or ``generator``), then moved to ``device``.
     """
     _check_positive_int("batch", batch, 0)
-    _check_positive_int("num_warps", num_warps, 0)
+    _check_positive_int("num_affine_warps", num_affine_warps, 0)
     magnitude = _check_magnitude(magnitude)
-    thetas = torch.rand(batch, num_warps, 2, 3, generator=generator, dtype=torch.float64)
+    thetas = torch.rand(batch, num_affine_warps, 2, 3, generator=generator, dtype=torch.float64)
     # U(-m, m) + [I | 0], in place with one broadcast add: this runs every training step
     thetas.mul_(2.0).sub_(1.0).mul_(magnitude).add_(_IDENTITY_MAP)
     return thetas.to(device=device, dtype=dtype)
@@ -156,9 +158,10 @@ def downsample_retiled(hr: Tensor, patch_size: int = 4, clamp: bool = True) -> T
     return reference.retile_half(downsample_half(hr, clamp), k).to(hr.dtype)
 
 
+@renamed_keyword("num_warps", "num_affine_warps")
 def build_local_candidates(
     hr: Tensor,
-    num_warps: int = 4,
+    num_affine_warps: int = 4,
     magnitude: float = 0.003,
     patch_size: int = 4,
     *,
@@ -169,7 +172,7 @@ def build_local_candidates(
 
     Args:
         hr: ground truth ``(B, C, H, W)``, H and W multiples of ``2 * patch_size``.
-        num_warps: J, random affine warps per image (4, ours).
+        num_affine_warps: J, random affine warps per image (4, ours).
         magnitude: m, the bound of the affine perturbation (0.003, the paper's).
         patch_size: k, the texture loss's patch size (4).
         clamp: clamp the downsampled candidate to [0, 1] (True, ours).
@@ -179,14 +182,15 @@ def build_local_candidates(
     """
     hr = _check_hr(hr)
     retiled = downsample_retiled(hr, patch_size, clamp)
-    thetas = random_affine_thetas(hr.shape[0], num_warps, magnitude, generator=generator, device=hr.device)
+    thetas = random_affine_thetas(hr.shape[0], num_affine_warps, magnitude, generator=generator, device=hr.device)
     warps = warp_images(hr, thetas)
     return torch.cat([hr.detach().unsqueeze(1), retiled.unsqueeze(1), warps], dim=1)
 
 
+@renamed_keyword("num_warps", "num_affine_warps")
 def build_global_candidates(
     hr: Tensor,
-    num_warps: int = 4,
+    num_affine_warps: int = 4,
     magnitude: float = 0.003,
     patch_size: int = 4,
     *,
@@ -214,6 +218,6 @@ def build_global_candidates(
                 f"it must be at least {factor * k} pixels on each side"
             )
         levels.append(small[..., :h, :w].to(hr.dtype))
-    thetas = random_affine_thetas(hr.shape[0], num_warps, magnitude, generator=generator, device=hr.device)
+    thetas = random_affine_thetas(hr.shape[0], num_affine_warps, magnitude, generator=generator, device=hr.device)
     warps = warp_images(hr, thetas)
     return [hr.detach(), *levels, *warps.unbind(dim=1)]

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gramgan.losses.discriminator_calls import discriminator_logits
+
 __all__ = ["discriminator_loss", "ragan_discriminator_loss", "ragan_generator_loss"]
 
 
@@ -50,7 +52,8 @@ def discriminator_loss(
 
     ``masked_sr`` is detached here (docs/losses.md: SR detached in the D step). The discriminator runs
     once on the real and once on the fake batch (separate passes, as BasicSR's ESRGAN does, so that
-    BatchNorm in train mode normalises each batch by its own statistics), with no taps.
+    BatchNorm in train mode normalises each batch by its own statistics), with no taps: a plain
+    ``D(x) -> logits`` is enough here (:mod:`gramgan.losses.discriminator_calls`).
 
     Returns ``(d_loss, terms)``; ``terms`` holds detached scalars ``"d_loss"``, ``"d_real"`` and
     ``"d_fake"`` (the mean real and fake logits).
@@ -59,8 +62,8 @@ def discriminator_loss(
         raise ValueError(
             f"masked_sr has shape {tuple(masked_sr.shape)} but masked_hr has {tuple(masked_hr.shape)}: they must match"
         )
-    real_logits, _ = discriminator(masked_hr.detach(), taps=())
-    fake_logits, _ = discriminator(masked_sr.detach(), taps=())
+    real_logits = discriminator_logits(discriminator, masked_hr.detach())
+    fake_logits = discriminator_logits(discriminator, masked_sr.detach())
     loss = ragan_discriminator_loss(real_logits, fake_logits)
     terms = {
         "d_loss": loss.detach(),

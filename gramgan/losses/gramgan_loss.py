@@ -19,7 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from gramgan import ops
+from gramgan._deprecation import renamed_keyword
 from gramgan.losses.content import content_loss
+from gramgan.losses.discriminator_calls import discriminator_logits, discriminator_taps
 from gramgan.losses.gan import ragan_generator_loss
 from gramgan.losses.perceptual import PerceptualLoss, discriminator_perceptual_loss, perceptual_layer_weights
 from gramgan.losses.texture import texture_loss
@@ -30,6 +32,7 @@ __all__ = ["TERM_NAMES", "GramGANLoss", "GramGANLossConfig", "GramGANLossOutput"
 TERM_NAMES = ("content", "perceptual", "disc_perceptual", "texture", "adversarial")
 
 
+@renamed_keyword("num_warps", "num_affine_warps")
 @dataclass
 class GramGANLossConfig:
     """Weights and settings of the generator loss. Defaults are those of docs/losses.md; (ours) marks our choices.
@@ -59,7 +62,7 @@ class GramGANLossConfig:
             (SR·M, HR·M) (True, the paper's); False gives ESRGAN's RaGAN on the unmasked images
             (for ablations; ``masked_sr`` / ``masked_hr`` of the output are then SR and HR).
         patch_size: k of the texture loss's Gram patches (4, the paper's).
-        num_warps: J, the random affine warps in the candidate database (4, ours).
+        num_affine_warps: J, the random affine warps in the candidate database (4, ours).
         warp_magnitude: m, the bound of the affine perturbation (0.003, the paper's).
         candidate_clamp: clip the bicubic-downsampled candidates (HR↓2, HR↓4) to [0, 1], the range of
             the images they stand for (True, ours).
@@ -93,7 +96,7 @@ class GramGANLossConfig:
     disc_perceptual_masked: bool = False
     adversarial_masked: bool = True
     patch_size: int = 4
-    num_warps: int = 4
+    num_affine_warps: int = 4
     warp_magnitude: float = 0.003
     candidate_clamp: bool = True
     texture_scope: str = "local"
@@ -124,7 +127,7 @@ class GramGANLossConfig:
                 raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, choices))}")
         for name in ("patch_size", "mask_patch_size", "mask_window"):
             _check_int(name, getattr(self, name), 1)
-        _check_int("num_warps", self.num_warps, 0)
+        _check_int("num_affine_warps", self.num_affine_warps, 0)
         taps = tuple(self.disc_taps) if isinstance(self.disc_taps, (list, tuple)) else None
         if not taps or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in taps):
             raise ValueError(f"disc_taps must be a non-empty list of positive ints, got {self.disc_taps!r}")
@@ -203,6 +206,10 @@ class GramGANLoss(nn.Module):
       and HR without ``adversarial_masked``). When both terms use the same pair, one pass per image
       gives both (2 passes; 4 otherwise). The HR passes run under ``no_grad`` (the HR branch is a
       constant). A pass whose term is off is skipped.
+    - needs from the discriminator only ``D(x) -> logits`` while ``disc_perceptual_weight`` is 0; the
+      discriminator perceptual term needs ``D(x, taps=(i, ...)) -> (logits, [features, ...])`` (as
+      :class:`~gramgan.models.VGGStyleDiscriminator` provides) and raises ``TypeError`` naming that
+      interface otherwise (:mod:`gramgan.losses.discriminator_calls`, docs/drop-in.md).
 
     ``sr`` and ``hr`` of different floating dtypes are both promoted (bf16 SR + fp32 HR -> fp32), so
     the mask threshold is applied to full-precision HR.
@@ -229,6 +236,23 @@ class GramGANLoss(nn.Module):
             return (0, 0)
         oy, ox = torch.randint(0, cfg.mask_patch_size, (2,)).tolist()
         return (int(oy), int(ox))
+
+    def mask_pair(self, sr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor, tuple[int, int]]:
+        """``(SR·M, HR·M, offset)`` with M the texture mask of HR under the config, at a freshly drawn
+        offset (:meth:`draw_mask_offset`); what :meth:`forward` uses, for a D step without a G step."""
+        cfg = self.config
+        offset = self.draw_mask_offset()
+        masked_sr, masked_hr = ops.mask_pair(
+            sr,
+            hr,
+            k=cfg.mask_patch_size,
+            threshold=cfg.mask_threshold,
+            offset=offset,
+            mode=cfg.mask_mode,
+            window=cfg.mask_window,
+            backend=cfg.backend,
+        )
+        return masked_sr, masked_hr, offset
 
     def forward(self, sr: Tensor, hr: Tensor, discriminator: nn.Module | None) -> GramGANLossOutput:
         cfg = self.config
@@ -257,7 +281,7 @@ class GramGANLoss(nn.Module):
                 sr,
                 hr,
                 scope=cfg.texture_scope,
-                num_warps=cfg.num_warps,
+                num_affine_warps=cfg.num_affine_warps,
                 magnitude=cfg.warp_magnitude,
                 patch_size=cfg.patch_size,
                 gt_weight=cfg.effective_gt_weight,
@@ -267,17 +291,7 @@ class GramGANLoss(nn.Module):
                 backend=cfg.backend,
             )
 
-        offset = self.draw_mask_offset()
-        masked_sr, masked_hr = ops.mask_pair(
-            sr,
-            hr,
-            k=cfg.mask_patch_size,
-            threshold=cfg.mask_threshold,
-            offset=offset,
-            mode=cfg.mask_mode,
-            window=cfg.mask_window,
-            backend=cfg.backend,
-        )
+        masked_sr, masked_hr, offset = self.mask_pair(sr, hr)
 
         d_sr, d_hr = (masked_sr, masked_hr) if cfg.disc_perceptual_masked else (sr, hr)
         adv_sr, adv_hr = (masked_sr, masked_hr) if cfg.adversarial_masked else (sr, hr)
@@ -314,8 +328,16 @@ def _discriminate(
     discriminator: nn.Module, fake: Tensor, real: Tensor, taps: tuple[int, ...]
 ) -> tuple[tuple[Tensor, list[Tensor]], tuple[Tensor, list[Tensor]]]:
     """``(logits, taps)`` of the fake batch (with gradient to it) and of the real batch (no gradient),
-    each batch in its own pass (BatchNorm in train mode normalises each by its own statistics)."""
-    fake_out = discriminator(fake, taps=taps)
+    each batch in its own pass (BatchNorm in train mode normalises each by its own statistics).
+
+    With no taps wanted the discriminator may be a plain ``D(x) -> logits``
+    (:mod:`gramgan.losses.discriminator_calls`); with taps it must provide them."""
+    if not taps:
+        fake_logits = discriminator_logits(discriminator, fake)
+        with torch.no_grad():
+            real_logits = discriminator_logits(discriminator, real)
+        return (fake_logits, []), (real_logits, [])
+    fake_out = discriminator_taps(discriminator, fake, taps)
     with torch.no_grad():
-        real_out = discriminator(real, taps=taps)
+        real_out = discriminator_taps(discriminator, real, taps)
     return fake_out, real_out

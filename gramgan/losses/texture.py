@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from gramgan import ops
+from gramgan._deprecation import renamed_keyword
 from gramgan.losses.candidates import (
     autocast_off,
     build_global_candidates,
@@ -25,10 +26,11 @@ from gramgan.ops._validate import SCOPES  # the ops' own list of scopes
 __all__ = ["build_candidates", "texture_loss"]
 
 
+@renamed_keyword("num_warps", "num_affine_warps")
 def build_candidates(
     hr: Tensor,
     scope: str = "local",
-    num_warps: int = 4,
+    num_affine_warps: int = 4,
     magnitude: float = 0.003,
     patch_size: int = 4,
     *,
@@ -40,17 +42,18 @@ def build_candidates(
     ``clamp`` clips the bicubic-downsampled candidates to [0, 1] (ours: bicubic overshoots).
     """
     if scope == "local":
-        return build_local_candidates(hr, num_warps, magnitude, patch_size, clamp=clamp, generator=generator)
+        return build_local_candidates(hr, num_affine_warps, magnitude, patch_size, clamp=clamp, generator=generator)
     if scope == "global":
-        return build_global_candidates(hr, num_warps, magnitude, patch_size, clamp=clamp, generator=generator)
+        return build_global_candidates(hr, num_affine_warps, magnitude, patch_size, clamp=clamp, generator=generator)
     raise ValueError(f"unknown texture scope {scope!r}: expected one of {', '.join(map(repr, SCOPES))}")
 
 
+@renamed_keyword("num_warps", "num_affine_warps")
 def texture_loss(
     sr: Tensor,
     hr: Tensor,
     scope: str = "local",
-    num_warps: int = 4,
+    num_affine_warps: int = 4,
     magnitude: float = 0.003,
     patch_size: int = 4,
     gt_weight: float = 0.0,
@@ -76,10 +79,10 @@ def texture_loss(
     options = {"k": patch_size, "gt_weight": gt_weight, "target": target, "criterion": criterion}
     if scope == "local" and not materialize:
         half = downsample_half(hr, clamp, backend).to(sr.dtype)
-        thetas = random_affine_thetas(hr.shape[0], num_warps, magnitude, generator=generator, device=hr.device)
+        thetas = random_affine_thetas(hr.shape[0], num_affine_warps, magnitude, generator=generator, device=hr.device)
         with no_autocast:
             return ops.gram_texture_loss_sampled(sr, hr.detach().to(sr.dtype), half, thetas, **options, backend=backend)
-    candidates = build_candidates(hr, scope, num_warps, magnitude, patch_size, clamp=clamp, generator=generator)
+    candidates = build_candidates(hr, scope, num_affine_warps, magnitude, patch_size, clamp=clamp, generator=generator)
     if isinstance(candidates, Tensor):
         candidates = candidates.to(sr.dtype)
     else:

@@ -53,10 +53,18 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``gramgan.models.VGG19_LAYER_PRESETS``, the presets' old import path, kept (lazily: models import
-    nothing from losses at import time) until gramgan.train imports them from gramgan.losses.perceptual."""
+    """``gramgan.models.VGG19_LAYER_PRESETS``, the presets' old import path: deprecated (a warning names the
+    new one, ``gramgan.losses.perceptual``) and looked up lazily, since models import nothing from losses."""
     if name == "VGG19_LAYER_PRESETS":
+        import warnings
+
         from gramgan.losses.perceptual import VGG19_LAYER_PRESETS
 
+        warnings.warn(
+            "gramgan.models.VGG19_LAYER_PRESETS is deprecated and will be removed; import it from "
+            "gramgan.losses.perceptual",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return VGG19_LAYER_PRESETS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,14 @@ import torch
 
 from gramgan.ops import _validate as V
 from gramgan.ops._contract import accumulation_dtype, gram_shape, patch_grid
-from gramgan.ops._dispatch import BACKEND_NAMES, backend_availability, get_backend, resolve, set_backend
+from gramgan.ops._dispatch import (
+    BACKEND_NAMES,
+    backend_availability,
+    get_backend,
+    register_backend,
+    resolve,
+    set_backend,
+)
 
 __all__ = [
     "BACKEND_NAMES",
@@ -30,6 +37,7 @@ __all__ = [
     "gram_texture_loss_sampled",
     "mask_pair",
     "patch_gram",
+    "register_backend",
     "set_backend",
     "texture_mask",
 ]
@@ -85,7 +93,8 @@ def gram_select(
     k, candidates, gt_weight = _check_selection(sr, candidates, k, scope, gt_weight)
     if sr.shape[0] == 0:
         return torch.zeros(patch_grid(sr, k), dtype=torch.long, device=sr.device)
-    return resolve(backend, sr.device, k, sr.shape[1]).gram_select(sr, candidates, k, scope, gt_weight)
+    chosen = resolve(backend, sr.device, k, sr.shape[1])
+    return getattr(chosen, f"gram_select_{scope}")(sr, candidates, k, gt_weight)
 
 
 def gram_texture_loss(
@@ -113,7 +122,8 @@ def gram_texture_loss(
     if sr.shape[0] == 0:
         return _reduce(_empty_loss(sr, k), reduction)
     chosen = resolve(backend, sr.device, k, sr.shape[1])
-    return _reduce(chosen.texture_loss(sr, candidates, k, scope, gt_weight, target, criterion), reduction)
+    per_patch = getattr(chosen, f"texture_loss_{scope}")(sr, candidates, k, gt_weight, target, criterion)
+    return _reduce(per_patch, reduction)
 
 
 def gram_texture_loss_sampled(
@@ -209,7 +219,8 @@ def texture_mask(
     threshold, offset = V.check_mask_args(x, k, threshold, offset, mode, window)
     if x.shape[0] == 0:
         return x.new_zeros((0, 1, *x.shape[-2:]))
-    return resolve(backend, x.device, k, x.shape[1]).texture_mask(x, k, threshold, offset, mode, window)
+    chosen = resolve(backend, x.device, k, x.shape[1])
+    return chosen.texture_mask(x, k, threshold, offset[0], offset[1], mode, window)
 
 
 def mask_pair(
@@ -236,4 +247,4 @@ def mask_pair(
         # hr.detach() * 1 is a constant, like the backends' masked HR.
         return sr * 1, hr.detach() * 1
     chosen = resolve(backend, sr.device, k, sr.shape[1])
-    return chosen.mask_pair(sr, hr, k, threshold, offset, mode, window)
+    return chosen.mask_pair(sr, hr, k, threshold, offset[0], offset[1], mode, window)

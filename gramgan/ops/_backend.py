@@ -1,16 +1,19 @@
 """The contract every backend of ``gramgan.ops`` fulfils.
 
-A backend is a table entry: an object with the five low-level functions below. The public functions in
-``gramgan.ops`` validate their arguments (``_validate``), pick a backend (``_dispatch``), call one of these
-functions and apply the reduction, so a backend never re-checks arguments and never reduces.
+A backend is a table entry: an object that says whether it can run (``Backend``) and has one method per
+forward op of the contract (``_contract.FORWARD_OPS``), named as the op, taking the op's arguments as its
+schema in ``_contract.SCHEMAS`` lists them and returning its outputs less the ones kept only for the
+backward (``_contract.public_outputs``): the signatures are written once, in ``SCHEMAS``. The public
+functions in ``gramgan.ops`` validate their arguments (``_validate``), pick a backend (``_dispatch``), call
+one of these methods and apply the reduction, so a backend never re-checks arguments and never reduces.
 
 Conventions shared by all backends (see docs/ops.md):
 
-* ``candidates`` is a ``(B, K, C, H, W)`` tensor for ``scope == "local"`` and a non-empty list of
-  ``(B, C, H_j, W_j)`` tensors for ``scope == "global"`` (element 0 is the ground truth, same size as SR).
-* ``texture_loss`` returns the *per-patch* loss ``(B, H/k, W/k)`` in float32 (float64 for float64 input):
+* ``candidates`` is a ``(B, K, C, H, W)`` tensor for the ``*_local`` ops and a non-empty list of
+  ``(B, C, H_j, W_j)`` tensors for the ``*_global`` ones (element 0 is the ground truth, same size as SR).
+* The texture losses return the *per-patch* loss ``(B, H/k, W/k)`` in float32 (float64 for float64 input):
   the mean over the patch's C*C Gram entries (``target="gram"``) or its C*k*k pixel values
-  (``target="pixel"``) of ``d**2`` (``criterion="mse"``) or ``|d|`` (``criterion="l1"``). It is
+  (``target="pixel"``) of ``d**2`` (``criterion="mse"``) or ``|d|`` (``criterion="l1"``). They are
   differentiable in ``sr`` only.
 * Selection: ``argmin`` of the score, ties to the lowest index, NaN scores never win (all NaN: index 0).
 * Masks are 0/1 in the input's dtype, NaN where the cell's standard deviation is NaN.
@@ -19,11 +22,11 @@ Conventions shared by all backends (see docs/ops.md):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, Union
+from typing import Protocol
 
 import torch
 
-Candidates = Union[torch.Tensor, "list[torch.Tensor]"]
+from gramgan.ops._contract import DIFFERENTIABLE_OPS, FORWARD_OPS, public_outputs
 
 # Values of k and C the fused kernels are written for; anything else goes to the reference (docs/ops.md).
 KERNEL_PATCH_SIZES = (2, 4, 8)
@@ -31,7 +34,7 @@ KERNEL_CHANNELS = (1, 2, 3, 4)
 
 
 class Backend(Protocol):
-    """What ``_dispatch`` needs from a backend."""
+    """What ``_dispatch`` needs from a backend, besides the forward ops (module docstring)."""
 
     name: str
 
@@ -40,59 +43,6 @@ class Backend(Protocol):
 
     def unsupported_reason(self, k: int, channels: int) -> str | None:
         """``None`` when the backend's kernels cover patch size ``k`` and ``channels``, else why not."""
-
-    def patch_gram(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Per-patch Gram matrices ``(B, H/k, W/k, C, C)``, differentiable in ``x``."""
-
-    def gram_select(
-        self, sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float
-    ) -> torch.Tensor:
-        """Index of the chosen candidate per SR patch, int64 ``(B, H/k, W/k)``."""
-
-    def texture_loss(
-        self,
-        sr: torch.Tensor,
-        candidates: Candidates,
-        k: int,
-        scope: str,
-        gt_weight: float,
-        target: str,
-        criterion: str,
-    ) -> torch.Tensor:
-        """Per-patch texture loss ``(B, H/k, W/k)``, differentiable in ``sr`` only."""
-
-    def texture_loss_sampled(
-        self,
-        sr: torch.Tensor,
-        hr: torch.Tensor,
-        hr_half: torch.Tensor,
-        thetas: torch.Tensor,
-        k: int,
-        gt_weight: float,
-        target: str,
-        criterion: str,
-    ) -> torch.Tensor:
-        """Per-patch local texture loss against candidates sampled from ``hr``, ``hr_half`` and ``thetas``."""
-
-    def downsample_half(self, x: torch.Tensor) -> torch.Tensor:
-        """MATLAB's bicubic ``imresize(x, 0.5)``, ``(B, C, H/2, W/2)`` in the accumulation dtype."""
-
-    def texture_mask(
-        self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
-    ) -> torch.Tensor:
-        """Texture mask ``(B, 1, H, W)`` of 0/1 in ``x``'s dtype."""
-
-    def mask_pair(
-        self,
-        sr: torch.Tensor,
-        hr: torch.Tensor,
-        k: int,
-        threshold: float,
-        offset: tuple[int, int],
-        mode: str,
-        window: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(sr * M, hr * M)`` with ``M`` the mask of ``hr``; differentiable in ``sr`` only."""
 
 
 def kernel_unsupported_reason(k: int, channels: int) -> str | None:
@@ -110,8 +60,10 @@ class LibraryBackend:
     The C++/CUDA extension (``gramgan``), the Triton kernels (``gramgan_triton``) and any further namespace
     register the same op names and signatures, so all of them are this one class: ``name`` is the backend's
     table name, ``device_type`` the device its kernels run on, and ``missing`` says (or ``None``) what keeps
-    the kernels from loading at all. Candidates and the mask's source image are constants of the autograd
-    graph, hence detached.
+    the kernels from loading at all. Its forward-op methods are made from ``FORWARD_OPS`` (below): each
+    calls the namespace's op with the arguments as given, except that every tensor other than the one the
+    gradient flows to (candidates, the sampling sources, the mask's source image) is detached, since it is
+    a constant of the autograd graph.
     """
 
     def __init__(
@@ -133,67 +85,35 @@ class LibraryBackend:
     def unsupported_reason(self, k: int, channels: int) -> str | None:
         return kernel_unsupported_reason(k, channels)
 
-    @property
-    def _ops(self):
-        return getattr(torch.ops, self.namespace)
+    def _run(self, name: str, args: tuple):
+        """``torch.ops.<namespace>.<name>`` on ``args`` with the constants detached; the public outputs."""
+        first_constant = 1 if name in DIFFERENTIABLE_OPS else 0
+        args = [_detached(arg) if i >= first_constant else arg for i, arg in enumerate(args)]
+        outputs = getattr(getattr(torch.ops, self.namespace), name)(*args)
+        kept = public_outputs(name)
+        if kept is None:  # a single tensor
+            return outputs
+        return outputs[0] if kept == 1 else tuple(outputs[:kept])
 
-    def patch_gram(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        return self._ops.patch_gram(x, k)
 
-    def gram_select(
-        self, sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float
-    ) -> torch.Tensor:
-        if scope == "local":
-            return self._ops.gram_select_local(sr.detach(), candidates.detach(), k, gt_weight)
-        images = [image.detach() for image in candidates]
-        return self._ops.gram_select_global(sr.detach(), images, k, gt_weight)
+def _detached(arg):
+    """A tensor or a list of tensors detached; anything else unchanged."""
+    if isinstance(arg, torch.Tensor):
+        return arg.detach()
+    if isinstance(arg, list):
+        return [item.detach() for item in arg]
+    return arg
 
-    def texture_loss(
-        self,
-        sr: torch.Tensor,
-        candidates: Candidates,
-        k: int,
-        scope: str,
-        gt_weight: float,
-        target: str,
-        criterion: str,
-    ) -> torch.Tensor:
-        if scope == "local":
-            op, cands = self._ops.texture_loss_local, candidates.detach()
-        else:
-            op, cands = self._ops.texture_loss_global, [image.detach() for image in candidates]
-        return op(sr, cands, k, gt_weight, target, criterion)[0]
 
-    def texture_loss_sampled(
-        self,
-        sr: torch.Tensor,
-        hr: torch.Tensor,
-        hr_half: torch.Tensor,
-        thetas: torch.Tensor,
-        k: int,
-        gt_weight: float,
-        target: str,
-        criterion: str,
-    ) -> torch.Tensor:
-        sources = (hr.detach(), hr_half.detach(), thetas.detach())
-        return self._ops.texture_loss_sampled(sr, *sources, k, gt_weight, target, criterion)[0]
+def _forward_op_method(name: str) -> Callable:
+    def method(self: LibraryBackend, *args):
+        return self._run(name, args)
 
-    def downsample_half(self, x: torch.Tensor) -> torch.Tensor:
-        return self._ops.downsample_half(x.detach())
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``torch.ops.<namespace>.{name}``: see ``_contract.SCHEMAS[{name!r}]``."
+    return method
 
-    def texture_mask(
-        self, x: torch.Tensor, k: int, threshold: float, offset: tuple[int, int], mode: str, window: int
-    ) -> torch.Tensor:
-        return self._ops.texture_mask(x.detach(), k, threshold, offset[0], offset[1], mode, window)
 
-    def mask_pair(
-        self,
-        sr: torch.Tensor,
-        hr: torch.Tensor,
-        k: int,
-        threshold: float,
-        offset: tuple[int, int],
-        mode: str,
-        window: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._ops.mask_pair(sr, hr.detach(), k, threshold, offset[0], offset[1], mode, window)
+for _name in FORWARD_OPS:
+    setattr(LibraryBackend, _name, _forward_op_method(_name))
+del _name

@@ -70,6 +70,34 @@ def schema(name: str) -> str:
     return name + SCHEMAS[name]
 
 
+# The ops a backend runs (a method each, named as the op); the *_backward ops serve the autograd formulas.
+FORWARD_OPS: tuple[str, ...] = tuple(name for name in SCHEMAS if not name.endswith("_backward"))
+# Outputs an op returns only for its backward (saved by the autograd formulas, never shown to a caller).
+BACKWARD_ONLY_OUTPUTS = ("index", "residual")
+
+
+def _count_public_outputs(name: str) -> int | None:
+    """``None`` for an op returning one unnamed tensor, else the number of its outputs before the first
+    backward-only one (read from the schema's named outputs)."""
+    returns = SCHEMAS[name].rsplit("->", 1)[1].strip()
+    if not returns.startswith("("):
+        return None
+    names = [field.split()[-1] for field in returns[1:-1].split(",")]
+    kept = [n for n in names if n not in BACKWARD_ONLY_OUTPUTS]
+    assert names[: len(kept)] == kept, f"{name}: backward-only outputs must come last"
+    return len(kept)
+
+
+_PUBLIC_OUTPUTS = {name: _count_public_outputs(name) for name in FORWARD_OPS}
+
+
+def public_outputs(name: str) -> int | None:
+    """How many leading outputs of forward op ``name`` a backend returns: ``None`` when the op returns a
+    single tensor (returned as it is), else the outputs before the index and residual kept for the
+    backward (one is returned alone, several as a tuple)."""
+    return _PUBLIC_OUTPUTS[name]
+
+
 # ----------------------------------------------------------------------------------- dtype and shapes
 
 
@@ -222,6 +250,9 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
         "mask_pair": (mask_pair_grad, _mask_pair_setup),
     }
 
+
+# The ops with an autograd formula; their gradient flows to their first argument only.
+DIFFERENTIABLE_OPS: tuple[str, ...] = tuple(_backward_formulas("gramgan"))
 
 # ------------------------------------------------------------------------------------------ registration
 

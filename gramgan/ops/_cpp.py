@@ -25,19 +25,35 @@ else:
 __all__ = ["CPU_BACKEND", "CUDA_BACKEND", "extension_error"]
 
 
-def extension_error() -> str | None:
+def _probe_extension() -> str | None:
     """Why ``gramgan._C`` cannot be used, or ``None`` when it is loaded."""
     if _C is None:
         return f"the C++ extension gramgan._C is not built ({type(_IMPORT_ERROR).__name__}: {_IMPORT_ERROR})"
     return None
 
 
-def _cuda_missing() -> str | None:
-    """Why the extension's CUDA kernels cannot run at all, or ``None``."""
-    missing = extension_error()
+def _probe_cuda() -> str | None:
+    """Why the extension's CUDA kernels cannot run at all, or ``None``: asks the extension itself."""
+    missing = _probe_extension()
     if missing is None and not _C.built_with_cuda():
         return "gramgan._C was built without CUDA (rebuild with FORCE_CUDA=1 and nvcc available)"
     return missing
+
+
+# Asked once, here at import: the dispatch reads these strings while torch.compile traces it, and dynamo
+# cannot trace a call into the extension (a graph break, an error under fullgraph=True).
+_EXTENSION_MISSING = _probe_extension()
+_CUDA_MISSING = _probe_cuda()
+
+
+def extension_error() -> str | None:
+    """Why ``gramgan._C`` cannot be used, or ``None`` when it is loaded."""
+    return _EXTENSION_MISSING
+
+
+def _cuda_missing() -> str | None:
+    """Why the extension's CUDA kernels cannot run at all, or ``None`` (asked once, at import)."""
+    return _CUDA_MISSING
 
 
 CPU_BACKEND = LibraryBackend("cpu", NAMESPACE, "cpu", extension_error)

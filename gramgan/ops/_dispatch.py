@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,13 +25,48 @@ ENV_VAR = "GRAMGAN_BACKEND"
 
 _process_default: str | None = None
 _warned: set[str] = set()
+_registered: dict[str, Backend] = {}  # register_backend's entries, by name
+
+
+def register_backend(backend: Backend) -> Callable[[], None]:
+    """Makes ``backend`` selectable as ``backend=backend.name``, in front of a built-in backend of that name
+    (which ``auto`` then uses too); returns the function that removes it again.
+
+    For tests and experiments, such as the host emulation of the CUDA kernels (docs/cuda-emulation.md) or a
+    stand-in that reports itself unavailable; ``BACKEND_NAMES`` keeps listing the built-in backends only.
+    """
+    name = backend.name
+    if not isinstance(name, str) or not name or name == "auto":
+        raise ValueError(f"a backend needs a name other than 'auto', got {name!r}")
+    previous = _registered.get(name)
+    _registered[name] = backend
+
+    def unregister() -> None:
+        if _registered.get(name) is backend:
+            if previous is None:
+                del _registered[name]
+            else:
+                _registered[name] = previous
+
+    return unregister
+
+
+def _accepted() -> tuple[str, ...]:
+    """Every name ``backend=`` accepts: the built-in ones, then the registered ones."""
+    return BACKEND_NAMES + tuple(sorted(set(_registered) - set(BACKEND_NAMES)))
+
+
+def _check_name(name: str) -> None:
+    """``name`` must be a built-in or a registered backend (a plain membership test: torch.compile traces it)."""
+    if name not in BACKEND_NAMES and name not in _registered:
+        check_choice("backend", name, _accepted())
 
 
 def set_backend(name: str | None) -> None:
     """Sets the process-wide default backend (``None`` restores ``$GRAMGAN_BACKEND`` / ``auto``)."""
     global _process_default
     if name is not None:
-        check_choice("backend", name, BACKEND_NAMES)
+        _check_name(name)
     _process_default = name
 
 
@@ -39,9 +75,9 @@ def get_backend() -> str:
     if _process_default is not None:
         return _process_default
     name = os.environ.get(ENV_VAR, "").strip() or "auto"
-    if name not in BACKEND_NAMES:
+    if name not in BACKEND_NAMES and name not in _registered:
         raise ValueError(
-            f"unknown backend {name!r} in ${ENV_VAR}: expected one of {', '.join(map(repr, BACKEND_NAMES))}"
+            f"unknown backend {name!r} in ${ENV_VAR}: expected one of {', '.join(map(repr, _accepted()))}"
         )
     return name
 
@@ -55,6 +91,8 @@ def warn_once(message: str) -> None:
 
 def _table(name: str) -> Backend:
     """The backend object of ``name`` (imported lazily so a missing extension never breaks import)."""
+    if name in _registered:
+        return _registered[name]
     if name == "reference":
         from gramgan.ops.reference import REFERENCE_BACKEND
 
@@ -100,7 +138,7 @@ def _auto(device: torch.device) -> Backend:
 def resolve(backend: str | None, device: torch.device, k: int, channels: int) -> Backend:
     """The backend that runs an op on ``device`` with patch size ``k`` and ``channels`` channels."""
     name = get_backend() if backend is None else backend
-    check_choice("backend", name, BACKEND_NAMES)
+    _check_name(name)
     if name == "auto":
         chosen = _auto(device)
     else:

@@ -14,6 +14,7 @@ loaded into a process that was started with the ASan runtime preloaded (``saniti
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,39 @@ CSRC_ENV = "GRAMGAN_EMULATION_CSRC"
 BUILD_ENV = "GRAMGAN_EMULATION_BUILD"
 
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-sanitize=vptr"]
-CFLAGS = ["-O1", "-g1", "-fno-omit-frame-pointer", "-DGRAMGAN_CUDA_EMULATION", "-Wno-unknown-pragmas", *SANITIZE]
+
+
+def contraction_flags(machine: str | None = None, cpu_flags: str | None = None) -> list[str]:
+    """Flags that make the host compiler contract ``a * b + c`` into one fused multiply-add, as nvcc does by
+    default (``-fmad=true``), so that code whose result depends on contraction behaves as on a GPU.
+
+    g++ contracts only when the target has an FMA instruction (always on aarch64; on x86-64 with ``-mfma``,
+    given when this CPU has FMA, as every x86-64 CPU since 2013 has) and only in the pass that
+    ``-fexpensive-optimizations`` enables (on from -O2; the emulation builds at -O1). On a CPU without FMA
+    the emulation rounds every product separately and cannot see such differences.
+    """
+    machine = platform.machine() if machine is None else machine
+    contract = ["-ffp-contract=fast", "-fexpensive-optimizations"]
+    if machine in ("aarch64", "arm64"):
+        return contract
+    if machine in ("x86_64", "AMD64") and "fma" in (_cpu_flags() if cpu_flags is None else cpu_flags).split():
+        return ["-mfma", *contract]
+    return []
+
+
+def _cpu_flags() -> str:
+    """The feature flags of this CPU (``/proc/cpuinfo``), or ``""`` where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            return next((line.split(":", 1)[1] for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+CFLAGS = [
+    "-O1", "-g1", "-fno-omit-frame-pointer", "-DGRAMGAN_CUDA_EMULATION", "-Wno-unknown-pragmas",
+    *contraction_flags(), *SANITIZE,
+]  # fmt: skip
 # Leaks are not checked (Python and torch keep memory until exit); any other report ends the process.
 ASAN_OPTIONS = "detect_leaks=0:halt_on_error=1:protect_shadow_gap=0:detect_odr_violation=0"
 UBSAN_OPTIONS = "halt_on_error=1:print_stacktrace=1"

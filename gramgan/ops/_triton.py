@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from gramgan._resize_taps import half_size_taps
 from gramgan.ops._backend import LibraryBackend
 from gramgan.ops._contract import SCHEMAS, accumulation_dtype, patch_grid, register_contract, residual_shape
 
@@ -120,11 +121,8 @@ def _downsample_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def _half_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The eight taps of imresize(x, 0.5), from the one definition in gramgan.data.resize."""
-    from gramgan.data.resize import resize_weights
-
-    _, weights = resize_weights(16, 8, 0.5, True)
-    return torch.tensor(weights[2], dtype=dtype, device=device)  # an interior pixel: no mirrored taps
+    """The eight taps of imresize(x, 0.5), from the one definition in gramgan._resize_taps."""
+    return torch.tensor(half_size_taps(), dtype=dtype, device=device)
 
 
 # ------------------------------------------------------------------------------------- selection & loss
@@ -339,9 +337,17 @@ def _register() -> None:
 
 
 def _triton_op_with_schema(qualname: str, fn: Callable, schema: str) -> None:
-    """``triton_op`` with the contract's schema. torch 2.11 takes ``schema=`` but still infers one from the
-    annotations (``int`` becomes ``SymInt``, outputs lose their names); for this one call its inference
-    is pointed at the contract's schema, so both namespaces have the same signatures on every torch."""
+    """``triton_op`` with the contract's schema, on every supported torch (2.11 to 2.14).
+
+    torch 2.14's ``triton_op`` uses its ``schema=`` argument; torch 2.11's accepts it and ignores it: it
+    calls ``torch._library.triton.infer_schema(fn)`` unconditionally, which types every ``int`` as ``SymInt``
+    and drops the outputs' names, so the Triton ops would not have the contract's signatures. There is no
+    public way around that in 2.11: annotations cannot say ``int`` or name outputs, and the public
+    alternatives that take a schema (``torch.library.custom_op``, ``Library.define``) make an opaque op
+    whose Triton kernels inductor can no longer see, the reason ``triton_op`` is used at all. So, for this one
+    call, the module's ``infer_schema`` answers with the contract's schema (on 2.14 it is not called);
+    test_contract.py checks the resulting signatures on whatever torch runs the tests.
+    """
     import torch._library.triton as triton_op_module
 
     inferred = getattr(triton_op_module, "infer_schema", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gramgan.data.resize import resize_weights
+from gramgan._resize_taps import resize_weights
 from gramgan.ops._contract import accumulation_dtype
 
 # Largest temporary of the global search, in elements: each chunk of SR patches is compared with all
@@ -283,8 +283,19 @@ def mask_pair(
     return sr * mask.to(sr.dtype), hr.detach() * mask
 
 
+def _scoped(fn, scope: str):
+    """``fn(sr, candidates, k, scope, *rest)`` as the contract's op of that scope: ``(sr, candidates, k, *rest)``."""
+    return staticmethod(lambda sr, candidates, k, *rest: fn(sr, candidates, k, scope, *rest))
+
+
+def _offset_split(fn):
+    """``fn(..., (oy, ox), mode, window)`` as the contract's op: ``(..., oy, ox, mode, window)``."""
+    return staticmethod(lambda *args: fn(*args[:-4], (args[-4], args[-3]), *args[-2:]))
+
+
 class ReferenceBackend:
-    """The ``reference`` table entry: runs anywhere, supports every k and C."""
+    """The ``reference`` table entry: runs anywhere, supports every k and C. Its methods are the contract's
+    forward ops (``_contract.FORWARD_OPS``, with their schema's arguments) made of the functions above."""
 
     name = "reference"
 
@@ -295,12 +306,14 @@ class ReferenceBackend:
         return None
 
     patch_gram = staticmethod(patch_gram)
-    gram_select = staticmethod(gram_select)
-    texture_loss = staticmethod(texture_loss)
+    gram_select_local = _scoped(gram_select, "local")
+    gram_select_global = _scoped(gram_select, "global")
+    texture_loss_local = _scoped(texture_loss, "local")
+    texture_loss_global = _scoped(texture_loss, "global")
     texture_loss_sampled = staticmethod(texture_loss_sampled)
     downsample_half = staticmethod(downsample_half)
-    texture_mask = staticmethod(texture_mask)
-    mask_pair = staticmethod(mask_pair)
+    texture_mask = _offset_split(texture_mask)
+    mask_pair = _offset_split(mask_pair)
 
 
 REFERENCE_BACKEND = ReferenceBackend()

@@ -10,7 +10,8 @@ With ``--resume`` and no ``--config``/``--preset``, the checkpoint's own configu
 (overrides still apply); with one, that configuration is used and differences are listed.
 ``--resume`` (auto) skips unreadable checkpoints with a warning; resuming a finished run changes
 nothing. Overrides may stand anywhere on the line. Exit status: 0 done, 2 a usage or input error
-(one line naming the key or file), 130 interrupted.
+(one line naming the key or file), 75 stopped by a signal of ``train.stop_signals`` (SIGTERM, SIGUSR1)
+after writing a checkpoint (requeue, then ``--resume auto``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 from gramgan.train.checkpoint import CheckpointError, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from gramgan.train.config import ConfigError, config_to_dict, diff_configs, load_config
 from gramgan.train.data_check import DataError
+from gramgan.train.preemption import EXIT_PREEMPTED, Preempted
+from gramgan.train.renamed_keys import with_current_keys
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.config is None and args.preset is None:
                 cfg = load_config(base=saved, overrides=args.overrides)
             else:
-                changed = [k for k in diff_configs(saved, config_to_dict(cfg)) if k != "output_dir"]
+                changed = [k for k in diff_configs(with_current_keys(saved), config_to_dict(cfg)) if k != "output_dir"]
                 if changed:
                     print(f"NOTE: resuming with a config that differs from the checkpoint's in: {', '.join(changed)}")
         if args.print_config:
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Preempted:  # the loop has said where it stopped
+        return EXIT_PREEMPTED
     except KeyboardInterrupt:
         print("interrupted; continue with --resume", file=sys.stderr)
         return 130

@@ -26,11 +26,12 @@ __all__ = [
 
 
 def autocast_context(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of the forward-pass context: bf16 autocast on CUDA, else nothing."""
+    """A factory of the forward-pass context: bf16 autocast on ``device`` (CUDA, or the CPU, where it is
+    slower than fp32 on most processors but computes the same thing), else nothing."""
     if precision == "bf16":
-        if device.type != "cuda":
-            raise ConfigError("train.precision=bf16 needs a CUDA device (autocast bf16 is CUDA-only here)")
-        return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if device.type not in ("cuda", "cpu"):
+            raise ConfigError(f"train.precision=bf16 needs a CUDA or CPU device, got {device}")
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
 
@@ -39,6 +40,7 @@ def build_train_dataset(cfg: DataConfig, scale: int, seed: int, say: Callable[[s
 
     The folders' images are checked first (:mod:`gramgan.train.data_check`)."""
     from gramgan.data.datasets import FolderSource, PairedRandomCropDataset, RandomCropDataset
+    from gramgan.data.packed import PackedSource, is_packed
 
     common = {
         "scale": scale,
@@ -53,6 +55,8 @@ def build_train_dataset(cfg: DataConfig, scale: int, seed: int, say: Callable[[s
         dataset = PairedRandomCropDataset(cfg.train_hr, cfg.train_lr, **common)
         dataset.pairs = checked_pairs(dataset.pairs, cfg.skip_unreadable, "data.train_hr/train_lr", say)
         return dataset
+    if cfg.train_hr and is_packed(cfg.train_hr):  # python -m gramgan.data.prepare SRC DST --packed
+        return RandomCropDataset(PackedSource(cfg.train_hr), **common)
     if cfg.train_hr:
         source = FolderSource(cfg.train_hr, cache=cfg.cache_images)
         source.paths = checked_images(source.paths, cfg.skip_unreadable, "data.train_hr", say, min_size=cfg.hr_crop)
@@ -86,7 +90,7 @@ def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple
 
     Returns the network and a one-line note about its initial weights (None for random init).
     """
-    from gramgan.models import RRDBNet
+    from gramgan.models.rrdbnet import RRDBNet
     from gramgan.train.checkpoint import load_generator_state
 
     model = RRDBNet(**cfg.arch())
@@ -101,13 +105,13 @@ def build_generator(cfg: GeneratorConfig, load_pretrained: bool = True) -> tuple
 
 def build_discriminator(cfg: DiscriminatorConfig, num_in_ch: int, input_size: int) -> nn.Module:
     """The VGG-style discriminator; it sees G's output (``num_in_ch`` channels) at the HR crop size."""
-    from gramgan.models import VGGStyleDiscriminator
+    from gramgan.models.discriminator import VGGStyleDiscriminator
 
     return VGGStyleDiscriminator(num_in_ch=num_in_ch, num_feat=cfg.num_feat, input_size=input_size)
 
 
 def _vgg_layers(preset: str) -> tuple[str, ...]:
-    from gramgan.models import VGG19_LAYER_PRESETS
+    from gramgan.losses.perceptual import VGG19_LAYER_PRESETS
 
     if preset not in VGG19_LAYER_PRESETS:
         raise ConfigError(f"loss.perceptual_preset must be one of {list(VGG19_LAYER_PRESETS)}, got {preset!r}")
@@ -121,7 +125,7 @@ def build_loss(cfg: LossConfig, say: Callable[[str], None] = print) -> nn.Module
     false -> raise the extractor's error (it lists where it looked), with the two ways out added.
     """
     from gramgan.losses import GramGANLoss
-    from gramgan.models import VGG19FeatureExtractor, VGGWeightsNotFoundError
+    from gramgan.models.vgg import VGG19FeatureExtractor, VGGWeightsNotFoundError
 
     terms = cfg.terms
     vgg = None

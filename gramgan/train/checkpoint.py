@@ -17,8 +17,9 @@ with ``torch.load(weights_only=True)`` (no code from the file ever runs)::
 
 Files are ``<dir>/iter_<iteration:08d>.pt``, written atomically (:mod:`gramgan.atomic`: a crash
 never leaves a truncated checkpoint under the final name); all but the newest ``keep`` are deleted.
-:func:`run_state` and :func:`restore_state` turn a :class:`~gramgan.train.run.Run` into this dict
-and back, so that a resumed run continues bitwise like an uninterrupted one (on the CPU).
+This module knows the file, not the run: :mod:`gramgan.train.run` turns a run into this dict and back
+(``run_state``, ``restore_state``), so that a resumed run continues bitwise like an uninterrupted one
+(on the CPU).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,12 +38,7 @@ from torch import Tensor, nn
 
 from gramgan.atomic import atomic_path
 from gramgan.checkpoint_file import NotACheckpointError, load_checkpoint_file
-from gramgan.train.config import config_to_dict
 from gramgan.train.config_schema import ConfigError, TrainConfig
-from gramgan.train.distributed import all_gather_objects, barrier
-
-if TYPE_CHECKING:
-    from gramgan.train.run import Run
 
 __all__ = [
     "FORMAT",
@@ -55,10 +51,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "load_generator_state",
-    "restore_state",
-    "run_state",
     "save_checkpoint",
-    "save_run",
     "seed_all",
     "set_rng_state",
     "weights_fingerprint",
@@ -224,68 +217,3 @@ def check_resumable(state: Mapping[str, Any], cfg: TrainConfig) -> None:
         )
     if state.get("arch") != cfg.model.arch():
         raise ConfigError(f"cannot resume: checkpoint arch {state.get('arch')} != model {cfg.model.arch()}")
-
-
-def _optional_state(obj: Any) -> Any:
-    return obj.state_dict() if obj is not None else None
-
-
-def run_state(run: Run) -> dict[str, Any]:
-    """The checkpoint of ``run``, with every rank's RNG state and a fingerprint of every rank's
-    weights (collective under DDP; replicas must agree, a mismatch raises)."""
-    modules = [m for m in (run.g, run.d) if m is not None]
-    gathered = all_gather_objects((get_rng_state(), weights_fingerprint(*modules)), run.dist)
-    fingerprints = [fingerprint for _, fingerprint in gathered]
-    if len(set(fingerprints)) > 1:
-        raise RuntimeError(f"DDP replicas diverged at iteration {run.iteration}: weight hashes {fingerprints}")
-    return {
-        "format": FORMAT,
-        "iteration": run.iteration,
-        "config": config_to_dict(run.cfg),
-        "arch": run.cfg.model.arch(),
-        "generator": run.g.state_dict(),
-        "generator_ema": run.ema.state_dict(),
-        "discriminator": _optional_state(run.d),
-        "optimizer_g": run.opt_g.state_dict(),
-        "optimizer_d": _optional_state(run.opt_d),
-        "scheduler_g": run.sched_g.state_dict(),
-        "scheduler_d": _optional_state(run.sched_d),
-        "rng": [rng for rng, _ in gathered],
-        "data": {"epoch": run.data_pos[0], "offset": run.data_pos[1]},
-        "world_size": run.dist.world_size,
-        "fingerprints": fingerprints,
-    }
-
-
-def save_run(run: Run) -> Path | None:
-    """Write ``run``'s checkpoint (rank 0; the others return None once it is written)."""
-    state = run_state(run)
-    path = None
-    if run.dist.is_main:
-        path = save_checkpoint(state, run.output_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints)
-    barrier(run.dist)
-    return path
-
-
-def restore_state(run: Run, state: Mapping[str, Any]) -> None:
-    """Load a checkpoint into ``run``: weights, optimisers, schedules, position and this rank's RNG.
-    With another number of processes than the checkpoint's, the RNG is reseeded (said)."""
-    run.g.load_state_dict(state["generator"])
-    run.ema.load_state_dict(state["generator_ema"])
-    run.opt_g.load_state_dict(state["optimizer_g"])
-    run.sched_g.load_state_dict(state["scheduler_g"])
-    if run.d is not None:
-        run.d.load_state_dict(state["discriminator"])
-        run.opt_d.load_state_dict(state["optimizer_d"])
-        run.sched_d.load_state_dict(state["scheduler_d"])
-    run.iteration = int(state["iteration"])
-    run.data_pos = (int(state["data"]["epoch"]), int(state["data"]["offset"]))
-    rng = state.get("rng") or []
-    if len(rng) == run.dist.world_size:
-        set_rng_state(rng[run.dist.rank])
-    else:
-        run.say(
-            f"NOTE: the checkpoint holds RNG states for {len(rng)} processes, this run has "
-            f"{run.dist.world_size}: reseeding (the run continues, but not bitwise as before)"
-        )
-        seed_all(run.cfg.train.seed + run.dist.rank + 1_000_003 * run.iteration)

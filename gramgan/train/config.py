@@ -37,6 +37,7 @@ from gramgan.train.config_schema import (
     TrainConfig,
     inline_fields,
 )
+from gramgan.train.renamed_keys import current_key, with_current_keys
 
 __all__ = [
     "ConfigError",
@@ -151,7 +152,7 @@ def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
 
 def config_from_dict(data: dict[str, Any] | None) -> TrainConfig:
     """Build a :class:`TrainConfig` from nested dicts (missing keys take their defaults)."""
-    return _build(TrainConfig, dict(data or {}))
+    return _build(TrainConfig, with_current_keys(dict(data or {})))
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: cannot parse the value: {err}") from err
-        _set_dotted(data, key, value)
+        _set_dotted(data, current_key(key), value)
     return data
 
 
@@ -240,7 +241,7 @@ def load_config(
         data = read_yaml(path)
     else:
         data = read_yaml(preset_path(preset or "demo"))
-    return config_from_dict(apply_overrides(data, list(overrides or [])))
+    return config_from_dict(apply_overrides(with_current_keys(data), list(overrides or [])))
 
 
 def _deepcopy(data: Any) -> Any:

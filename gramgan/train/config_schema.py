@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gramgan.losses import GramGANLossConfig
+from gramgan.train.preemption import signal_numbers
 from gramgan.train.schedule import ScheduleConfig
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
 
 STAGES = ("psnr", "gan")
 PRECISIONS = ("fp32", "bf16")
+FAST_CHOICES = (True, False, "auto")
+COMPILE_BACKENDS = ("inductor", "aot_eager")
 
 
 class ConfigError(ValueError):
@@ -166,7 +169,19 @@ class LoopConfig:
         seed: seed of weights init, data order and loss randomness; rank r uses seed + r for the
             loss randomness (0).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` ("auto").
-        precision: ``fp32`` or ``bf16`` (autocast, CUDA only) ("fp32").
+        fast: the fast training path, in one setting (``docs/training.md#the-fast-path``): bf16
+            autocast, channels_last networks, ``torch.compile`` of G, D and VGG19, fused Adam.
+            ``auto`` = on when the device is CUDA, off on the CPU; true / false force it ("auto").
+            The four keys below each follow it unless set.
+        precision: ``fp32`` or ``bf16`` (autocast around the networks; the texture selection stays
+            float32); null = ``bf16`` when ``fast`` is on, else ``fp32`` (None).
+        channels_last: G, D and VGG19 in the channels_last memory format; null = follow ``fast`` (None).
+        compile: ``torch.compile`` G, D and VGG19 (a one-off warm-up of tens of seconds on a GPU);
+            null = follow ``fast`` (None).
+        compile_backend: the ``torch.compile`` backend: ``inductor`` (generates kernels) or
+            ``aot_eager`` (traces only: checks on the CPU) ("inductor").
+        fused_adam: Adam's fused implementation (one kernel for all parameters; CUDA and CPU);
+            null = follow ``fast`` (None).
         deterministic: ``torch.use_deterministic_algorithms(True)`` (False).
         num_threads: CPU threads for torch, null = torch's default (None).
         log_every: iterations between JSONL/TensorBoard records, each the mean of the window (100).
@@ -175,6 +190,8 @@ class LoopConfig:
         keep_checkpoints: how many of the latest checkpoints to keep (3).
         val_images_saved: comparison PNGs (bicubic | SR | HR) saved per validation (4).
         progress: show a progress bar (True).
+        stop_signals: signals that stop the run cleanly after the current step, with a checkpoint and
+            exit status 75 (docs/training.md, ours) (["SIGTERM", "SIGUSR1"]).
     """
 
     stage: str = "gan"
@@ -185,7 +202,12 @@ class LoopConfig:
     ema_decay: float = 0.999
     seed: int = 0
     device: str = "auto"
-    precision: str = "fp32"
+    fast: bool | str = "auto"
+    precision: str | None = None
+    channels_last: bool | None = None
+    compile: bool | None = None
+    compile_backend: str = "inductor"
+    fused_adam: bool | None = None
     deterministic: bool = False
     num_threads: int | None = None
     log_every: int = 100
@@ -194,6 +216,7 @@ class LoopConfig:
     keep_checkpoints: int = 3
     val_images_saved: int = 4
     progress: bool = True
+    stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])
 
 
 @dataclass
@@ -227,8 +250,12 @@ def validate(cfg: TrainConfig) -> None:
     t, d, m = cfg.train, cfg.data, cfg.model
     if t.stage not in STAGES:
         raise ConfigError(f"train.stage must be one of {STAGES}, got {t.stage!r}")
-    if t.precision not in PRECISIONS:
-        raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {t.precision!r}")
+    if t.fast not in FAST_CHOICES:
+        raise ConfigError(f"train.fast must be true, false or auto, got {t.fast!r}")
+    if t.precision is not None and t.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {PRECISIONS} or null, got {t.precision!r}")
+    if t.compile_backend not in COMPILE_BACKENDS:
+        raise ConfigError(f"train.compile_backend must be one of {COMPILE_BACKENDS}, got {t.compile_backend!r}")
     if t.total_iters < 1 or t.batch_size < 1:
         raise ConfigError("train.total_iters and train.batch_size must be >= 1")
     if t.psnr_iters < 0:
@@ -237,6 +264,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"train.adam_betas must be two numbers, got {t.adam_betas}")
     if min(t.log_every, t.save_every, t.keep_checkpoints) < 1 or t.val_every < 0:
         raise ConfigError("train.log_every, save_every, keep_checkpoints must be >= 1, val_every >= 0")
+    try:
+        signal_numbers(t.stop_signals)
+    except ValueError as err:
+        raise ConfigError(f"train.stop_signals: {err}") from err
     if d.hr_crop % m.scale:
         raise ConfigError(f"data.hr_crop ({d.hr_crop}) must be a multiple of model.scale ({m.scale})")
     if t.stage == "gan" and (d.hr_crop < 64 or d.hr_crop % 32):

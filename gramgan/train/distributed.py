@@ -7,6 +7,7 @@ the group (NCCL for CUDA, gloo for CPU). Without them the run is a single proces
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import os
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+_TIMEOUT = datetime.timedelta(minutes=30)  # torch's default for the store and the process group
 
 __all__ = [
     "DistInfo",
@@ -64,8 +67,25 @@ def init_distributed(device_type: str) -> DistInfo:
     backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    dist.init_process_group(backend=backend, rank=rank, world_size=world_size, store=_attempt_store(world_size))
     return DistInfo(rank, world_size, local_rank, owns_group=True)
+
+
+def _attempt_store(world_size: int) -> dist.Store | None:
+    """The store of this attempt of a torchrun group that has restarted (elastic restarts), else None
+    (``init_process_group`` then connects as usual).
+
+    torchrun's agent keeps one store for all the attempts of a group, and every attempt's process group
+    publishes its processes' addresses under the same keys. A restarted process could read an address
+    of the attempt before it, a process that is gone, and fail with "connectFullMesh ... Connection
+    refused" (or wait for it): its keys go under a prefix naming the attempt instead."""
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if restart == "0" or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size, is_master=False, timeout=_TIMEOUT
+    )
+    return dist.PrefixStore(f"gramgan/attempt_{restart}", store)
 
 
 def cleanup_distributed(info: DistInfo) -> None:

@@ -33,11 +33,11 @@ import yaml
 from torch import Tensor, nn
 
 from gramgan.atomic import atomic_path, atomic_write_text
-from gramgan.train.checkpoint import save_run
 from gramgan.train.config import TrainConfig, config_to_dict
 from gramgan.train.distributed import cleanup_distributed
 from gramgan.train.logs import MetricLogger, plot_loss_curves
-from gramgan.train.run import build_run
+from gramgan.train.preemption import EXIT_PREEMPTED, PREEMPTED_FILE, Preempted, StopSignals
+from gramgan.train.run import build_run, save_run
 from gramgan.train.steps import gan_step, psnr_step
 from gramgan.train.validation import validate
 
@@ -89,36 +89,65 @@ class Trainer:
         )  # fmt: skip
         run.say.bar = bar
         batches = run.batches()
-        checkpoint = None
+        checkpoint = None  # the last one written here (rank 0's path)
+        saved_at = run.iteration if run.resumed_from is not None else None  # the newest on disk, every rank
         try:
-            while run.iteration < t.total_iters:
-                batch = next(batches)
-                lr = batch["lr"].to(run.device, non_blocking=True)
-                hr = batch["hr"].to(run.device, non_blocking=True)
-                gan_phase = run.d is not None and run.iteration >= t.psnr_iters
-                lrs = {"lr_g": run.sched_g.get_last_lr()[0]}  # the rates this step uses
-                if gan_phase:
-                    lrs["lr_d"] = run.sched_d.get_last_lr()[0]
-                values = gan_step(run, lr, hr) if gan_phase else psnr_step(run, lr, hr)
-                run.ema.update(run.g)
-                run.step_schedules()
-                run.iteration += 1
-                it = run.iteration
-                logger.accumulate(values)
-                bar.update(1)
-                if it % t.log_every == 0 or it == t.total_iters:
-                    self._check_finite(values)
-                    record = logger.flush(it, {"stage": "gan" if gan_phase else "psnr", **self._elapsed(), **lrs})
-                    if record:
-                        bar.set_postfix(_postfix(record), refresh=False)
-                if t.val_every and it % t.val_every == 0 and it < t.total_iters:
-                    self._validate(logger)
-                if it % t.save_every == 0 or it == t.total_iters:
-                    checkpoint = save_run(run)
+            with StopSignals(t.stop_signals, run.dist) as stop:
+                while run.iteration < t.total_iters:
+                    signal_name = stop.requested()  # between steps; every rank gets the same answer
+                    if signal_name:
+                        self._preempt(logger, signal_name, saved_at == run.iteration, checkpoint or run.resumed_from)
+                    if self._step(logger, bar, next(batches)):
+                        checkpoint, saved_at = save_run(run), run.iteration
         finally:
             bar.close()
             run.say.bar = None
         return self._finish(logger, checkpoint)
+
+    def _step(self, logger: MetricLogger, bar: Any, batch: dict[str, Any]) -> bool:
+        """One iteration: the step, EMA, schedules, logging, validation when due. True when a checkpoint
+        is due after it."""
+        run, t = self.run, self.cfg.train
+        lr = batch["lr"].to(run.device, non_blocking=True)
+        hr = batch["hr"].to(run.device, non_blocking=True)
+        gan_phase = run.d is not None and run.iteration >= t.psnr_iters
+        lrs = {"lr_g": run.sched_g.get_last_lr()[0]}  # the rates this step uses
+        if gan_phase:
+            lrs["lr_d"] = run.sched_d.get_last_lr()[0]
+        values = gan_step(run, lr, hr) if gan_phase else psnr_step(run, lr, hr)
+        run.ema.update(run.g)
+        run.step_schedules()
+        run.iteration += 1
+        it = run.iteration
+        logger.accumulate(values)
+        bar.update(1)
+        if it % t.log_every == 0 or it == t.total_iters:
+            self._check_finite(values)
+            record = logger.flush(it, {"stage": "gan" if gan_phase else "psnr", **self._elapsed(), **lrs})
+            if record:
+                bar.set_postfix(_postfix(record), refresh=False)
+        if t.val_every and it % t.val_every == 0 and it < t.total_iters:
+            self._validate(logger)
+        return it % t.save_every == 0 or it == t.total_iters
+
+    def _preempt(self, logger: MetricLogger, signal_name: str, saved: bool, checkpoint: Path | None) -> None:
+        """Stop on ``signal_name``: write this iteration's checkpoint unless it is ``saved`` already (then
+        it is ``checkpoint``) or nothing has run yet, say so in one line, leave a note for requeue scripts,
+        raise :class:`Preempted`. ``saved`` must be the same on every rank."""
+        run = self.run
+        if not saved:
+            # Every rank has finished the step; rank 0 writes, then a barrier. Nothing to write at iteration 0.
+            checkpoint = save_run(run) if run.iteration > 0 else None
+        if run.dist.is_main:
+            logger.close()
+            note = {"signal": signal_name, "iteration": run.iteration, "checkpoint": str(checkpoint)}
+            atomic_write_text(run.output_dir / PREEMPTED_FILE, json.dumps(note) + "\n")
+        self.say(
+            f"stopped by {signal_name} at iteration {run.iteration}: checkpoint {checkpoint}; exit status "
+            f"{EXIT_PREEMPTED}, continue with --resume auto"
+        )
+        cleanup_distributed(run.dist)
+        raise Preempted(signal_name, run.iteration, checkpoint)
 
     # ------------------------------------------------------------------ around the loop
 
@@ -127,6 +156,7 @@ class Trainer:
         resume_iteration = run.iteration if run.resumed_from is not None else None
         logger = MetricLogger(run.output_dir, enabled=run.dist.is_main, resume_iteration=resume_iteration)
         if run.dist.is_main:
+            (run.output_dir / PREEMPTED_FILE).unlink(missing_ok=True)  # this run goes on
             atomic_write_text(run.output_dir / "config.yaml", yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False))
             if not logger.has_tensorboard:
                 self.say("TensorBoard is not installed: logging to log.jsonl only")

@@ -1,13 +1,16 @@
 """A training run's objects, built in one place from the config: :func:`build_run` returns a :class:`Run`
 holding the networks, optimisers, schedules, EMA, data and the start position (a fresh run, or the
 checkpoint it resumes). Building writes nothing; the loop (:mod:`gramgan.train.loop`) does.
+:func:`run_state` and :func:`restore_state` turn a run into a checkpoint's dict and back
+(:mod:`gramgan.train.checkpoint` holds the file format), :func:`save_run` writes one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,20 +31,34 @@ from gramgan.train.builders import (
     build_val_dataset,
 )
 from gramgan.train.checkpoint import (
+    FORMAT,
     check_resumable,
     find_latest_checkpoint,
+    get_rng_state,
     load_checkpoint,
-    restore_state,
+    save_checkpoint,
     seed_all,
+    set_rng_state,
+    weights_fingerprint,
 )
+from gramgan.train.config import config_to_dict
 from gramgan.train.config_schema import ConfigError, TrainConfig
 from gramgan.train.data_check import DataError
-from gramgan.train.distributed import DistInfo, init_distributed, wrap_discriminator
+from gramgan.train.distributed import DistInfo, all_gather_objects, barrier, init_distributed, wrap_discriminator
 from gramgan.train.ema import ModelEMA
+from gramgan.train.fast import (
+    FastPlan,
+    compile_in_place,
+    float32_forward,
+    match_state_layout,
+    resolve_fast,
+    to_channels_last,
+)
 from gramgan.train.logs import Messages
+from gramgan.train.preemption import ignore_signals
 from gramgan.train.schedule import WarmupCosineScheduler
 
-__all__ = ["Run", "build_run"]
+__all__ = ["Run", "build_run", "restore_state", "run_state", "save_run"]
 
 
 FINAL_FILES = ("generator.pth", "metrics.json")  # what a run writes once it reaches train.total_iters
@@ -76,6 +93,7 @@ class Run:
     data_pos: tuple[int, int] = (0, 0)  # (epoch, batches consumed in that epoch)
     resumed_from: Path | None = None
     finished: bool = False  # resumed at train.total_iters with the final files already written
+    fast: FastPlan = FastPlan()  # the parts of the fast path in use (train.fast)
 
     def batches(self) -> Iterator[dict[str, Any]]:
         """Batches from the current data position on, across epochs; keeps ``data_pos`` current."""
@@ -111,7 +129,8 @@ def build_run(
         raise ConfigError(f"train.device: {err}") from err
     dist = init_distributed(device.type)
     messages = Messages(enabled=dist.is_main, sink=say)
-    autocast = autocast_context(t.precision, device)
+    plan = resolve_fast(t, device)
+    autocast = autocast_context(plan.precision, device)
     _configure_torch(cfg, device)
     output_dir = Path(output_dir) if output_dir else cfg.resolved_output_dir()
     state = _start_state(cfg, output_dir, resume)
@@ -127,15 +146,22 @@ def build_run(
     seed_all(t.seed)  # identical initial weights on every rank
     g, init_note = build_generator(cfg.model, load_pretrained=state is None)
     g.to(device)
-    opt_g, sched_g = _adam(g, cfg)
     d = opt_d = sched_d = loss_fn = None
     if t.stage == "gan":
         d = build_discriminator(cfg.discriminator, cfg.model.num_out_ch, cfg.data.hr_crop).to(device)
-        opt_d, sched_d = _adam(d, cfg)
         loss_fn = None if finished else build_loss(cfg.loss, messages).to(device)
+    if plan.channels_last:  # before the optimisers and the EMA copy, so their tensors share the layout
+        to_channels_last(g, d, loss_fn)
+    if plan.precision == "bf16":
+        float32_forward(d)  # D in float32 inside the bf16 region (see float32_forward)
+    opt_g, sched_g = _adam(g, cfg, plan.fused_adam)
+    if d is not None:
+        opt_d, sched_d = _adam(d, cfg, plan.fused_adam)
     if state is None:
         if init_note:
             messages(init_note)
+        if plan.any:
+            messages(f"fast path (train.fast={t.fast}): {plan.describe()}")
         seed_all(t.seed + dist.rank)  # per-rank randomness of the loss (masks, warps)
 
     loader, val_set, val_name = (None, None, "") if finished else _build_data(cfg, dist, device, messages)
@@ -143,12 +169,27 @@ def build_run(
         cfg=cfg, output_dir=output_dir, dist=dist, device=device, autocast=autocast, say=messages,
         g=g, g_ddp=_ddp(g, dist, device), ema=ModelEMA(g, t.ema_decay), opt_g=opt_g, sched_g=sched_g,
         d=d, d_ddp=_ddp(d, dist, device, discriminator=True), opt_d=opt_d, sched_d=sched_d, loss_fn=loss_fn,
-        loader=loader, val_set=val_set, val_name=val_name, finished=finished,
+        loader=loader, val_set=val_set, val_name=val_name, finished=finished, fast=plan,
     )  # fmt: skip
+    if plan.compile and not finished:
+        _compile(run)
     if state is not None:
         restore_state(run, state)  # last: the RNG continues exactly where the checkpoint left it
+        match_state_layout(run.opt_g, run.opt_d)  # a checkpoint saved in another memory format
         run.resumed_from = Path(resume)
     return run
+
+
+def _compile(run: Run) -> None:
+    """``torch.compile`` the networks the steps call: G through its DDP wrapper (so that DDP's graph
+    splitting overlaps the gradient all-reduce with the backward), D and VGG19 in place (D is called
+    both bare, as the G step's critic, and through DDP). ``run.g``, ``run.d`` and the EMA stay plain
+    modules: checkpoints keep their keys, and validation at other image sizes compiles nothing."""
+    backend = run.fast.compile_backend
+    run.g_ddp = torch.compile(run.g_ddp, backend=backend, fullgraph=not run.dist.enabled)
+    compile_in_place(run.d, backend)
+    perceptual = getattr(run.loss_fn, "perceptual", None)
+    compile_in_place(getattr(perceptual, "extractor", None), backend)
 
 
 def _configure_torch(cfg: TrainConfig, device: torch.device) -> None:
@@ -184,9 +225,10 @@ def _start_state(cfg: TrainConfig, output_dir: Path, resume: str | os.PathLike[s
     return None
 
 
-def _adam(module: nn.Module, cfg: TrainConfig) -> tuple[Adam, WarmupCosineScheduler]:
+def _adam(module: nn.Module, cfg: TrainConfig, fused: bool = False) -> tuple[Adam, WarmupCosineScheduler]:
+    """Adam and its schedule; ``fused``: the one-kernel implementation (the same update)."""
     betas = (float(cfg.train.adam_betas[0]), float(cfg.train.adam_betas[1]))
-    optimizer = Adam(module.parameters(), lr=cfg.schedule.base_lr, betas=betas)
+    optimizer = Adam(module.parameters(), lr=cfg.schedule.base_lr, betas=betas, fused=fused or None)
     return optimizer, WarmupCosineScheduler(optimizer, cfg.schedule, cfg.train.total_iters)
 
 
@@ -232,6 +274,7 @@ def _build_data(
         num_workers=d.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=d.num_workers > 0,
+        worker_init_fn=functools.partial(ignore_signals, tuple(t.stop_signals)),  # the trainer stops them
         generator=torch.Generator().manual_seed(t.seed),  # keeps the global RNG untouched
     )
     val_name = d.val_hr or f"held-out photo ({', '.join(SAMPLE_VAL)})"
@@ -239,3 +282,71 @@ def _build_data(
     lr_source = f"LR from {d.train_lr}" if d.train_lr else "LR made on the fly"
     say(f"data: {len(train_set)} crops an epoch from {source}, {lr_source}; validation on {val_name}")
     return loader, val_set, val_name
+
+
+# --------------------------------------------------------------------------- checkpoint state
+
+
+def _optional_state(obj: Any) -> Any:
+    return obj.state_dict() if obj is not None else None
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """The checkpoint of ``run``, with every rank's RNG state and a fingerprint of every rank's
+    weights (collective under DDP; replicas must agree, a mismatch raises)."""
+    modules = [m for m in (run.g, run.d) if m is not None]
+    gathered = all_gather_objects((get_rng_state(), weights_fingerprint(*modules)), run.dist)
+    fingerprints = [fingerprint for _, fingerprint in gathered]
+    if len(set(fingerprints)) > 1:
+        raise RuntimeError(f"DDP replicas diverged at iteration {run.iteration}: weight hashes {fingerprints}")
+    return {
+        "format": FORMAT,
+        "iteration": run.iteration,
+        "config": config_to_dict(run.cfg),
+        "arch": run.cfg.model.arch(),
+        "generator": run.g.state_dict(),
+        "generator_ema": run.ema.state_dict(),
+        "discriminator": _optional_state(run.d),
+        "optimizer_g": run.opt_g.state_dict(),
+        "optimizer_d": _optional_state(run.opt_d),
+        "scheduler_g": run.sched_g.state_dict(),
+        "scheduler_d": _optional_state(run.sched_d),
+        "rng": [rng for rng, _ in gathered],
+        "data": {"epoch": run.data_pos[0], "offset": run.data_pos[1]},
+        "world_size": run.dist.world_size,
+        "fingerprints": fingerprints,
+    }
+
+
+def save_run(run: Run) -> Path | None:
+    """Write ``run``'s checkpoint (rank 0; the others return None once it is written)."""
+    state = run_state(run)
+    path = None
+    if run.dist.is_main:
+        path = save_checkpoint(state, run.output_dir / "checkpoints", keep=run.cfg.train.keep_checkpoints)
+    barrier(run.dist)
+    return path
+
+
+def restore_state(run: Run, state: Mapping[str, Any]) -> None:
+    """Load a checkpoint into ``run``: weights, optimisers, schedules, position and this rank's RNG.
+    With another number of processes than the checkpoint's, the RNG is reseeded (said)."""
+    run.g.load_state_dict(state["generator"])
+    run.ema.load_state_dict(state["generator_ema"])
+    run.opt_g.load_state_dict(state["optimizer_g"])
+    run.sched_g.load_state_dict(state["scheduler_g"])
+    if run.d is not None:
+        run.d.load_state_dict(state["discriminator"])
+        run.opt_d.load_state_dict(state["optimizer_d"])
+        run.sched_d.load_state_dict(state["scheduler_d"])
+    run.iteration = int(state["iteration"])
+    run.data_pos = (int(state["data"]["epoch"]), int(state["data"]["offset"]))
+    rng = state.get("rng") or []
+    if len(rng) == run.dist.world_size:
+        set_rng_state(rng[run.dist.rank])
+    else:
+        run.say(
+            f"NOTE: the checkpoint holds RNG states for {len(rng)} processes, this run has "
+            f"{run.dist.world_size}: reseeding (the run continues, but not bitwise as before)"
+        )
+        seed_all(run.cfg.train.seed + run.dist.rank + 1_000_003 * run.iteration)

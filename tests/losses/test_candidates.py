@@ -25,18 +25,18 @@ def _textured(b: int = 2, c: int = 3, h: int = 32, w: int = 32, seed: int = 0) -
 
 def test_local_shapes_and_order():
     hr = _textured(2, 3, 32, 48)
-    cands = build_local_candidates(hr, num_warps=4, magnitude=0.003, patch_size=4)
+    cands = build_local_candidates(hr, num_affine_warps=4, magnitude=0.003, patch_size=4)
     assert cands.shape == (2, 6, 3, 32, 48)
     assert cands.dtype == hr.dtype and not cands.requires_grad
     torch.testing.assert_close(cands[:, 0], hr, rtol=0, atol=0)
-    assert build_local_candidates(hr, num_warps=0).shape == (2, 2, 3, 32, 48)
+    assert build_local_candidates(hr, num_affine_warps=0).shape == (2, 2, 3, 32, 48)
 
 
 @pytest.mark.parametrize("k", [2, 4, 8])
 def test_downsampled_candidate_is_retiled_by_patch(k):
     hr = _textured(2, 3, 4 * k, 6 * k, seed=k)
     small = imresize(hr, scale=0.5).clamp(0, 1)
-    cands = build_local_candidates(hr, num_warps=1, patch_size=k)
+    cands = build_local_candidates(hr, num_affine_warps=1, patch_size=k)
     tiled = cands[:, 1]
     torch.testing.assert_close(tiled, downsample_retiled(hr, k))
     for i in range(hr.shape[-2] // k):
@@ -87,7 +87,7 @@ def test_theta_bound_and_spread():
 def test_warps_follow_the_global_rng_and_the_definition():
     hr = _textured(2, 3, 32, 32)
     torch.manual_seed(123)
-    cands = build_local_candidates(hr, num_warps=3, magnitude=0.01)
+    cands = build_local_candidates(hr, num_affine_warps=3, magnitude=0.01)
     torch.manual_seed(123)
     thetas = random_affine_thetas(2, 3, 0.01)
     for b in range(2):
@@ -97,7 +97,7 @@ def test_warps_follow_the_global_rng_and_the_definition():
             torch.testing.assert_close(cands[b, 2 + j], want[0])
     # Same seed, same database; a generator argument is honoured too.
     torch.manual_seed(123)
-    torch.testing.assert_close(build_local_candidates(hr, num_warps=3, magnitude=0.01), cands, rtol=0, atol=0)
+    torch.testing.assert_close(build_local_candidates(hr, num_affine_warps=3, magnitude=0.01), cands, rtol=0, atol=0)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     torch.testing.assert_close(build_local_candidates(hr, generator=g1), build_local_candidates(hr, generator=g2))
 
@@ -105,7 +105,7 @@ def test_warps_follow_the_global_rng_and_the_definition():
 def test_warps_differ_per_image_and_per_warp():
     one = _textured(1, 3, 64, 64)
     hr = one.expand(2, -1, -1, -1).contiguous()  # the same picture twice
-    warps = build_local_candidates(hr, num_warps=4, magnitude=0.02)[:, 2:]
+    warps = build_local_candidates(hr, num_affine_warps=4, magnitude=0.02)[:, 2:]
     assert not torch.allclose(warps[0], warps[1], atol=1e-4)  # per image
     for a in range(4):
         for b in range(a + 1, 4):
@@ -122,19 +122,19 @@ def test_identity_warp_is_the_image():
 def test_global_list():
     hr = _textured(2, 3, 64, 48)
     torch.manual_seed(7)
-    levels = build_global_candidates(hr, num_warps=2, magnitude=0.003, patch_size=4)
+    levels = build_global_candidates(hr, num_affine_warps=2, magnitude=0.003, patch_size=4)
     assert [tuple(x.shape) for x in levels] == [(2, 3, 64, 48), (2, 3, 32, 24), (2, 3, 16, 12)] + [(2, 3, 64, 48)] * 2
     torch.testing.assert_close(levels[0], hr, rtol=0, atol=0)
     torch.testing.assert_close(levels[1], imresize(hr, scale=0.5).clamp(0, 1))
     torch.testing.assert_close(levels[2], imresize(hr, scale=0.25).clamp(0, 1))
     torch.manual_seed(7)
-    local = build_local_candidates(hr, num_warps=2, magnitude=0.003)
+    local = build_local_candidates(hr, num_affine_warps=2, magnitude=0.003)
     torch.testing.assert_close(torch.stack(levels[3:], dim=1), local[:, 2:])  # the same warps
 
 
 def test_global_crops_levels_to_whole_patches():
     hr = _textured(1, 3, 40, 36)  # /4 gives 10 x 9: cropped to 8 x 8
-    levels = build_global_candidates(hr, num_warps=0, patch_size=4)
+    levels = build_global_candidates(hr, num_affine_warps=0, patch_size=4)
     assert [tuple(x.shape[-2:]) for x in levels] == [(40, 36), (20, 16), (8, 8)]
     torch.testing.assert_close(levels[2], imresize(hr, scale=0.25).clamp(0, 1)[..., :8, :8])
     with pytest.raises(ValueError, match="too small"):

@@ -45,7 +45,7 @@ def test_config_defaults_are_the_spec():
     cfg = GramGANLossConfig()
     assert (cfg.content_weight, cfg.perceptual_weight, cfg.adversarial_weight) == (0.01, 1.0, 0.005)
     assert cfg.perceptual_preset == "gramgan" and cfg.disc_taps == (5, 11)
-    assert (cfg.patch_size, cfg.num_warps, cfg.warp_magnitude) == (4, 4, 0.003)
+    assert (cfg.patch_size, cfg.num_affine_warps, cfg.warp_magnitude) == (4, 4, 0.003)
     assert (cfg.texture_scope, cfg.texture_target, cfg.texture_criterion) == ("local", "gram", "mse")
     assert (cfg.mask_threshold, cfg.mask_patch_size, cfg.mask_random_offset, cfg.mask_mode) == (0.005, 4, True, "grid")
     assert cfg.effective_gt_weight == 0.0
@@ -108,13 +108,13 @@ def test_texture_term_is_the_op_on_the_builders_candidates(images):
     torch.manual_seed(42)
     out = GramGANLoss(cfg)(sr, hr, None)  # RNG order: the warps first, then the mask offset
     torch.manual_seed(42)
-    candidates = build_local_candidates(hr, num_warps=4, magnitude=0.003, patch_size=4)
+    candidates = build_local_candidates(hr, num_affine_warps=4, magnitude=0.003, patch_size=4)
     want = ops.gram_texture_loss(sr.detach(), candidates, k=4)
     torch.testing.assert_close(out.terms["texture"], want)
     offset = tuple(torch.randint(0, 4, (2,)).tolist())
     assert out.mask_offset == offset
     # A different draw of the warps gives a different term: the candidates are not fixed.
-    candidates_other = build_local_candidates(hr, num_warps=4, magnitude=0.05)
+    candidates_other = build_local_candidates(hr, num_affine_warps=4, magnitude=0.05)
     assert ops.gram_texture_loss(sr.detach(), candidates_other, k=4).item() != pytest.approx(want.item(), rel=1e-7)
 
 
@@ -124,7 +124,7 @@ def test_global_scope(images):
     torch.manual_seed(9)
     out = GramGANLoss(cfg)(sr, hr, None)
     torch.manual_seed(9)
-    candidates = build_global_candidates(hr, num_warps=4, magnitude=0.003, patch_size=4)
+    candidates = build_global_candidates(hr, num_affine_warps=4, magnitude=0.003, patch_size=4)
     want = ops.gram_texture_loss(sr.detach(), candidates, k=4, scope="global", gt_weight=1.0)
     torch.testing.assert_close(out.terms["texture"], want)
     out.total.backward()

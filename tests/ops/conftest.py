@@ -41,7 +41,10 @@ def backend_params() -> list:
         else:
             reason = _table(name).unavailable_reason(device)
         if name == "triton" and device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-            reason = "triton on the CPU needs TRITON_INTERPRET=1 (run the triton tests separately)"
+            reason = (  # tests/conftest.py sets TRITON_INTERPRET=1 without a GPU unless the variable is already set
+                f"triton without a GPU runs under its interpreter, but TRITON_INTERPRET is set to "
+                f"{os.environ.get('TRITON_INTERPRET')!r} (unset it, or set it to 1)"
+            )
         marks = [pytest.mark.skip(reason=f"backend {name!r}: {reason}")] if reason else []
         if device.type == "cuda":
             marks.append(pytest.mark.cuda)
@@ -69,13 +72,11 @@ def emulated_kernels() -> str:
 
 
 @pytest.fixture
-def emulated_dispatch(emulated_kernels, monkeypatch) -> None:
+def emulated_dispatch(emulated_kernels):
     """Lets ``backend="cuda_emulated"`` through gramgan.ops' dispatch (a test backend, not a public name)."""
-    table = _dispatch._table
-    monkeypatch.setattr(_dispatch, "BACKEND_NAMES", (*_dispatch.BACKEND_NAMES, _emulated.NAME))
-    monkeypatch.setattr(
-        _dispatch, "_table", lambda name: _emulated.EMULATED_BACKEND if name == _emulated.NAME else table(name)
-    )
+    unregister = _dispatch.register_backend(_emulated.EMULATED_BACKEND)
+    yield
+    unregister()
 
 
 @pytest.fixture(params=backend_params())

@@ -1,7 +1,8 @@
 """The op contract (``gramgan.ops._contract``): one schema table, fakes and autograd for every namespace.
 
-The extension's ops (``torch.ops.gramgan``) and the Triton ops (``torch.ops.gramgan_triton``) must have the
-same names and signatures, those of ``SCHEMAS``; a further namespace defined with ``define_ops`` and
+The extension's ops (``torch.ops.gramgan``), the Triton ops (``torch.ops.gramgan_triton``) and the host emulation
+of the CUDA kernels (``torch.ops.gramgan_emulated``, cuda_emulated tests) must have the same names and
+signatures, those of ``SCHEMAS``; a further namespace defined with ``define_ops`` and
 given kernels works as a backend with nothing else (what the host emulation of the CUDA kernels uses).
 """
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import gramgan.ops as ops
-from gramgan.ops import _contract, _cpp, _triton
+from gramgan.ops import _contract, _cpp, _emulated, _triton
 from gramgan.ops._backend import LibraryBackend
 
 NAMESPACES = [
@@ -21,7 +22,16 @@ NAMESPACES = [
     pytest.param(
         "gramgan_triton", marks=pytest.mark.skipif(_triton._IMPORT_ERROR is not None, reason=str(_triton._IMPORT_ERROR))
     ),
+    pytest.param(_emulated.NAMESPACE, marks=pytest.mark.cuda_emulated),
 ]
+
+
+@pytest.fixture(params=NAMESPACES)
+def namespace(request) -> str:
+    """Each namespace of fused ops; the emulated one once its kernels are built and loaded."""
+    if request.param == _emulated.NAMESPACE:
+        request.getfixturevalue("emulated_kernels")
+    return request.param
 
 
 def _registered_ops(namespace: str) -> set[str]:
@@ -41,12 +51,10 @@ def _signature(namespace: str, name: str) -> str:
     return text[len(namespace) + 2 :]
 
 
-@pytest.mark.parametrize("namespace", NAMESPACES)
 def test_namespace_holds_exactly_the_contract_ops(namespace):
     assert _registered_ops(namespace) == set(_contract.SCHEMAS)
 
 
-@pytest.mark.parametrize("namespace", NAMESPACES)
 @pytest.mark.parametrize("name", sorted(_contract.SCHEMAS))
 def test_schema_is_the_contract(namespace, name):
     """Argument names, types and returns are those of the contract's schema string."""
@@ -122,8 +130,8 @@ def test_third_namespace_matches_the_cpu_backend(third_backend):
     results = []
     for backend in (third_backend, _cpp.CPU_BACKEND):
         x = sr.clone().requires_grad_()
-        loss = backend.texture_loss(x, levels, 4, "global", 1.0, "pixel", "l1").sum()
-        sr_m, _ = backend.mask_pair(x, hr, 4, 0.005, (1, 0), "sliding", 3)
+        loss = backend.texture_loss_global(x, levels, 4, 1.0, "pixel", "l1").sum()
+        sr_m, _ = backend.mask_pair(x, hr, 4, 0.005, 1, 0, "sliding", 3)
         gram = backend.patch_gram(x, 2)
         (loss + sr_m.sum() + gram.square().sum()).backward()
         results.append((loss.detach(), sr_m.detach(), gram.detach(), x.grad))
@@ -132,7 +140,6 @@ def test_third_namespace_matches_the_cpu_backend(third_backend):
     assert results[0][3].abs().sum() > 0
 
 
-@pytest.mark.parametrize("namespace", NAMESPACES)
 def test_mask_pair_backward_is_grad_times_mask(namespace):
     """The masked pair's gradient is grad * M(hr), NaN where the mask is NaN."""
     gen = torch.Generator().manual_seed(2)
@@ -143,3 +150,48 @@ def test_mask_pair_backward_is_grad_times_mask(namespace):
     got = getattr(torch.ops, namespace).mask_pair_backward(grad, hr, 4, 0.005, 0, 0, "grid", 11)
     assert torch.isnan(got[0, :, :4, :4]).all()
     torch.testing.assert_close(got, expected, equal_nan=True)
+
+
+# ------------------------------------------------------------------------------------------------ layering
+
+# What gramgan.ops may import from gramgan: itself, the kernels it wires, the extension and the resize taps.
+OPS_MAY_IMPORT = ("gramgan.ops", "gramgan.kernels", "gramgan._C", "gramgan._resize_taps")
+
+
+def _gramgan_imports(path) -> set[str]:
+    """Every gramgan module a source file imports, at any depth of its code (lazy imports included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name == "gramgan" or name.startswith("gramgan.")}
+
+
+def test_ops_imports_nothing_above_it():
+    """gramgan.ops is the floor the losses, models and data build on: it imports none of them."""
+    from pathlib import Path
+
+    package = Path(ops.__file__).parent
+    above = {
+        f"{path.name}: {name}"
+        for path in sorted(package.glob("*.py"))
+        for name in _gramgan_imports(path)
+        if not name.startswith(OPS_MAY_IMPORT)
+    }
+    assert not above, f"gramgan.ops imports from above it: {sorted(above)}"
+
+
+def test_every_backend_has_every_forward_op():
+    """A backend is its availability plus one method per forward op of the contract (gramgan/ops/_backend.py)."""
+    from gramgan.ops.reference import REFERENCE_BACKEND
+
+    for backend in (REFERENCE_BACKEND, _cpp.CPU_BACKEND, _cpp.CUDA_BACKEND, _triton.TRITON_BACKEND,
+                    _emulated.EMULATED_BACKEND):  # fmt: skip
+        missing = [name for name in _contract.FORWARD_OPS if not callable(getattr(backend, name, None))]
+        assert not missing, f"backend {backend.name!r} lacks {missing}"
+    assert set(_contract.DIFFERENTIABLE_OPS) <= set(_contract.FORWARD_OPS)
+    assert _contract.public_outputs("texture_loss_local") == 1 and _contract.public_outputs("mask_pair") == 2

@@ -165,33 +165,67 @@ torch.save({"loss": loss.detach(), "grad": grad, "index": index, "sampled": samp
 """
 
 
-def _run_baseline_script(path, simd: str | None) -> dict:
-    env = dict(os.environ)
-    env.pop("GRAMGAN_CPU_SIMD", None)
-    if simd is not None:
-        env["GRAMGAN_CPU_SIMD"] = simd
-    subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, str(path)], env=env, check=True, timeout=300)
-    return torch.load(path)
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (the names __builtin_cpu_supports tests), None off Linux."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return {flag for line in info if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    except OSError:
+        return None
 
 
-def test_baseline_build_agrees_with_the_default_one(tmp_path):
+_FLAGS = _cpu_flags()
+# What the kernels' dispatch checks (csrc/cpu/cpu_simd.h) before it takes the AVX2 or the AVX-512 copy
+HAS_AVX2 = _FLAGS is not None and {"avx2", "fma"} <= _FLAGS
+HAS_AVX512 = HAS_AVX2 and {"avx512f", "avx512dq", "avx512vl", "avx512bw"} <= _FLAGS
+
+
+@pytest.fixture(scope="module")
+def simd_runs(tmp_path_factory):
+    """BASELINE_SCRIPT's results per GRAMGAN_CPU_SIMD value (None: unset), each run once in a subprocess."""
+    folder, runs = tmp_path_factory.mktemp("simd"), {}
+
+    def run(simd: str | None) -> dict:
+        if simd not in runs:
+            env = dict(os.environ)
+            env.pop("GRAMGAN_CPU_SIMD", None)
+            if simd is not None:
+                env["GRAMGAN_CPU_SIMD"] = simd
+            path = folder / f"{simd or 'default'}.pt"
+            subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, str(path)], env=env, check=True, timeout=300)
+            runs[simd] = torch.load(path)
+        return runs[simd]
+
+    return run
+
+
+def _assert_sampled_equal(default: dict, other: dict) -> None:
+    """The pixel target's residual SR - c*: the chosen candidates' pixels, to the bit."""
+    for case, (loss, index, residual) in enumerate(default["sampled"]):
+        loss_other, index_other, residual_other = other["sampled"][case]
+        assert torch.equal(index, index_other) and torch.equal(residual, residual_other), case
+        torch.testing.assert_close(loss, loss_other, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.skipif(not HAS_AVX2, reason="the CPU has no AVX2 + FMA: the default build is the baseline one already")
+def test_baseline_build_agrees_with_the_default_one(simd_runs):
     """GRAMGAN_CPU_SIMD=generic runs the kernels compiled for the baseline target (what a CPU without
     AVX2 runs): same selections, losses and gradients up to rounding, and the same warped samples to the
-    bit (the vector samplers repeat the scalar one's operations); GRAMGAN_CPU_SIMD=avx2 caps the kernels at
-    AVX2 (the default takes AVX-512 where the CPU has it), with the same results to the bit."""
-    default = _run_baseline_script(tmp_path / "default.pt", None)
-    generic = _run_baseline_script(tmp_path / "generic.pt", "generic")
-    avx2 = _run_baseline_script(tmp_path / "avx2.pt", "avx2")
+    bit (the vector samplers repeat the scalar one's operations)."""
+    default, generic = simd_runs(None), simd_runs("generic")
     assert torch.equal(default["index"], generic["index"])
     torch.testing.assert_close(default["loss"], generic["loss"], rtol=1e-5, atol=1e-8)
     scale = default["grad"].abs().max().item()  # entries that cancel differ by rounding of the largest
     torch.testing.assert_close(default["grad"], generic["grad"], rtol=1e-5, atol=1e-5 * scale)
+    _assert_sampled_equal(default, generic)
+
+
+@pytest.mark.skipif(not HAS_AVX512, reason="the CPU has no AVX-512 F/DQ/VL/BW: the default build is the AVX2 one")
+def test_avx2_build_agrees_with_the_avx512_one(simd_runs):
+    """GRAMGAN_CPU_SIMD=avx2 caps the kernels at AVX2 (the default takes AVX-512 where the CPU has it),
+    with the same results to the bit."""
+    default, avx2 = simd_runs(None), simd_runs("avx2")
     # AVX-512 (sixteen patches per value in the local forward) and AVX2 (eight) sum the Grams alike
     assert torch.equal(default["loss"], avx2["loss"]) and torch.equal(default["grad"], avx2["grad"])
     assert torch.equal(default["index"], avx2["index"])
-    # the pixel target's residual SR - c*: the chosen candidates' pixels, to the bit
-    for case, (loss, index, residual) in enumerate(default["sampled"]):
-        for other in (generic, avx2):
-            loss_other, index_other, residual_other = other["sampled"][case]
-            assert torch.equal(index, index_other) and torch.equal(residual, residual_other), case
-            torch.testing.assert_close(loss, loss_other, rtol=1e-5, atol=1e-8)
+    _assert_sampled_equal(default, avx2)

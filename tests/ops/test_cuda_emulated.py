@@ -25,6 +25,7 @@ EMULATED_TEST_FILES = (
     "tests/ops/test_cuda_emulated.py",
     "tests/ops/test_sampled.py",
     "tests/ops/test_downsample.py",
+    "tests/ops/test_contract.py",
 )
 DRIVER_TIMEOUT_S = 1800
 
@@ -119,3 +120,13 @@ def test_loading_needs_the_sanitizer_runtime():
         _emulated.load()
     env = _emulated.sanitizer_environment({})
     assert "libasan" in env["LD_PRELOAD"] and "detect_leaks=0" in env["ASAN_OPTIONS"]
+
+
+def test_emulation_contracts_multiply_adds_as_nvcc_does():
+    """The emulated build lets g++ fuse a * b + c where the CPU can (docs/cuda-emulation.md): -mfma on x86-64
+    only with FMA (else the library would not run here), -fexpensive-optimizations since the build is -O1."""
+    contract = ["-ffp-contract=fast", "-fexpensive-optimizations"]
+    assert _emulated.contraction_flags("x86_64", "fpu sse2 avx2 fma bmi2") == ["-mfma", *contract]
+    assert _emulated.contraction_flags("x86_64", "fpu sse2 sse4_2") == []
+    assert _emulated.contraction_flags("aarch64", "") == contract
+    assert set(_emulated.contraction_flags()) <= set(_emulated.CFLAGS)

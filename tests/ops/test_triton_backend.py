@@ -86,29 +86,22 @@ def test_coverage_is_the_shared_kernel_rule():
 # ---------------------------------------------------------------------------------------- autotuning
 
 
-def _autotuned_kernels() -> dict:
-    from gramgan.kernels import gram, texture_loss, texture_mask
-
-    modules = (gram, texture_loss, texture_mask)
-    return {
-        name: obj for module in modules for name, obj in vars(module).items() if name.endswith("_kernel")
-        if hasattr(obj, "configs")
-    }  # fmt: skip
-
-
 def test_autotune_configurations():
-    """One configuration under the interpreter; a small set of distinct ones on a GPU."""
+    """Every kernel is autotuned: one configuration under the interpreter; a small set of distinct ones
+    on a GPU (each compiled by the AOT guard, tests/ops/aot_compile_kernels.py)."""
     from gramgan import kernels
-    from gramgan.kernels import _autotune, gram, texture_loss, texture_mask
+    from gramgan.kernels import _autotune, gram, resize, texture_loss, texture_mask
+    from tests.ops.aot_compile_kernels import discover
 
-    tuned = _autotuned_kernels()
-    assert len(tuned) >= 9
-    for name, kernel in tuned.items():
+    found = discover()
+    assert len(found) >= 13
+    for name, kernel in found.items():
+        assert hasattr(kernel, "configs"), f"{name} is not autotuned (kernels/_autotune.py's tuned)"
         if kernels.INTERPRET or not _autotune.AUTOTUNE:
             assert len(kernel.configs) == 1, name
         else:
             assert 2 <= len(kernel.configs) <= 4, name
-    for gpu in (gram.GRAM_CONFIGS, texture_loss.PATCH_CONFIGS, texture_loss.GLOBAL_CONFIGS,
+    for gpu in (gram.GRAM_CONFIGS, texture_loss.PATCH_CONFIGS, texture_loss.GLOBAL_CONFIGS, resize.HALF_CONFIGS,
                 texture_mask.GRID_CONFIGS, texture_mask.PLANE_CONFIGS, texture_mask.SLIDING_CONFIGS):  # fmt: skip
         assert 2 <= len(gpu) <= 4
         assert len({(tuple(sorted(meta.items())), warps) for meta, warps in gpu}) == len(gpu)

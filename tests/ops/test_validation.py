@@ -118,10 +118,18 @@ class _Unavailable:
         return None
 
 
-def test_auto_falls_back_with_one_warning(monkeypatch):
+@pytest.fixture
+def register():
+    """``register(backend)``: registers a backend for one test."""
+    unregister = []
+    yield lambda backend: unregister.append(_dispatch.register_backend(backend))
+    for undo in reversed(unregister):
+        undo()
+
+
+def test_auto_falls_back_with_one_warning(monkeypatch, register):
     monkeypatch.setattr(_dispatch, "_warned", set())
-    real_table = _dispatch._table
-    monkeypatch.setattr(_dispatch, "_table", lambda name: _Unavailable() if name == "cpu" else real_table(name))
+    register(_Unavailable())
     with pytest.warns(RuntimeWarning, match="gramgan._C is not built.*reference"):
         assert _dispatch.resolve("auto", torch.device("cpu"), 4, 3).name == "reference"
     with warnings.catch_warnings():
@@ -129,14 +137,13 @@ def test_auto_falls_back_with_one_warning(monkeypatch):
         assert _dispatch.resolve("auto", torch.device("cpu"), 4, 3).name == "reference"
 
 
-def test_named_backend_that_cannot_run_raises(monkeypatch):
-    real_table = _dispatch._table
-    monkeypatch.setattr(_dispatch, "_table", lambda name: _Unavailable() if name == "cpu" else real_table(name))
+def test_named_backend_that_cannot_run_raises(register):
+    register(_Unavailable())
     with pytest.raises(RuntimeError, match="backend 'cpu' cannot run here: .*not built"):
         _dispatch.resolve("cpu", torch.device("cpu"), 4, 3)
 
 
-def test_uncovered_k_or_c_goes_to_reference_with_one_warning(monkeypatch):
+def test_uncovered_k_or_c_goes_to_reference_with_one_warning(monkeypatch, register):
     monkeypatch.setattr(_dispatch, "_warned", set())
 
     class Narrow(_Unavailable):
@@ -146,8 +153,7 @@ def test_uncovered_k_or_c_goes_to_reference_with_one_warning(monkeypatch):
         def unsupported_reason(self, k, channels):
             return None if k == 4 else f"patch size k={k} is not covered"
 
-    real_table = _dispatch._table
-    monkeypatch.setattr(_dispatch, "_table", lambda name: Narrow() if name == "cpu" else real_table(name))
+    register(Narrow())
     assert _dispatch.resolve("cpu", torch.device("cpu"), 4, 3).name == "cpu"
     with pytest.warns(RuntimeWarning, match="k=5 is not covered"):
         assert _dispatch.resolve("cpu", torch.device("cpu"), 5, 3).name == "reference"
@@ -179,3 +185,59 @@ def test_backend_availability_names_every_backend_and_why_not():
     assert set(cpu) == {"reference", "cpu", "cuda", "triton"}
     assert cpu["reference"] is None
     assert isinstance(cpu["cuda"], str) and cpu["cuda"]  # a CUDA backend never runs CPU tensors
+
+
+# ------------------------------------------------------------------ the dispatch under torch.compile
+
+def _every_op_on(sr, hr, candidates, thetas, backend):
+    """The public ops the Gram-GAN objective calls, as a compiled training step would call them."""
+    texture = ops.gram_texture_loss(sr, candidates, backend=backend)
+    sampled = ops.gram_texture_loss_sampled(sr, hr, ops.downsample_half(hr, backend=backend), thetas, backend=backend)
+    sr_m, hr_m = ops.mask_pair(sr, hr, offset=(1, 2), backend=backend)
+    gram = ops.patch_gram(sr, backend=backend)
+    index = ops.gram_select(sr, candidates, backend=backend)
+    return texture + sampled + (sr_m - hr_m).abs().mean() + gram.mean() + index.sum()
+
+
+def _cuda_backends():
+    from gramgan.ops import _cpp, _triton
+
+    return [
+        pytest.param("cuda", marks=pytest.mark.skipif(_cpp.extension_error() is not None, reason="no gramgan._C")),
+        pytest.param("triton", marks=pytest.mark.skipif(_triton._IMPORT_ERROR is not None, reason="no triton")),
+        "auto",
+        None,  # the process default: set_backend's, else $GRAMGAN_BACKEND's, else auto
+    ]
+
+
+@pytest.mark.parametrize("backend", _cuda_backends())
+def test_dispatch_for_cuda_tensors_traces_in_one_graph(backend, monkeypatch):
+    """Validation, the backend choice and the backends' availability trace under torch.compile(fullgraph=True)
+    for CUDA tensors, without a GPU: the tensors are fake ones on a CUDA device (FakeTensorMode), the ops run
+    their fake implementations. A call into the extension (or anything else dynamo cannot trace) while the
+    dispatch runs is a graph break, which fullgraph=True turns into an error: as on the first GPU run, where
+    resolve() asked gramgan._C.built_with_cuda() on every call."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from gramgan.ops import _cpp
+
+    # An extension built without CUDA kernels still defines the ops (and their fakes): treat it as built
+    # with them, so that the cuda backend's path is traced here whatever this build holds.
+    monkeypatch.setattr(_cpp, "_CUDA_MISSING", _cpp.extension_error(), raising=False)
+    monkeypatch.setattr(_dispatch, "_process_default", None)
+    monkeypatch.delenv("GRAMGAN_BACKEND", raising=False)
+    available = ops.backend_availability("cuda")
+    if backend in ("auto", None) and available["cuda"] is not None and available["triton"] is not None:
+        pytest.skip("no fused backend for CUDA tensors here: auto would trace the reference")
+    with FakeTensorMode():
+        sr = torch.empty(2, 3, 16, 16, device="cuda", requires_grad=True)
+        hr = torch.empty(2, 3, 16, 16, device="cuda")
+        candidates = torch.empty(2, 4, 3, 16, 16, device="cuda")
+        thetas = torch.empty(2, 2, 2, 3, device="cuda")
+    torch._dynamo.reset()
+    with warnings.catch_warnings():
+        # A fallback to the reference would warn: the fused backend's path is the one traced.
+        warnings.filterwarnings("error", message="gramgan.ops", category=RuntimeWarning)
+        compiled = torch.compile(_every_op_on, fullgraph=True, backend="eager")
+        loss = compiled(sr, hr, candidates, thetas, backend)
+    assert loss.device.type == "cuda" and loss.shape == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,6 +33,60 @@ TINY = [
 ]
 
 
+def gan_run_args(total: int, save_every: int) -> list[str]:
+    """The tiny configuration as a resumable GAN run of ``total`` iterations: 3 of L1 first (so that faults
+    land in the GAN phase: D, both optimisers, the loss's randomness), a record per iteration, a checkpoint
+    every ``save_every`` and at the end, all kept, no validation before the end."""
+    return [
+        *TINY,
+        "train.psnr_iters=3",
+        f"train.total_iters={total}",
+        "schedule.cycle_iters=[3, 40]",
+        f"train.save_every={save_every}",
+        "train.val_every=0",
+        "train.keep_checkpoints=20",
+        "train.log_every=1",
+    ]
+
+
+def start_group(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start ``command`` from the repository root in a session of its own (torchrun and its workers),
+    output and errors together."""
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def finish_groups(procs: list[subprocess.Popen], timeout: float = 300) -> list[str]:
+    """The outputs of :func:`start_group`'s processes once all have ended; on a timeout they and every
+    process they started (torchrun's workers) are killed, and the test fails."""
+    try:
+        return [proc.communicate(timeout=timeout)[0] for proc in procs]
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            for pid in [*_descendants(proc.pid), proc.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+        pytest.fail(f"{len(procs)} process group(s) did not finish within {timeout} s")
+
+
 @pytest.fixture
 def isolated_vgg(tmp_path, monkeypatch):
     """No VGG19 weights anywhere: an empty torch hub folder, no env path, offline."""
@@ -52,14 +107,26 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """Environment of a ``python -m gramgan.train`` subprocess: this checkout, offline, 1 thread."""
+@pytest.fixture(scope="module")
+def tiny_for_module() -> list[str]:
+    """:func:`tiny` for module-scoped fixtures."""
+    return list(TINY)
+
+
+def cli_environment(folder: Path) -> dict[str, str]:
+    """Environment of a ``python -m gramgan.train`` subprocess: this checkout, offline, 1 thread, no VGG19
+    weights (torch hub's cache is an empty folder under ``folder``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(GRAMGAN_OFFLINE="1", TORCH_HOME=str(tmp_path / "torch_home"), OMP_NUM_THREADS="1")
+    env.update(GRAMGAN_OFFLINE="1", TORCH_HOME=str(folder / "torch_home"), OMP_NUM_THREADS="1")
     env.pop("GRAMGAN_VGG19_WEIGHTS", None)
     return env
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """:func:`cli_environment` in this test's temporary folder."""
+    return cli_environment(tmp_path)
 
 
 @pytest.fixture

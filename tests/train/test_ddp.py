@@ -113,3 +113,24 @@ def test_gan_step_discriminator_passes_keep_ranks_identical(tmp_path):
     import torch.multiprocessing as mp
 
     mp.spawn(_gan_steps_on_rank, args=(2, str(tmp_path / "init"), 3), nprocs=2, join=True)
+
+
+def test_torchrun_two_cpu_ranks_on_the_fast_path(tmp_path, tiny, cli_env, repo_root):
+    """The fast path under torchrun (gloo): bf16 autocast, channels_last, compile (aot_eager: traces the
+    DDP-wrapped G and the in-place compiled D, no code generation), fused Adam; the ranks stay identical."""
+    out = tmp_path / "ddp_fast"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "gramgan.train", "--output", str(out),
+        *tiny, "train.device=cpu", "train.fast=true", "train.compile_backend=aot_eager",
+        "train.psnr_iters=1", "train.total_iters=2", "schedule.cycle_iters=[3, 10]", "schedule.warmup_iters=1",
+        "train.save_every=2", "train.val_every=0",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=repo_root, env=cli_env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "fast path (train.fast=True): bf16 autocast, channels_last, torch.compile (aot_eager), fused Adam" in (
+        done.stdout + done.stderr
+    )
+    state = load_checkpoint(out / "checkpoints" / "iter_00000002.pt")
+    assert state["world_size"] == 2
+    assert len(state["fingerprints"]) == 2 and state["fingerprints"][0] == state["fingerprints"][1]

@@ -110,13 +110,15 @@ def test_too_small_a_dataset_is_a_config_error(tmp_path, tiny, isolated_vgg):
         Trainer(cfg, tmp_path / "small")
 
 
-def test_bf16_and_cuda_need_a_gpu(tmp_path, tiny):
+def test_bf16_autocasts_on_the_device_and_cuda_needs_a_gpu(tmp_path, tiny):
     from gramgan.train.builders import autocast_context
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(ConfigError, match="bf16 needs a CUDA device"):
-        autocast_context("bf16", torch.device("cpu"))
+    with autocast_context("bf16", torch.device("cpu"))():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with pytest.raises(ConfigError, match="bf16 needs a CUDA or CPU device"):
+        autocast_context("bf16", torch.device("meta"))
     with pytest.raises(ConfigError, match="train.device.*CUDA is not available"):
         Trainer(load_config(preset="demo", overrides=[*tiny, "train.device=cuda"]), tmp_path / "cuda")
 

@@ -12,44 +12,50 @@ import time
 import torch
 
 from gramgan.train.checkpoint import list_checkpoints, load_checkpoint
+from tests.train.conftest import gan_run_args
 
 TOTAL = 30
 SAVE_EVERY = 4
 
 
-def _log(path):
+def train_log(path):
+    """The records of a log.jsonl, without their wall-clock times."""
     records = [json.loads(line) for line in path.read_text().splitlines()]
     for r in records:
         r.pop("elapsed_s", None)
     return records
 
 
-def _equal_states(a, b, where=""):
+def assert_equal_states(a, b, where=""):
+    """Two checkpoint values (nested dicts, lists, tensors) are equal to the bit."""
     if isinstance(a, torch.Tensor):
         assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
     elif isinstance(a, dict):
         assert a.keys() == b.keys(), where
         for key in a:
-            _equal_states(a[key], b[key], f"{where}.{key}")
+            assert_equal_states(a[key], b[key], f"{where}.{key}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b)):
-            _equal_states(x, y, f"{where}[{i}]")
+            assert_equal_states(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
 
 
-def test_sigkilled_run_resumes_bitwise(tmp_path, tiny, run_cli, cli_env, repo_root):
-    args = [
-        *tiny,
-        "train.psnr_iters=3",  # the kill lands in the GAN phase: D, both optimisers, loss RNG
-        f"train.total_iters={TOTAL}",
-        "schedule.cycle_iters=[3, 40]",
-        f"train.save_every={SAVE_EVERY}",
-        "train.val_every=0",
-        "train.keep_checkpoints=20",
-        "train.log_every=1",
-    ]
+def assert_same_end(reference, other, iteration):
+    """Two run folders hold the same checkpoint at ``iteration`` (weights, optimisers, data position, RNG
+    states and every rank's weight hash, to the bit) and the same training log."""
+    a = load_checkpoint(reference / "checkpoints" / f"iter_{iteration:08d}.pt")
+    b = load_checkpoint(other / "checkpoints" / f"iter_{iteration:08d}.pt")
+    for key in ("generator", "generator_ema", "discriminator", "optimizer_g", "optimizer_d", "data", "rng"):
+        assert_equal_states(a[key], b[key], key)
+    assert a["fingerprints"] == b["fingerprints"]
+    # The log tells the same story: every loss term of every iteration, bit for bit.
+    assert train_log(reference / "log.jsonl") == train_log(other / "log.jsonl")
+
+
+def test_sigkilled_run_resumes_bitwise(tmp_path, run_cli, cli_env, repo_root):
+    args = gan_run_args(TOTAL, SAVE_EVERY)  # the kill lands in the GAN phase
     ref = run_cli("--output", str(tmp_path / "ref"), *args)
     assert ref.returncode == 0, ref.stderr
 
@@ -70,10 +76,4 @@ def test_sigkilled_run_resumes_bitwise(tmp_path, tiny, run_cli, cli_env, repo_ro
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {victim / 'checkpoints'}" in resumed.stdout + resumed.stderr
 
-    a = load_checkpoint(tmp_path / "ref" / "checkpoints" / f"iter_{TOTAL:08d}.pt")
-    b = load_checkpoint(victim / "checkpoints" / f"iter_{TOTAL:08d}.pt")
-    for key in ("generator", "generator_ema", "discriminator", "optimizer_g", "optimizer_d", "data", "rng"):
-        _equal_states(a[key], b[key], key)
-    assert a["fingerprints"] == b["fingerprints"]
-    # The log tells the same story: every loss term of every iteration, bit for bit.
-    assert _log(tmp_path / "ref" / "log.jsonl") == _log(victim / "log.jsonl")
+    assert_same_end(tmp_path / "ref", victim, TOTAL)

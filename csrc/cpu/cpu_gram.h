@@ -166,18 +166,6 @@ inline void for_each_patch(int64_t B, int64_t Hp, int64_t Wp, const F& f) {
   });
 }
 
-// Runs f(std::integral_constant<int, C>{}) for the runtime channel count C (1 to 4).
-template <typename F>
-inline void dispatch_channels(int64_t channels, F&& f) {
-  switch (channels) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    default: TORCH_CHECK(false, "gramgan: the fused kernels support 1 to 4 channels, got ", channels);
-  }
-}
-
 // Calls f(T{}, K-constant, C-constant) for the computation type (float or double), k and C; the
 // caller converts float16 / bfloat16 inputs to float32 first.
 template <typename F>

@@ -227,7 +227,7 @@ inline void column_pair_sums(const Source& s, int t, F8* h) {
 // few partial sums are live; the last shuffle puts patch p in lane p.
 template <int K, int C, typename Source>
 inline void strip_gram(const Source& s, F8* G) {
-  static_assert(K == 2 || K == 4 || K == 8, "strips are written for k in {2, 4, 8}");
+  static_assert(covers(KernelPatchSizes{}, K), "strips are written for the covered patch sizes");
   constexpr int P = pair_count<C>();
   const F8 inv_area = splat(1.0f / static_cast<float>(K * K));
   F8 h[P], h2[P];

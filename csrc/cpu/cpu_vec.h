@@ -50,17 +50,24 @@ inline Floats fma(const Floats& a, const Floats& b, const Floats& c) {
 }
 
 // v rounded toward zero.
-inline Floats trunc(const Floats& v) { return (Floats)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+inline Floats trunc(const Floats& v) {
+  return (Floats)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+}
 
 // Lane l takes v[lanes[l]].
-inline Floats permute(const Floats& v, const Ints& lanes) { return (Floats)_mm512_permutexvar_ps((__m512i)lanes, (__m512)v); }
+inline Floats permute(const Floats& v, const Ints& lanes) {
+  return (Floats)_mm512_permutexvar_ps((__m512i)lanes, (__m512)v);
+}
 
 // Lanes [0, n) from p, the others 0, reading nothing from p[n] on.
-inline Floats load_prefix(const float* p, int n) { return (Floats)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
+inline Floats load_prefix(const float* p, int n) {
+  return (Floats)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+}
 
 // Lane l: base[at[l]] where mask, else 0 (reading nothing there).
 inline Floats gather(const float* base, const Ints& at, const Ints& mask) {
-  return (Floats)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), _mm512_movepi32_mask((__m512i)mask), (__m512i)at, base, 4);
+  return (Floats)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), _mm512_movepi32_mask((__m512i)mask), (__m512i)at, base,
+                                          4);
 }
 
 inline bool all(const Ints& mask) { return _mm512_movepi32_mask((__m512i)mask) == 0xFFFF; }
@@ -72,9 +79,13 @@ inline Floats fma(const Floats& a, const Floats& b, const Floats& c) {
   return (Floats)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 }
 
-inline Floats trunc(const Floats& v) { return (Floats)_mm256_round_ps((__m256)v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+inline Floats trunc(const Floats& v) {
+  return (Floats)_mm256_round_ps((__m256)v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+}
 
-inline Floats permute(const Floats& v, const Ints& lanes) { return (Floats)_mm256_permutevar8x32_ps((__m256)v, (__m256i)lanes); }
+inline Floats permute(const Floats& v, const Ints& lanes) {
+  return (Floats)_mm256_permutevar8x32_ps((__m256)v, (__m256i)lanes);
+}
 
 inline Floats load_prefix(const float* p, int n) {
   return (Floats)_mm256_maskload_ps(p, (__m256i)(lane_indices() < splat<Ints>(n)));

@@ -52,9 +52,15 @@ struct SampledInputs {
   // The candidates of image b.
   template <typename T>
   SampledCandidates<T, T> image(int64_t b, int K) const {
-    return SampledCandidates<T, T>{hr.data_ptr<T>() + b * C * H * W, half.data_ptr<T>() + b * C * (H / 2) * (W / 2),
-                                   thetas.data_ptr<T>() + b * J * 6, xs.data_ptr<T>(), ys.data_ptr<T>(), H, W,
-                                   static_cast<int>(C), K};
+    return SampledCandidates<T, T>{hr.data_ptr<T>() + b * C * H * W,
+                                   half.data_ptr<T>() + b * C * (H / 2) * (W / 2),
+                                   thetas.data_ptr<T>() + b * J * 6,
+                                   xs.data_ptr<T>(),
+                                   ys.data_ptr<T>(),
+                                   H,
+                                   W,
+                                   static_cast<int>(C),
+                                   K};
   }
 };
 
@@ -72,11 +78,11 @@ void warp_column_products(const SampledCandidates<T, T>& src, int64_t J, T* out)
 }
 
 // Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); products are
-// the image's warp_column_products; vector: whether float32 warps take the vector kernel (vector_sampling). Without copy_sources,
-// only the warps (slots 2 ..): candidates 0 and 1 are then read from hr and the half-size image directly.
+// the image's warp_column_products; vector: whether float32 warps take the vector kernel (vector_sampling). Without
+// copy_sources, only the warps (slots 2 ..): candidates 0 and 1 are then read from hr and the half-size image directly.
 template <typename T, int K, int C>
-void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, const T* products,
-                  bool vector, bool copy_sources = true) {
+void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, const T* products, bool vector,
+                  bool copy_sources = true) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
   if (copy_sources) {
@@ -114,8 +120,7 @@ struct SampledOutputs {
 
 // The forward in the computation type T, a patch at a time (float64; the reference for the lanes kernel).
 template <typename T, int K, int C>
-void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int target, int criterion,
-                            SampledOutputs& out) {
+void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int target, int criterion, SampledOutputs& out) {
   constexpr int P = pair_count<C>();
   const int64_t H = in.H, W = in.W, Hp = H / K, Wp = W / K, HW = H * W, NC = 2 + in.J;
   const int64_t plane = K * W, stride = C * plane;  // of the strip buffer
@@ -187,8 +192,7 @@ inline lanes::F8 retiled_lanes(const float* grams, int64_t g) {
 // half-size patch (half_row_grams, shared by the patch-rows that re-tile the same half row), so for the
 // Gram target neither is copied; the pixel target copies them into the buffer for its residual.
 template <int K, int C>
-void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target, int criterion,
-                           SampledOutputs& out) {
+void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target, int criterion, SampledOutputs& out) {
   using lanes::Strip;
   constexpr int P = pair_count<C>();
   constexpr int N = lanes::kLanes;
@@ -208,8 +212,8 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
     std::vector<float> products(2 * in.J * W), half_grams(P * half_row);
     alignas(64) float pad[lanes::strip_floats<K, C>()];
     float* strip = &strip_buffer[0];
-    int64_t products_of = -1;     // the image whose warp_column_products are in products
-    int64_t half_grams_of = -1;   // the (image, half patch-row) whose Grams are in half_grams
+    int64_t products_of = -1;    // the image whose warp_column_products are in products
+    int64_t half_grams_of = -1;  // the (image, half patch-row) whose Grams are in half_grams
     for (int64_t t = 0; next(t);) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
       if (vector_sampler && b != products_of) {
@@ -248,8 +252,8 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
       });
       if (gram_loss) continue;
       for (int64_t j = 0; j < Wp; ++j) {
-        lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip + ip[t * Wp + j] * stride + j * K,
-                                              plane, W, C, K, criterion, rp + row + j * K);
+        lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip + ip[t * Wp + j] * stride + j * K, plane,
+                                              W, C, K, criterion, rp + row + j * K);
       }
     }
   });

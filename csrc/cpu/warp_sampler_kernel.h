@@ -32,8 +32,10 @@ inline void sample_warp_rows(const SampledCandidates<float, float>& src, const f
   const int64_t H = src.H, W = src.W, vector_end = W - W % N;
   const int32_t W32 = static_cast<int32_t>(W), H32 = static_cast<int32_t>(H);
   const Floats one = splat<Floats>(1.0f), zero = Floats{}, low = splat<Floats>(-0.5f);
-  const Floats half_w = splat<Floats>(static_cast<float>(W) / 2.0f), half_h = splat<Floats>(static_cast<float>(H) / 2.0f);
-  const Floats span_w = splat<Floats>(static_cast<float>(W) * 2.0f), span_h = splat<Floats>(static_cast<float>(H) * 2.0f);
+  const Floats half_w = splat<Floats>(static_cast<float>(W) / 2.0f),
+               half_h = splat<Floats>(static_cast<float>(H) / 2.0f);
+  const Floats span_w = splat<Floats>(static_cast<float>(W) * 2.0f),
+               span_h = splat<Floats>(static_cast<float>(H) * 2.0f);
   const Floats last_w = splat<Floats>(static_cast<float>(W - 1)), last_h = splat<Floats>(static_cast<float>(H - 1));
   const Ints lanes = lane_indices(), all_lanes = splat<Ints>(-1);
   for (int r = 0; r < K; ++r) {

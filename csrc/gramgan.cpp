@@ -7,7 +7,23 @@
 // Python.h first, as the Python docs ask; no pybind11 / torch/extension.h: they triple the build time.
 #include <Python.h>
 
+#include "gramgan_common.h"
+
 namespace {
+
+// The values of a coverage list (gramgan_common.h) as a Python tuple.
+template <int... Vs>
+PyObject* coverage_tuple(std::integer_sequence<int, Vs...>) {
+  PyObject* tuple = PyTuple_New(sizeof...(Vs));
+  Py_ssize_t i = 0;
+  (PyTuple_SET_ITEM(tuple, i++, PyLong_FromLong(Vs)), ...);  // (steals the new references)
+  return tuple;
+}
+
+PyObject* kernel_coverage(PyObject* /*self*/, PyObject* /*args*/) {
+  return Py_BuildValue("(NN)", coverage_tuple(gramgan::KernelPatchSizes{}),
+                       coverage_tuple(gramgan::KernelChannelCounts{}));
+}
 
 PyObject* built_with_cuda(PyObject* /*self*/, PyObject* /*args*/) {
 #ifdef GRAMGAN_WITH_CUDA
@@ -19,6 +35,8 @@ PyObject* built_with_cuda(PyObject* /*self*/, PyObject* /*args*/) {
 
 PyMethodDef module_methods[] = {
     {"built_with_cuda", built_with_cuda, METH_NOARGS, "Whether this build holds the CUDA kernels."},
+    {"kernel_coverage", kernel_coverage, METH_NOARGS,
+     "The coverage rule of the fused kernels: (patch sizes k, channel counts C), csrc/include/gramgan_common.h."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -5,8 +5,8 @@
 // row of K values is one SIMD value (GCC / clang vector extension), so the per-patch arithmetic is
 // vectorised whatever the inlining context, and the C(C+1)/2 Gram accumulators stay in registers.
 // The arithmetic itself is the shared per-patch code of csrc/include/gramgan_patch.h (also what the
-// CUDA kernels call), instantiated with NC = C. Grams are kept as their upper triangle ("pairs": (0,0), (0,1), ..., (C-1,C-1)); threads split the
-// work by patch-rows (at::parallel_for); every output element is written by one thread.
+// CUDA kernels call), instantiated with NC = C. Grams are kept as their upper triangle ("pairs": (0,0), (0,1), ...,
+// (C-1,C-1)); threads split the work by patch-rows (at::parallel_for); every output element is written by one thread.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -131,8 +131,8 @@ struct RowLoops {
 // Folds one candidate's Grams gc into the running argmin of n patches (ge, gg, gc, g_best in pairs
 // layout with stride n), with the shared selection score and rule (gramgan_patch.h).
 template <typename T, int C>
-inline void update_local_selection(const T* ge, const T* gg, const T* gc, int64_t n, T beta, int32_t candidate, T* score,
-                            T* best, int32_t* index, T* g_best) {
+inline void update_local_selection(const T* ge, const T* gg, const T* gc, int64_t n, T beta, int32_t candidate,
+                                   T* score, T* best, int32_t* index, T* g_best) {
   constexpr int P = pair_count<C>();
   for (int64_t j = 0; j < n; ++j) score[j] = selection_score<C>(ge + j, gg + j, n, gc + j, n, beta);
   for (int64_t j = 0; j < n; ++j) {
@@ -164,18 +164,6 @@ inline void for_each_patch(int64_t B, int64_t Hp, int64_t Wp, const F& f) {
       for (int64_t j = 0; j < Wp; ++j) f(t * Wp + j, t / Hp, t % Hp, j);
     }
   });
-}
-
-// Runs f(std::integral_constant<int, C>{}) for the runtime channel count C (1 to 4).
-template <typename F>
-inline void dispatch_channels(int64_t channels, F&& f) {
-  switch (channels) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    default: TORCH_CHECK(false, "gramgan: the fused kernels support 1 to 4 channels, got ", channels);
-  }
 }
 
 // Calls f(T{}, K-constant, C-constant) for the computation type (float or double), k and C; the

@@ -98,8 +98,7 @@ inline void store_lanes(Out* out, const Lanes& v, int valid) {
 template <typename T>
 class LaneBuffer {
  public:
-  explicit LaneBuffer(size_t n)
-      : data_(static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64 + 64))) {
+  explicit LaneBuffer(size_t n) : data_(static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64 + 64))) {
     TORCH_CHECK(data_ != nullptr, "gramgan: out of memory for a ", n, "-value buffer");
     for (size_t i = 0; i < n; ++i) new (data_ + i) T();
   }
@@ -188,7 +187,8 @@ inline Strip pad_strip(const Strip& s, int valid, float* scratch) {
   constexpr int64_t W = N * K;
   std::memset(scratch, 0, sizeof(float) * strip_floats<K, C, N>());
   for (int c = 0; c < C; ++c) {
-    for (int r = 0; r < K; ++r) std::memcpy(scratch + (c * K + r) * W, s.p + c * s.HW + r * s.W, sizeof(float) * valid * K);
+    for (int r = 0; r < K; ++r)
+      std::memcpy(scratch + (c * K + r) * W, s.p + c * s.HW + r * s.W, sizeof(float) * valid * K);
   }
   return {scratch, K * W, W};
 }
@@ -227,7 +227,7 @@ inline void column_pair_sums(const Source& s, int t, F8* h) {
 // few partial sums are live; the last shuffle puts patch p in lane p.
 template <int K, int C, typename Source>
 inline void strip_gram(const Source& s, F8* G) {
-  static_assert(K == 2 || K == 4 || K == 8, "strips are written for k in {2, 4, 8}");
+  static_assert(covers(KernelPatchSizes{}, K), "strips are written for the covered patch sizes");
   constexpr int P = pair_count<C>();
   const F8 inv_area = splat(1.0f / static_cast<float>(K * K));
   F8 h[P], h2[P];
@@ -253,7 +253,8 @@ inline void strip_gram(const Source& s, F8* G) {
   for (int q = 0; q < P; ++q) {
     const F8 x = h[q], yq = hadd(y[q], y2[q]);
     G[q] = (__builtin_shufflevector(x, yq, 0, 1, 2, 3, 8, 9, 10, 11) +
-            __builtin_shufflevector(x, yq, 4, 5, 6, 7, 12, 13, 14, 15)) * inv_area;
+            __builtin_shufflevector(x, yq, 4, 5, 6, 7, 12, 13, 14, 15)) *
+           inv_area;
   }
 }
 

@@ -60,7 +60,7 @@ inline void column_tree(const Strip& s, int t0, F16* out) {
 // in the image (the others read as zeros, through scratch: strip_floats<K, C, 16>() floats).
 template <int K, int C>
 inline void strip_gram(const Strip& s, int valid, float* scratch, F16* G) {
-  static_assert(K == 2 || K == 4 || K == 8, "strips are written for k in {2, 4, 8}");
+  static_assert(covers(KernelPatchSizes{}, K), "strips are written for the covered patch sizes");
   constexpr int P = pair_count<C>();
   column_tree<K, C, K>(valid == 16 ? s : pad_strip<K, C, 16>(s, valid, scratch), 0, G);
   const F16 inv_area = broadcast<F16>(1.0f / static_cast<float>(K * K));

@@ -1,8 +1,8 @@
 // CPU kernel of gramgan::downsample_half: MATLAB's bicubic imresize(x, 0.5) with the 8-tap filter of
 // csrc/include/gramgan_resize.h, in two separable passes (rows, then columns) run output row by output
-// row, so that the filtered row stays in L1; planes run in parallel. Interior columns are a fixed-weight stride-2 filter, vectorised over the even and odd
-// pixels of the row (AVX2 + FMA when the CPU has them, cpu_lanes.h's run_simd); only the pixels at each
-// border go through the mirrored index.
+// row, so that the filtered row stays in L1; planes run in parallel. Interior columns are a fixed-weight stride-2
+// filter, vectorised over the even and odd pixels of the row (AVX2 + FMA when the CPU has them, cpu_lanes.h's
+// run_simd); only the pixels at each border go through the mirrored index.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -82,7 +82,7 @@ at::Tensor downsample_half_cpu(const at::Tensor& x_in) {
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> row(2 * W);  // one filtered row, then that row split in two
-      lanes::run_simd([&] {  // AVX2 + FMA where the CPU has them
+      lanes::run_simd([&] {              // AVX2 + FMA where the CPU has them
         for (int64_t plane = begin; plane < end; ++plane) {
           downsample_plane(xp + plane * H * W, op + plane * (H / 2) * (W / 2), row.data(), H, W);
         }

@@ -66,8 +66,8 @@ void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double g
           band_grams(cand_b + n * CHW, gc.data());
           g_n = gc.data();
         }
-        update_local_selection<T, C>(ge.data(), gg.data(), g_n, n_patches, beta, static_cast<int32_t>(n),
-                                     score.data(), best.data(), idx.data(), g_best.data());
+        update_local_selection<T, C>(ge.data(), gg.data(), g_n, n_patches, beta, static_cast<int32_t>(n), score.data(),
+                                     best.data(), idx.data(), g_best.data());
       }
       int64_t* index_out = ip + (b * Hp + i0) * Wp;  // the band's patches are consecutive in the output
       for (int64_t u = 0; u < n_patches; ++u) index_out[u] = idx[u];
@@ -80,8 +80,8 @@ void local_forward_kernel(const at::Tensor& sr, const at::Tensor& cand, double g
                                  rp + b * C * C * Hp * Wp + i0 * Wp + u, Hp * Wp);
         } else {
           const int64_t offset = (i0 + u / Wp) * K * W + (u % Wp) * K;
-          out[u] = write_pixel_residual(sp + b * CHW + offset, H * W, W, cand_b + idx[u] * CHW + offset, H * W, W, C,
-                                        K, criterion, rp + b * CHW + offset);
+          out[u] = write_pixel_residual(sp + b * CHW + offset, H * W, W, cand_b + idx[u] * CHW + offset, H * W, W, C, K,
+                                        criterion, rp + b * CHW + offset);
         }
       }
     }
@@ -162,8 +162,8 @@ void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt
         } else {
           int64_t cH = 0, cW = 0;
           const T* c = global_patch<T, K, C>(levels, b, idx[j], &cH, &cW);
-          lp[t * Wp + j] = pixel_target_loss<T>(sp + b * CHW + i * K * W + j * K, H * W, W, c, cH * cW, cW, C, K,
-                                                 criterion);
+          lp[t * Wp + j] =
+              pixel_target_loss<T>(sp + b * CHW + i * K * W + j * K, H * W, W, c, cH * cW, cW, C, K, criterion);
         }
       }
     }
@@ -173,8 +173,8 @@ void global_forward_kernel(const at::Tensor& sr, const Levels& levels, double gt
 // ---- float32: eight patches per SIMD value (cpu_lanes.h) ------------------------------------------
 
 using lanes::F8;
-using lanes::kLanes;
 using lanes::image_strip;
+using lanes::kLanes;
 using lanes::store_lanes;
 using lanes::strip_valid;
 
@@ -241,8 +241,9 @@ void local_forward_lanes(const at::Tensor& sr, const at::Tensor& cand, double gt
           }
           for (int p = 0; p < valid; ++p) {
             const int64_t offset = i * K * W + (g * N + p) * K;
-            lp[u0 + p] = write_pixel_residual(sp + b * CHW + offset, H * W, W, cp + (b * NC + ip[u0 + p]) * CHW + offset,
-                                              H * W, W, C, K, criterion, rp + b * CHW + offset);
+            lp[u0 + p] =
+                write_pixel_residual(sp + b * CHW + offset, H * W, W, cp + (b * NC + ip[u0 + p]) * CHW + offset, H * W,
+                                     W, C, K, criterion, rp + b * CHW + offset);
           }
         }
       }
@@ -356,7 +357,8 @@ void global_forward_lanes(const at::Tensor& sr, const Levels& levels, double gt_
         }
         for (int v = 0; v < kQueryVectors; ++v) {
           const int64_t first = n0 + v * kLanes;
-          if (first < N) store_lanes(ip + b * N + first, runs[v].index, static_cast<int>(std::min<int64_t>(kLanes, N - first)));
+          if (first < N)
+            store_lanes(ip + b * N + first, runs[v].index, static_cast<int>(std::min<int64_t>(kLanes, N - first)));
         }
         if (lp == nullptr) continue;
         for (int64_t n = n0; n < std::min(n0 + kQueryBlock, N); ++n) {
@@ -399,7 +401,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> local_forward(const at::Tensor& s
   const at::Tensor sr = sr_in.to(compute).contiguous(), cand = cand_in.to(compute).contiguous();
   at::Tensor residual;
   if (with_loss) residual = at::empty(residual_shape(sr, k, target), sr.options());
-  auto [loss, index] = run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
+  auto [loss, index] =
+      run_forward(sr, k, with_loss, [&](auto t, auto kc, auto cc, at::Tensor& index, at::Tensor* loss) {
     constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
     if constexpr (std::is_same_v<decltype(t), float>) {
       local_forward_lanes<K, C>(sr, cand, gt_weight, target, criterion, index, loss, &residual);

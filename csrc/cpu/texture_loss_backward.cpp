@@ -82,8 +82,8 @@ inline void apply_strip(const F8* D, const Strip& x, const OutStrip& out, std::i
 // at a time into the strip's place in dx. x is the strip of SR (zero-padded past `valid` patches); a strip
 // that is not whole goes through out_pad.
 template <int K, int C>
-inline void write_strip_gradient(const F8* R, const F8& g_up, int criterion, const Strip& x, int valid,
-                                 float* dx_strip, int64_t HW, int64_t W, float* out_pad) {
+inline void write_strip_gradient(const F8* R, const F8& g_up, int criterion, const Strip& x, int valid, float* dx_strip,
+                                 int64_t HW, int64_t W, float* out_pad) {
   constexpr int P = pair_count<C>();
   constexpr int64_t SW = kLanes * K;  // width of a copied strip
   const F8 scale = g_up / lanes::splat(C * C) * lanes::splat(2.0f / static_cast<float>(K * K));
@@ -145,8 +145,8 @@ void gram_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const at:
   const int64_t* ip = index.data_ptr<int64_t>();
   const float* gp = grad.data_ptr<float>();
   float* dp = dx.data_ptr<float>();
-  for_each_sr_strip<K, C>(sr, [&](int64_t b, int64_t i, int64_t g, int valid, int64_t u0, int64_t offset,
-                                  const Strip& x, float* out_pad) {
+  for_each_sr_strip<K, C>(
+      sr, [&](int64_t b, int64_t i, int64_t g, int valid, int64_t u0, int64_t offset, const Strip& x, float* out_pad) {
     lanes::GatheredStrip chosen;  // the selected patches, read in place
     for (int p = 0; p < kLanes; ++p) {
       if (p >= valid) {
@@ -179,8 +179,8 @@ void residual_backward_lanes(const at::Tensor& grad, const at::Tensor& sr, const
   const float* rp = residual.data_ptr<float>();
   const float* gp = grad.data_ptr<float>();
   float* dp = dx.data_ptr<float>();
-  for_each_sr_strip<K, C>(sr, [&](int64_t b, int64_t, int64_t, int valid, int64_t u0, int64_t offset, const Strip& x,
-                                  float* out_pad) {
+  for_each_sr_strip<K, C>(
+      sr, [&](int64_t b, int64_t, int64_t, int valid, int64_t u0, int64_t offset, const Strip& x, float* out_pad) {
     const float* res = rp + b * C * C * N + (u0 - b * N);  // entry (a, c) of the strip's patches at res[(a C + c) N]
     F8 R[P];
     int q = 0;
@@ -250,9 +250,9 @@ at::Tensor texture_loss_residual_backward_cpu(const at::Tensor& grad_in, const a
                                               c10::string_view criterion) {
   const int tg = parse_target(target), cr = parse_criterion(criterion);
   check_residual_backward_args(grad_in, sr_in, residual_in, k, tg);
-  return run_backward(grad_in, sr_in, residual_in, k, [&](auto t, auto kc, auto cc, const at::Tensor& grad,
-                                                         const at::Tensor& sr, const at::Tensor& residual,
-                                                         at::Tensor& dx) {
+  return run_backward(grad_in, sr_in, residual_in, k,
+                      [&](auto t, auto kc, auto cc, const at::Tensor& grad, const at::Tensor& sr,
+                          const at::Tensor& residual, at::Tensor& dx) {
     using T = decltype(t);
     constexpr int K = decltype(kc)::value, C = decltype(cc)::value;
     if constexpr (std::is_same_v<T, float>) {

@@ -10,8 +10,8 @@
 // the pixel target, whose residual needs the chosen pixels, copies both into the buffer. float32 runs
 // the local forward's eight-patches-per-SIMD-value code (cpu_lanes.h), float64 a patch at a time. The
 // sampling is the shared code of csrc/include/gramgan_patch.h (also what the CUDA kernels call); for
-// float32 the warps are sampled by its AVX2 or AVX-512 versions where the CPU has them (warp_sampler.h),
-// which perform the same operations, so all agree bit for bit with each other and with affine_grid +
+// float32 the warps are sampled by its vector version where the CPU has AVX2 or AVX-512 (warp_sampler.h),
+// which performs the same operations, so all agree bit for bit with each other and with affine_grid +
 // grid_sample on the CPU (tests/ops/test_sampled.py, tests/ops/test_cpu_lanes.py).
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
@@ -52,9 +52,15 @@ struct SampledInputs {
   // The candidates of image b.
   template <typename T>
   SampledCandidates<T, T> image(int64_t b, int K) const {
-    return SampledCandidates<T, T>{hr.data_ptr<T>() + b * C * H * W, half.data_ptr<T>() + b * C * (H / 2) * (W / 2),
-                                   thetas.data_ptr<T>() + b * J * 6, xs.data_ptr<T>(), ys.data_ptr<T>(), H, W,
-                                   static_cast<int>(C), K};
+    return SampledCandidates<T, T>{hr.data_ptr<T>() + b * C * H * W,
+                                   half.data_ptr<T>() + b * C * (H / 2) * (W / 2),
+                                   thetas.data_ptr<T>() + b * J * 6,
+                                   xs.data_ptr<T>(),
+                                   ys.data_ptr<T>(),
+                                   H,
+                                   W,
+                                   static_cast<int>(C),
+                                   K};
   }
 };
 
@@ -72,11 +78,11 @@ void warp_column_products(const SampledCandidates<T, T>& src, int64_t J, T* out)
 }
 
 // Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); products are
-// the image's warp_column_products; sampler is the float32 warps' (sampler_for). Without copy_sources,
-// only the warps (slots 2 ..): candidates 0 and 1 are then read from hr and the half-size image directly.
+// the image's warp_column_products; vector: whether float32 warps take the vector kernel (vector_sampling). Without
+// copy_sources, only the warps (slots 2 ..): candidates 0 and 1 are then read from hr and the half-size image directly.
 template <typename T, int K, int C>
-void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, const T* products,
-                  WarpSampler sampler, bool copy_sources = true) {
+void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, const T* products, bool vector,
+                  bool copy_sources = true) {
   const int64_t H = src.H, W = src.W, HW = H * W, plane = K * W, half_W = W / 2, half_HW = (H / 2) * half_W;
   T* retiled = strip + C * plane;
   if (copy_sources) {
@@ -94,18 +100,17 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
     const T* theta = src.thetas + w * 6;
     T* warped = strip + (2 + w) * C * plane;
     if constexpr (std::is_same_v<T, float>) {
-      sample_warp_rows(sampler, src, theta, products + 2 * w * W, products + (2 * w + 1) * W, C, K, y0, warped);
+      sample_warp_rows(vector, src, theta, products + 2 * w * W, products + (2 * w + 1) * W, C, K, y0, warped);
     } else {
       for (int r = 0; r < K; ++r) sample_warp_row(src, theta, y0 + r, 0, W, plane, warped + r * W);
     }
   }
 }
 
-// The sampler of this call's warps: the CPU's best (best_warp_sampler) for float32 images small enough for
-// its 32-bit pixel offsets, else the scalar code.
-WarpSampler sampler_for(const SampledInputs& in) {
-  const bool vector = in.J > 0 && in.sr.scalar_type() == at::kFloat && in.H * in.W < (int64_t{1} << 31);
-  return vector ? best_warp_sampler() : WarpSampler::kScalar;
+// Whether this call's warps may take the vector kernel: float32 images small enough for its 32-bit pixel
+// offsets, on a CPU that has one (else the scalar code).
+bool vector_sampling(const SampledInputs& in) {
+  return in.J > 0 && in.sr.scalar_type() == at::kFloat && in.H * in.W < (int64_t{1} << 31) && lanes::use_avx2();
 }
 
 // Outputs of the forward: per-patch index and loss, and the residual (residual_shape).
@@ -115,8 +120,7 @@ struct SampledOutputs {
 
 // The forward in the computation type T, a patch at a time (float64; the reference for the lanes kernel).
 template <typename T, int K, int C>
-void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int target, int criterion,
-                            SampledOutputs& out) {
+void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int target, int criterion, SampledOutputs& out) {
   constexpr int P = pair_count<C>();
   const int64_t H = in.H, W = in.W, Hp = H / K, Wp = W / K, HW = H * W, NC = 2 + in.J;
   const int64_t plane = K * W, stride = C * plane;  // of the strip buffer
@@ -131,7 +135,7 @@ void sampled_forward_kernel(const SampledInputs& in, double gt_weight, int targe
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
       // (double: the scalar sampling code, which needs no column products)
-      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), nullptr, WarpSampler::kScalar);
+      sample_strip<T, K, C>(in.image<T>(b, K), in.J, i * K, strip.data(), nullptr, false);
       row_grams<T, K, C>(sp + b * C * HW, H, W, i, ge.data(), Wp, 1);
       row_grams<T, K, C>(strip.data(), K, W, 0, gg.data(), Wp, 1);  // candidate 0, hr: the ground truth
       for (int64_t m = 0; m < NC; ++m) {
@@ -188,8 +192,7 @@ inline lanes::F8 retiled_lanes(const float* grams, int64_t g) {
 // half-size patch (half_row_grams, shared by the patch-rows that re-tile the same half row), so for the
 // Gram target neither is copied; the pixel target copies them into the buffer for its residual.
 template <int K, int C>
-void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target, int criterion,
-                           SampledOutputs& out) {
+void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target, int criterion, SampledOutputs& out) {
   using lanes::Strip;
   constexpr int P = pair_count<C>();
   constexpr int N = lanes::kLanes;
@@ -203,22 +206,21 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
   float* rp = out.residual.data_ptr<float>();
   const float beta = static_cast<float>(gt_weight);
   const bool gram_loss = target == kTargetGram;
-  const WarpSampler sampler = sampler_for(in);
-  const bool vector_sampler = sampler != WarpSampler::kScalar;
+  const bool vector_sampler = vector_sampling(in);
   parallel_tasks(in.B * Hp, [&](auto& next) {
     lanes::LaneBuffer<float> strip_buffer(NC * stride);  // 64-byte aligned, as the vector loads like
     std::vector<float> products(2 * in.J * W), half_grams(P * half_row);
     alignas(64) float pad[lanes::strip_floats<K, C>()];
     float* strip = &strip_buffer[0];
-    int64_t products_of = -1;     // the image whose warp_column_products are in products
-    int64_t half_grams_of = -1;   // the (image, half patch-row) whose Grams are in half_grams
+    int64_t products_of = -1;    // the image whose warp_column_products are in products
+    int64_t half_grams_of = -1;  // the (image, half patch-row) whose Grams are in half_grams
     for (int64_t t = 0; next(t);) {
       const int64_t b = t / Hp, i = t % Hp, row = b * C * HW + i * K * W;
       if (vector_sampler && b != products_of) {
         warp_column_products(in.image<float>(b, K), in.J, products.data());
         products_of = b;
       }
-      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip, products.data(), sampler, !gram_loss);
+      sample_strip<float, K, C>(in.image<float>(b, K), in.J, i * K, strip, products.data(), vector_sampler, !gram_loss);
       // Strips of eight patches: sixteen (AVX-512, lanes::run_lanes) measured slower here, though not in
       // the local forward (the strip buffer is in L1 already; the wider reduction's permutes cost more).
       lanes::run_simd([&] {
@@ -250,8 +252,8 @@ void sampled_forward_lanes(const SampledInputs& in, double gt_weight, int target
       });
       if (gram_loss) continue;
       for (int64_t j = 0; j < Wp; ++j) {
-        lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip + ip[t * Wp + j] * stride + j * K,
-                                              plane, W, C, K, criterion, rp + row + j * K);
+        lp[t * Wp + j] = write_pixel_residual(sp + row + j * K, HW, W, strip + ip[t * Wp + j] * stride + j * K, plane,
+                                              W, C, K, criterion, rp + row + j * K);
       }
     }
   });

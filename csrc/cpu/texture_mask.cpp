@@ -87,8 +87,8 @@ void sliding_mask_kernel(const at::Tensor& x, int64_t window, double threshold, 
   });
   at::parallel_for(0, B * H, 16, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      sliding_row(col1.data() + t * W, col2.data() + t * W, col_bad.data() + t * W, W, r, window, threshold, out,
-                  t / H, t % H);
+      sliding_row(col1.data() + t * W, col2.data() + t * W, col_bad.data() + t * W, W, r, window, threshold, out, t / H,
+                  t % H);
     }
   });
 }
@@ -115,8 +115,8 @@ std::tuple<at::Tensor, at::Tensor> mask_pair_cpu(const at::Tensor& sr, const at:
   return mask_pair_entry(sr, hr, k, threshold, oy, ox, mode, window, launch_mask);
 }
 
-at::Tensor mask_pair_backward_cpu(const at::Tensor& grad, const at::Tensor& hr, int64_t k, double threshold,
-                                  int64_t oy, int64_t ox, c10::string_view mode, int64_t window) {
+at::Tensor mask_pair_backward_cpu(const at::Tensor& grad, const at::Tensor& hr, int64_t k, double threshold, int64_t oy,
+                                  int64_t ox, c10::string_view mode, int64_t window) {
   return mask_pair_backward_entry(grad, hr, k, threshold, oy, ox, mode, window, launch_mask);
 }
 

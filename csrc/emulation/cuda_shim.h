@@ -93,8 +93,7 @@ class Launch {
 };
 
 template <typename... Params>
-Launch<Params...> launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes,
-                         const char* name) {
+Launch<Params...> launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes, const char* name) {
   TORCH_CHECK(shared_bytes == 0, "gramgan emulation: dynamic shared memory is not emulated (", name, ")");
   return Launch<Params...>(kernel, grid, block, name);
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #if defined(__CUDACC__)
 #define GRAMGAN_HD __host__ __device__ __forceinline__
@@ -17,9 +18,28 @@
 
 namespace gramgan {
 
-// Fused kernels cover k in {2, 4, 8} and C in {1, 2, 3, 4}; the Python layer routes anything else to
-// the reference backend, the C++ entry points check again (cheaply) so a direct call cannot misbehave.
-constexpr int kMaxChannels = 4;
+// The coverage rule of the fused kernels, written once: the patch sizes k and channel counts C they are
+// compiled for. The dispatchers of gramgan_host.h instantiate exactly these, gramgan._C exports them to
+// Python (kernel_coverage: gramgan/ops/_backend.py routes anything else to the reference backend), and
+// the C++ entry points check again (cheaply) so that a direct call cannot misbehave.
+using KernelPatchSizes = std::integer_sequence<int, 2, 4, 8>;
+using KernelChannelCounts = std::integer_sequence<int, 1, 2, 3, 4>;
+
+// Whether v is one of the list's values.
+template <int... Vs>
+constexpr bool covers(std::integer_sequence<int, Vs...>, int64_t v) {
+  return ((v == Vs) || ...);
+}
+
+// The largest of the list's values.
+template <int... Vs>
+constexpr int largest(std::integer_sequence<int, Vs...>) {
+  int most = 0;
+  ((most = Vs > most ? Vs : most), ...);
+  return most;
+}
+
+constexpr int kMaxChannels = largest(KernelChannelCounts{});
 constexpr int kMaxPairs = kMaxChannels * (kMaxChannels + 1) / 2;
 
 // float16 / bfloat16 / float32 accumulate in float32, float64 in float64.

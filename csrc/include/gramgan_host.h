@@ -17,6 +17,7 @@
 #include <c10/util/string_view.h>
 
 #include <cstdint>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -26,20 +27,41 @@
 
 namespace gramgan {
 
-// Runs f(std::integral_constant<int, K>{}) for the runtime patch size k (2, 4 or 8).
+// "{v0, v1, ...}": a coverage list as the error messages name it.
+template <int... Vs>
+inline std::string coverage_text(std::integer_sequence<int, Vs...>) {
+  std::string text = "{";
+  for (const int v : {Vs...}) {
+    if (text.size() > 1) text += ", ";
+    text += std::to_string(v);
+  }
+  return text + "}";
+}
+
+// Runs f(std::integral_constant<int, V>{}) for the value v of the coverage list (what: its name in the
+// error raised for any other value).
+template <int... Vs, typename F>
+inline void dispatch_covered(std::integer_sequence<int, Vs...> list, int64_t v, const char* what, F&& f) {
+  const bool found = ((v == Vs ? (f(std::integral_constant<int, Vs>{}), true) : false) || ...);
+  TORCH_CHECK(found, "gramgan: the fused kernels support ", what, " in ", coverage_text(list), ", got ", what, "=", v);
+}
+
+// The two dispatchers of the coverage rule (gramgan_common.h): the runtime patch size k and channel count C
+// as compile-time constants.
 template <typename F>
 inline void dispatch_patch_size(int64_t k, F&& f) {
-  switch (k) {
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 8: f(std::integral_constant<int, 8>{}); break;
-    default: TORCH_CHECK(false, "gramgan: the fused kernels support k in {2, 4, 8}, got k=", k);
-  }
+  dispatch_covered(KernelPatchSizes{}, k, "k", f);
+}
+
+template <typename F>
+inline void dispatch_channels(int64_t channels, F&& f) {
+  dispatch_covered(KernelChannelCounts{}, channels, "C", f);
 }
 
 // The patch sizes the fused kernels are written for.
 inline void check_patch_size(int64_t k) {
-  TORCH_CHECK(k == 2 || k == 4 || k == 8, "gramgan: the fused kernels support k in {2, 4, 8}, got k=", k);
+  TORCH_CHECK(covers(KernelPatchSizes{}, k), "gramgan: the fused kernels support k in ",
+              coverage_text(KernelPatchSizes{}), ", got k=", k);
 }
 
 inline int parse_target(c10::string_view target) {
@@ -66,14 +88,14 @@ inline at::ScalarType acc_scalar_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-// A (B, C, H, W) floating image whose H and W are multiples of k (k == 0: any size), C <= 4.
+// A (B, C, H, W) floating image whose H and W are multiples of k (k == 0: any size), C covered.
 inline void check_image(const at::Tensor& x, const char* name, int64_t k) {
   if (k > 0) check_patch_size(k);
   TORCH_CHECK(x.dim() == 4, "gramgan: ", name, " must be (B, C, H, W), got ", x.sizes());
   TORCH_CHECK(at::isFloatingType(x.scalar_type()), "gramgan: ", name, " must be floating, got ",
               x.scalar_type());
-  TORCH_CHECK(x.size(1) >= 1 && x.size(1) <= kMaxChannels, "gramgan: the fused kernels support 1 to ",
-              kMaxChannels, " channels, ", name, " has ", x.size(1));
+  TORCH_CHECK(covers(KernelChannelCounts{}, x.size(1)), "gramgan: the fused kernels support C in ",
+              coverage_text(KernelChannelCounts{}), " channels, ", name, " has ", x.size(1));
   if (k > 0) {
     TORCH_CHECK(x.size(2) % k == 0 && x.size(3) % k == 0, "gramgan: ", name, " has shape ", x.sizes(),
                 ": H and W must be multiples of k=", k);

@@ -28,10 +28,6 @@ import torch
 
 from gramgan.ops._contract import DIFFERENTIABLE_OPS, FORWARD_OPS, public_outputs
 
-# Values of k and C the fused kernels are written for; anything else goes to the reference (docs/ops.md).
-KERNEL_PATCH_SIZES = (2, 4, 8)
-KERNEL_CHANNELS = (1, 2, 3, 4)
-
 
 class Backend(Protocol):
     """What ``_dispatch`` needs from a backend, besides the forward ops (module docstring)."""
@@ -45,12 +41,30 @@ class Backend(Protocol):
         """``None`` when the backend's kernels cover patch size ``k`` and ``channels``, else why not."""
 
 
+def _read_kernel_coverage() -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The patch sizes k and channel counts C the fused kernels are written for, as ``gramgan._C`` exports its
+    one definition (csrc/include/gramgan_common.h); ``None`` when the extension is not built (or too old)."""
+    try:
+        from gramgan import _C
+    except ImportError:
+        return None
+    export = getattr(_C, "kernel_coverage", None)
+    return None if export is None else export()
+
+
+# Read once at import: a constant to torch.compile, which cannot trace into the extension.
+KERNEL_COVERAGE = _read_kernel_coverage()
+
+
 def kernel_unsupported_reason(k: int, channels: int) -> str | None:
-    """The shared coverage rule of the fused kernels (k in {2, 4, 8}, C in {1, 2, 3, 4})."""
-    if k not in KERNEL_PATCH_SIZES:
-        return f"patch size k={k} is not one of the kernel sizes {KERNEL_PATCH_SIZES}"
-    if channels not in KERNEL_CHANNELS:
-        return f"C={channels} channels is not one of the kernel channel counts {KERNEL_CHANNELS}"
+    """The shared coverage rule of the fused kernels; anything else goes to the reference (docs/ops.md)."""
+    if KERNEL_COVERAGE is None:
+        return "the fused kernels' coverage rule comes from gramgan._C, which is not built (or too old: rebuild it)"
+    patch_sizes, channel_counts = KERNEL_COVERAGE
+    if k not in patch_sizes:
+        return f"patch size k={k} is not one of the kernel sizes {patch_sizes}"
+    if channels not in channel_counts:
+        return f"C={channels} channels is not one of the kernel channel counts {channel_counts}"
     return None
 
 

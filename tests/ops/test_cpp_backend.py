@@ -228,3 +228,21 @@ def test_availability_reasons():
     assert _cpp.CPU_BACKEND.unsupported_reason(4, 3) is None
     assert "k=3" in _cpp.CPU_BACKEND.unsupported_reason(3, 3)
     assert "C=5" in _cpp.CUDA_BACKEND.unsupported_reason(4, 5)
+
+
+def test_coverage_rule_is_the_extensions(monkeypatch):
+    """Python routes by the coverage rule the extension exports (its one definition, gramgan_common.h), which
+    is the one its dispatchers instantiate; without the extension the fused backends name the reason."""
+    from gramgan.ops import _backend
+
+    patch_sizes, channel_counts = _cpp._C.kernel_coverage()
+    assert (patch_sizes, channel_counts) == _backend.KERNEL_COVERAGE == ((2, 4, 8), (1, 2, 3, 4))
+    for k in patch_sizes:  # every covered k and C runs; the next ones past them are refused in C++ too
+        for channels in channel_counts:
+            assert torch.ops.gramgan.patch_gram(torch.rand(1, channels, 8 * k, 8 * k), k).shape[-1] == channels
+    with pytest.raises(RuntimeError, match=r"k in \{2, 4, 8\}, got k=16"):
+        torch.ops.gramgan.patch_gram(torch.rand(1, 3, 16, 16), 16)
+    with pytest.raises(RuntimeError, match=r"C in \{1, 2, 3, 4\} channels, x has 5"):
+        torch.ops.gramgan.patch_gram(torch.rand(1, 5, 8, 8), 4)
+    monkeypatch.setattr(_backend, "KERNEL_COVERAGE", None)
+    assert "gramgan._C, which is not built" in _cpp.CPU_BACKEND.unsupported_reason(4, 3)

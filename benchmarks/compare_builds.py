@@ -7,8 +7,8 @@ Each checkout holds its own in-place built extension (``gramgan/_C*.so``). Every
 the old build and once for the new one, each in a fresh subprocess whose ``PYTHONPATH`` starts with that
 checkout. The subprocess checks that ``gramgan`` and ``gramgan._C`` were imported from the checkout, that
 the backend runs there, and that no call fell back to the reference backend; any of these failing stops
-the comparison with the reason. A round alternates old, new, so that a shared machine's slow spells weigh
-on both builds alike.
+the comparison with the reason. A round runs old, then new (``--order balanced``: new first in every
+second round), so that a shared machine's slow spells weigh on both builds alike.
 
 Per row: the median over the rounds of each build's median time; the ratio new / old, the median of the
 rounds' ratios (a round's old and new run back to back, so a slow drift of the machine's speed cancels in
@@ -310,6 +310,12 @@ def cpu_features() -> str:
     return (" ".join(found) or "no AVX2/AVX-512 flags seen") + (f", GRAMGAN_CPU_SIMD={cap}" if cap else "")
 
 
+def round_order(round_: int, order: str) -> tuple[str, ...]:
+    """Which build runs first in round ``round_`` (from 1): always old, or with ``balanced`` new in every
+    second round, so that an advantage of running second (seen on a shared VM) weighs on both builds."""
+    return BUILDS[::-1] if order == "balanced" and round_ % 2 == 0 else BUILDS
+
+
 def bench_args(args: argparse.Namespace) -> list[str]:
     """The options passed to texture_term.py."""
     argv = ["--device", args.device, "--backend", args.backend, "--batch", str(args.batch), "--size", str(args.size)]
@@ -327,6 +333,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--old", required=True, help="checkout of the old build (with gramgan/_C*.so built in place)")
     parser.add_argument("--new", required=True, help="checkout of the new build")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of old, new (default 3)")
+    parser.add_argument(
+        "--order",
+        choices=("alternate", "balanced"),
+        default="alternate",
+        help="alternate: old first in every round (default); balanced: new first in every second round",
+    )
     parser.add_argument("--tolerance", type=float, default=0.10, help="allowed |new/old - 1| (default 0.10)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="texture_term --device (cpu)")
     parser.add_argument("--backend", default="cpu", help="texture_term --backend (default cpu)")
@@ -357,7 +369,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="compare_builds-") as work:
         for round_ in range(1, args.rounds + 1):
-            for label in BUILDS:
+            for label in round_order(round_, args.order):
                 root = Path(builds[label]["root"])
                 run = run_build(root, argv, Path(work) / f"{label}-{round_}", args.timeout)
                 runs[label].append(run)
@@ -368,7 +380,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     verdict = overall(rows, args.tolerance)
     title = (
         f"old vs new build, texture_term.py backend {args.backend} on {env['device']} [{cpu_features()}]: "
-        f"B={args.batch}, {args.size}x{args.size}, {args.rounds} rounds old/new alternating, {env['date_utc'][:10]}"
+        f"B={args.batch}, {args.size}x{args.size}, {args.rounds} rounds ({args.order}), {env['date_utc'][:10]}"
     )
     notes = [f"{label}: {b['root']} (commit {b.get('git_commit')}{', uncommitted changes' if b['git_dirty'] else ''})"
              for label, b in builds.items()]  # fmt: skip

@@ -126,3 +126,12 @@ def test_options_reach_texture_term(compare_builds):
     argv = compare_builds.bench_args(args)
     assert argv[argv.index("--size") + 1] == "64" and argv[argv.index("--threads") + 1] == "2"
     assert "--no-large" in argv and "--min-time" not in argv and args.rounds == 3
+
+
+def test_balanced_order_puts_new_first_in_every_second_round(compare_builds):
+    assert [compare_builds.round_order(r, "alternate") for r in (1, 2)] == [("old", "new")] * 2
+    assert [compare_builds.round_order(r, "balanced") for r in (1, 2, 3)] == [
+        ("old", "new"),
+        ("new", "old"),
+        ("old", "new"),
+    ]

@@ -137,6 +137,12 @@ def warp_images(hr: Tensor, thetas: Tensor) -> Tensor:
     return warped.to(hr.dtype)
 
 
+def _random_warps(hr: Tensor, num_affine_warps: int, magnitude: float, generator: torch.Generator | None) -> Tensor:
+    """The warp candidates of both databases: ``hr`` warped by fresh :func:`random_affine_thetas`, (B, J, C, H, W)."""
+    thetas = random_affine_thetas(hr.shape[0], num_affine_warps, magnitude, generator=generator, device=hr.device)
+    return warp_images(hr, thetas)
+
+
 def _downsample(hr: Tensor, scale: float, clamp: bool) -> Tensor:
     """MATLAB-style bicubic resize with antialiasing, float32, no grad, clamped to [0, 1] if asked."""
     with torch.no_grad(), autocast_off(hr):
@@ -194,8 +200,7 @@ def build_local_candidates(
     """
     hr = _check_hr(hr)
     retiled = downsample_retiled(hr, patch_size, clamp)
-    thetas = random_affine_thetas(hr.shape[0], num_affine_warps, magnitude, generator=generator, device=hr.device)
-    warps = warp_images(hr, thetas)
+    warps = _random_warps(hr, num_affine_warps, magnitude, generator)
     return torch.cat([hr.detach().unsqueeze(1), retiled.unsqueeze(1), warps], dim=1)
 
 
@@ -230,6 +235,5 @@ def build_global_candidates(
                 f"it must be at least {factor * k} pixels on each side"
             )
         levels.append(small[..., :h, :w].to(hr.dtype))
-    thetas = random_affine_thetas(hr.shape[0], num_affine_warps, magnitude, generator=generator, device=hr.device)
-    warps = warp_images(hr, thetas)
+    warps = _random_warps(hr, num_affine_warps, magnitude, generator)
     return [hr.detach(), *levels, *warps.unbind(dim=1)]

@@ -119,11 +119,8 @@ def gram_texture_loss(
     """
     k, candidates, gt_weight = _check_selection(sr, candidates, k, scope, gt_weight)
     _check_loss_choices(target, criterion, reduction)
-    if sr.shape[0] == 0:
-        return _reduce(_empty_loss(sr, k), reduction)
-    chosen = resolve(backend, sr.device, k, sr.shape[1])
-    per_patch = getattr(chosen, f"texture_loss_{scope}")(sr, candidates, k, gt_weight, target, criterion)
-    return _reduce(per_patch, reduction)
+    args = (candidates, k, gt_weight, target, criterion)
+    return _reduced_loss(f"texture_loss_{scope}", sr, args, k, reduction, backend)
 
 
 def gram_texture_loss_sampled(
@@ -153,17 +150,25 @@ def gram_texture_loss_sampled(
     thetas = V.check_sampled_sources(sr, hr, hr_half, thetas, k)
     gt_weight = V.check_gt_weight(gt_weight)
     _check_loss_choices(target, criterion, reduction)
-    if sr.shape[0] == 0:
-        return _reduce(_empty_loss(sr, k), reduction)
-    chosen = resolve(backend, sr.device, k, sr.shape[1])
-    per_patch = chosen.texture_loss_sampled(sr, hr, hr_half, thetas, k, gt_weight, target, criterion)
-    return _reduce(per_patch, reduction)
+    args = (hr, hr_half, thetas, k, gt_weight, target, criterion)
+    return _reduced_loss("texture_loss_sampled", sr, args, k, reduction, backend)
 
 
 def _check_loss_choices(target: str, criterion: str, reduction: str) -> None:
     V.check_choice("target", target, V.TARGETS)
     V.check_choice("criterion", criterion, V.CRITERIA)
     V.check_choice("reduction", reduction, V.REDUCTIONS)
+
+
+def _reduced_loss(op: str, sr: torch.Tensor, args: tuple, k: int, reduction: str, backend: str | None) -> torch.Tensor:
+    """The texture-loss ops' common tail: the per-patch loss ``op(sr, *args)`` of the chosen backend, reduced.
+
+    ``args`` are checked already; an empty batch gets :func:`_empty_loss` without asking a backend.
+    """
+    if sr.shape[0] == 0:
+        return _reduce(_empty_loss(sr, k), reduction)
+    chosen = resolve(backend, sr.device, k, sr.shape[1])
+    return _reduce(getattr(chosen, op)(sr, *args), reduction)
 
 
 def _empty_loss(sr: torch.Tensor, k: int) -> torch.Tensor:

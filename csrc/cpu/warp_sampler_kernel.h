@@ -1,8 +1,11 @@
-// The vector warp sampling of the CPU sampled texture loss for float32, kVecLanes pixels at a time: one
-// kernel, compiled per target by cpu_targets.h (see warp_sampler.h). It performs the very operations of
+// The vector warp sampling of the CPU sampled texture loss for float32, kVecLanes pixels at a time, part
+// of sampled_kernels.h, for the x86 targets (the generic one samples with the scalar code,
+// sample_warp_row in texture_loss_sampled.cpp). It performs the very operations of
 // the shared scalar code in the same order, lane by lane, so every target's samples agree with it to the
 // bit: products are rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp, so
 // that no multiply-add can be contracted here) and fused where it fuses them.
+
+#ifndef GRAMGAN_TARGET_GENERIC
 
 // The rest of grid_source_coordinate on unnormalised coordinates u along an axis of n pixels (span 2 n,
 // last n - 1): reflection and clipping; or, where every u lies inside the image (inside: 0 <= u <= n - 1),
@@ -93,3 +96,5 @@ inline void sample_warp_rows(const SampledCandidates<float, float>& src, const f
     sample_warp_row(src, theta, y, vector_end, W, K * W, out + r * W);
   }
 }
+
+#endif

@@ -21,14 +21,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_local_cuda(const at:
                                                                        const at::Tensor& candidates, int64_t k,
                                                                        double gt_weight, c10::string_view target,
                                                                        c10::string_view criterion);
-std::tuple<at::Tensor, at::Tensor> texture_loss_global_cuda(const at::Tensor& sr, at::TensorList candidates,
-                                                            int64_t k, double gt_weight, c10::string_view target,
+std::tuple<at::Tensor, at::Tensor> texture_loss_global_cuda(const at::Tensor& sr, at::TensorList candidates, int64_t k,
+                                                            double gt_weight, c10::string_view target,
                                                             c10::string_view criterion);
 at::Tensor texture_loss_residual_backward_cuda(const at::Tensor& grad, const at::Tensor& sr, const at::Tensor& residual,
                                                int64_t k, c10::string_view target, c10::string_view criterion);
-at::Tensor texture_loss_global_backward_cuda(const at::Tensor& grad, const at::Tensor& sr,
-                                             at::TensorList candidates, const at::Tensor& index, int64_t k,
-                                             c10::string_view target, c10::string_view criterion);
+at::Tensor texture_loss_global_backward_cuda(const at::Tensor& grad, const at::Tensor& sr, at::TensorList candidates,
+                                             const at::Tensor& index, int64_t k, c10::string_view target,
+                                             c10::string_view criterion);
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& sr, const at::Tensor& hr,
                                                                          const at::Tensor& hr_half,

@@ -7,8 +7,8 @@ namespace cuda {
 namespace {
 
 template <typename scalar_t>
-__global__ void patch_gram_kernel(const scalar_t* __restrict__ x, acc_type_t<scalar_t>* __restrict__ out,
-                                  int64_t B, int C, int K, int64_t H, int64_t W) {
+__global__ void patch_gram_kernel(const scalar_t* __restrict__ x, acc_type_t<scalar_t>* __restrict__ out, int64_t B,
+                                  int C, int K, int64_t H, int64_t W) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -30,8 +30,8 @@ __global__ void patch_gram_kernel(const scalar_t* __restrict__ x, acc_type_t<sca
 // dx_u = (1/K^2) (dG + dG^T) x_u for every pixel u of every patch.
 template <typename scalar_t>
 __global__ void patch_gram_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad,
-                                           const scalar_t* __restrict__ x, scalar_t* __restrict__ dx, int64_t B,
-                                           int C, int K, int64_t H, int64_t W) {
+                                           const scalar_t* __restrict__ x, scalar_t* __restrict__ dx, int64_t B, int C,
+                                           int K, int64_t H, int64_t W) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, HW = H * W;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -56,8 +56,8 @@ at::Tensor patch_gram_cuda(const at::Tensor& x_in, int64_t k) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gramgan_patch_gram_cuda", [&] {
     GRAMGAN_LAUNCH(patch_gram_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
-        x.data_ptr<scalar_t>(), out.data_ptr<acc_type_t<scalar_t>>(), B, static_cast<int>(C), static_cast<int>(k),
-        H, W);
+        x.data_ptr<scalar_t>(), out.data_ptr<acc_type_t<scalar_t>>(), B, static_cast<int>(C), static_cast<int>(k), H,
+        W);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
@@ -76,8 +76,8 @@ at::Tensor patch_gram_backward_cuda(const at::Tensor& grad_in, const at::Tensor&
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gramgan_patch_gram_bwd_cuda", [&] {
     GRAMGAN_LAUNCH(patch_gram_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
-        grad.data_ptr<acc_type_t<scalar_t>>(), x.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), B,
-        static_cast<int>(C), static_cast<int>(k), H, W);
+        grad.data_ptr<acc_type_t<scalar_t>>(), x.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), B, static_cast<int>(C),
+        static_cast<int>(k), H, W);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return dx;

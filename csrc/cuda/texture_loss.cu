@@ -23,7 +23,8 @@ template <typename scalar_t>
 __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scalar_t* __restrict__ cand, int64_t B,
                                      int C, int K, int64_t H, int64_t W, int64_t NC, acc_type_t<scalar_t> beta,
                                      int target, int criterion, int64_t* __restrict__ index,
-                                     acc_type_t<scalar_t>* __restrict__ loss, acc_type_t<scalar_t>* __restrict__ residual) {
+                                     acc_type_t<scalar_t>* __restrict__ loss,
+                                     acc_type_t<scalar_t>* __restrict__ residual) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -64,10 +65,9 @@ __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scal
 
 // The backward of the local and sampled losses from SR and the forward's residual, a thread per patch.
 template <typename scalar_t>
-__global__ void residual_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad,
-                                         const scalar_t* __restrict__ sr, const acc_type_t<scalar_t>* __restrict__ residual,
-                                         int64_t B, int C, int K, int64_t H, int64_t W, int target, int criterion,
-                                         scalar_t* __restrict__ dx) {
+__global__ void residual_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
+                                         const acc_type_t<scalar_t>* __restrict__ residual, int64_t B, int C, int K,
+                                         int64_t H, int64_t W, int target, int criterion, scalar_t* __restrict__ dx) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -85,8 +85,8 @@ __global__ void residual_backward_kernel(const acc_type_t<scalar_t>* __restrict_
 
 // Gram bank entries of one level: bank[(b * M + offset + q) * kMaxPairs + p] for patch q of level l.
 template <typename scalar_t>
-__global__ void bank_kernel(const scalar_t* __restrict__ image, int64_t B, int C, int K, int64_t H, int64_t W, int64_t M,
-                            int64_t offset, acc_type_t<scalar_t>* __restrict__ bank) {
+__global__ void bank_kernel(const scalar_t* __restrict__ image, int64_t B, int C, int K, int64_t H, int64_t W,
+                            int64_t M, int64_t offset, acc_type_t<scalar_t>* __restrict__ bank) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -139,7 +139,8 @@ __global__ void global_search_kernel(const scalar_t* __restrict__ sr, const acc_
     }
     if (active) {
       index[b * N + n] = chosen;
-      if (loss != nullptr) loss[b * N + n] = gram_target_loss<kMaxChannels>(ge, 1, bank_b + chosen * kMaxPairs, 1, C, criterion);
+      if (loss != nullptr)
+        loss[b * N + n] = gram_target_loss<kMaxChannels>(ge, 1, bank_b + chosen * kMaxPairs, 1, C, criterion);
     }
   }
 }
@@ -147,8 +148,8 @@ __global__ void global_search_kernel(const scalar_t* __restrict__ sr, const acc_
 // Pixel-target loss of the SR patches whose chosen candidate lies in level l (the others are skipped).
 template <typename scalar_t>
 __global__ void global_pixel_loss_kernel(const scalar_t* __restrict__ sr, const scalar_t* __restrict__ level,
-                                         const int64_t* __restrict__ index, int64_t B, int C, int K, int64_t H, int64_t W,
-                                         int64_t lH, int64_t lW, int64_t offset, int criterion,
+                                         const int64_t* __restrict__ index, int64_t B, int C, int K, int64_t H,
+                                         int64_t W, int64_t lH, int64_t lW, int64_t offset, int criterion,
                                          acc_type_t<scalar_t>* __restrict__ loss) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, lWp = lW / K, count = (lH / K) * lWp;
@@ -165,8 +166,8 @@ __global__ void global_pixel_loss_kernel(const scalar_t* __restrict__ sr, const 
 // Backward of the SR patches whose chosen candidate lies in level l.
 template <typename scalar_t>
 __global__ void global_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
-                                       const scalar_t* __restrict__ level, const int64_t* __restrict__ index,
-                                       int64_t B, int C, int K, int64_t H, int64_t W, int64_t lH, int64_t lW, int64_t offset,
+                                       const scalar_t* __restrict__ level, const int64_t* __restrict__ index, int64_t B,
+                                       int C, int K, int64_t H, int64_t W, int64_t lH, int64_t lW, int64_t offset,
                                        int target, int criterion, scalar_t* __restrict__ dx) {
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, lWp = lW / K, count = (lH / K) * lWp;
   for (int64_t n = global_thread(); n < N; n += grid_stride()) {
@@ -175,7 +176,7 @@ __global__ void global_backward_kernel(const acc_type_t<scalar_t>* __restrict__ 
     const int64_t b = n / (Hp * Wp), patch = b * C * H * W + ((n / Wp) % Hp) * K * W + (n % Wp) * K;
     const int64_t level_patch = b * C * lH * lW + (q / lWp) * K * lW + (q % lWp) * K;
     patch_target_grad<kMaxChannels>(sr + patch, H * W, W, level + level_patch, lH * lW, lW, C, K, target, criterion,
-                                     grad[n], dx + patch);
+                                    grad[n], dx + patch);
   }
 }
 
@@ -271,8 +272,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_local_cuda(const at:
   return Ops::loss_local(sr, candidates, k, gt_weight, target, criterion);
 }
 
-std::tuple<at::Tensor, at::Tensor> texture_loss_global_cuda(const at::Tensor& sr, at::TensorList candidates,
-                                                            int64_t k, double gt_weight, c10::string_view target,
+std::tuple<at::Tensor, at::Tensor> texture_loss_global_cuda(const at::Tensor& sr, at::TensorList candidates, int64_t k,
+                                                            double gt_weight, c10::string_view target,
                                                             c10::string_view criterion) {
   return Ops::loss_global(sr, candidates, k, gt_weight, target, criterion);
 }

@@ -20,8 +20,8 @@ namespace {
 // Where the sources of every image of a batch live (device pointers), and the sizes.
 template <typename scalar_t>
 struct SampledBatch {
-  const scalar_t* hr;    // (B, C, H, W)
-  const scalar_t* half;  // (B, C, H/2, W/2)
+  const scalar_t* hr;                  // (B, C, H, W)
+  const scalar_t* half;                // (B, C, H/2, W/2)
   const acc_type_t<scalar_t>* thetas;  // (B, J, 2, 3)
   const acc_type_t<scalar_t>* xs;      // (W) normalised pixel coordinates
   const acc_type_t<scalar_t>* ys;      // (H)
@@ -71,7 +71,8 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
                                         Hp * Wp);
     } else {
       acc_t* res = residual + b * in.C * H * W + y0 * W + x0;
-      loss[n] = write_source_pixel_residual<kMaxChannels>(source, chosen, y0, x0, in.C, in.K, e, res, H * W, W, criterion);
+      loss[n] =
+          write_source_pixel_residual<kMaxChannels>(source, chosen, y0, x0, in.C, in.K, e, res, H * W, W, criterion);
     }
   }
 }
@@ -95,8 +96,16 @@ struct SampledInputs {
   template <typename scalar_t>
   SampledBatch<scalar_t> batch(int64_t k) const {
     using acc_t = acc_type_t<scalar_t>;
-    return {hr.data_ptr<scalar_t>(), half.data_ptr<scalar_t>(), thetas.data_ptr<acc_t>(), xs.data_ptr<acc_t>(),
-            ys.data_ptr<acc_t>(), sr.size(0), sr.size(2), sr.size(3), thetas.size(1), static_cast<int>(sr.size(1)),
+    return {hr.data_ptr<scalar_t>(),
+            half.data_ptr<scalar_t>(),
+            thetas.data_ptr<acc_t>(),
+            xs.data_ptr<acc_t>(),
+            ys.data_ptr<acc_t>(),
+            sr.size(0),
+            sr.size(2),
+            sr.size(3),
+            thetas.size(1),
+            static_cast<int>(sr.size(1)),
             static_cast<int>(k)};
   }
 };
@@ -104,9 +113,10 @@ struct SampledInputs {
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cuda(const at::Tensor& sr_in, const at::Tensor& hr,
-                                                             const at::Tensor& hr_half, const at::Tensor& thetas,
-                                                             int64_t k, double gt_weight, c10::string_view target,
-                                                             c10::string_view criterion) {
+                                                                         const at::Tensor& hr_half,
+                                                                         const at::Tensor& thetas, int64_t k,
+                                                                         double gt_weight, c10::string_view target,
+                                                                         c10::string_view criterion) {
   const c10::cuda::CUDAGuard guard(sr_in.device());
   const SampledInputs in(sr_in, hr, hr_half, thetas, k);
   const int t = parse_target(target), c = parse_criterion(criterion);
@@ -120,8 +130,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cuda(const a
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_sampled_forward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
     GRAMGAN_LAUNCH(sampled_forward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
-        sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), static_cast<acc_t>(gt_weight), t, c,
-        index.data_ptr<int64_t>(), loss.data_ptr<acc_t>(), residual.data_ptr<acc_t>());
+        sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), static_cast<acc_t>(gt_weight), t, c, index.data_ptr<int64_t>(),
+        loss.data_ptr<acc_t>(), residual.data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {loss, index, residual};

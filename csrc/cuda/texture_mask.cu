@@ -68,8 +68,8 @@ __global__ void row_mask_kernel(const double* __restrict__ col1, const double* _
 }
 
 template <typename scalar_t>
-void launch_mask(const at::Tensor& x, int64_t k, double threshold, int64_t oy, int64_t ox, bool sliding,
-                 int64_t window, const MaskOut<scalar_t>& out) {
+void launch_mask(const at::Tensor& x, int64_t k, double threshold, int64_t oy, int64_t ox, bool sliding, int64_t window,
+                 const MaskOut<scalar_t>& out) {
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   if (B * H * W == 0) return;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -94,10 +94,12 @@ void launch_mask(const at::Tensor& x, int64_t k, double threshold, int64_t oy, i
 }
 
 // launch_mask for any dtype, as the shared entry points of gramgan_host.h call it.
-const auto launch_any_mask = [](const at::Tensor& x, int64_t k, double threshold, int64_t oy, int64_t ox,
-                                bool sliding, int64_t window, const auto& out) {
+// clang-format off: it would put the body on the parameters' last line
+const auto launch_any_mask = [](const at::Tensor& x, int64_t k, double threshold, int64_t oy, int64_t ox, bool sliding,
+                                int64_t window, const auto& out) {
   launch_mask(x, k, threshold, oy, ox, sliding, window, out);
 };
+// clang-format on
 
 }  // namespace
 

@@ -84,16 +84,13 @@ inline bool parse_sliding(c10::string_view mode) {
 }
 
 // float64 stays float64, every other float type yields float32 Grams and losses.
-inline at::ScalarType acc_scalar_type(at::ScalarType t) {
-  return t == at::kDouble ? at::kDouble : at::kFloat;
-}
+inline at::ScalarType acc_scalar_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
 // A (B, C, H, W) floating image whose H and W are multiples of k (k == 0: any size), C covered.
 inline void check_image(const at::Tensor& x, const char* name, int64_t k) {
   if (k > 0) check_patch_size(k);
   TORCH_CHECK(x.dim() == 4, "gramgan: ", name, " must be (B, C, H, W), got ", x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "gramgan: ", name, " must be floating, got ",
-              x.scalar_type());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "gramgan: ", name, " must be floating, got ", x.scalar_type());
   TORCH_CHECK(covers(KernelChannelCounts{}, x.size(1)), "gramgan: the fused kernels support C in ",
               coverage_text(KernelChannelCounts{}), " channels, ", name, " has ", x.size(1));
   if (k > 0) {
@@ -105,19 +102,18 @@ inline void check_image(const at::Tensor& x, const char* name, int64_t k) {
 inline void check_pair(const at::Tensor& a, const at::Tensor& b, const char* a_name, const char* b_name) {
   TORCH_CHECK(a.device() == b.device(), "gramgan: ", b_name, " is on ", b.device(), " but ", a_name, " is on ",
               a.device());
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "gramgan: ", b_name, " has dtype ", b.scalar_type(), " but ",
-              a_name, " has ", a.scalar_type());
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "gramgan: ", b_name, " has dtype ", b.scalar_type(), " but ", a_name,
+              " has ", a.scalar_type());
 }
 
 // sr (B, C, H, W) and local candidates (B, K, C, H, W), aligned, K >= 1.
 inline void check_local(const at::Tensor& sr, const at::Tensor& candidates, int64_t k) {
   check_image(sr, "sr", k);
   check_pair(sr, candidates, "sr", "candidates");
-  TORCH_CHECK(candidates.dim() == 5 && candidates.size(0) == sr.size(0) && candidates.size(1) >= 1 &&
-                  candidates.size(2) == sr.size(1) && candidates.size(3) == sr.size(2) &&
-                  candidates.size(4) == sr.size(3),
-              "gramgan: candidates must be (B, K>=1, C, H, W) aligned with sr ", sr.sizes(), ", got ",
-              candidates.sizes());
+  TORCH_CHECK(
+      candidates.dim() == 5 && candidates.size(0) == sr.size(0) && candidates.size(1) >= 1 &&
+          candidates.size(2) == sr.size(1) && candidates.size(3) == sr.size(2) && candidates.size(4) == sr.size(3),
+      "gramgan: candidates must be (B, K>=1, C, H, W) aligned with sr ", sr.sizes(), ", got ", candidates.sizes());
   TORCH_CHECK(candidates.size(1) < (int64_t{1} << 31), "gramgan: at most 2^31 - 1 local candidates");
 }
 
@@ -163,10 +159,10 @@ inline void check_backward_args(const at::Tensor& grad, const at::Tensor& index,
   const std::vector<int64_t> shape{sr.size(0), sr.size(2) / k, sr.size(3) / k};
   TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape) && grad.device() == sr.device(), "gramgan: grad has shape ",
               grad.sizes(), " on ", grad.device(), ", expected ", at::IntArrayRef(shape), " on ", sr.device());
-  TORCH_CHECK(index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong &&
-                  index.device() == sr.device(),
-              "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), " on ", sr.device(), ", got ",
-              index.scalar_type(), " ", index.sizes(), " on ", index.device());
+  TORCH_CHECK(
+      index.sizes() == at::IntArrayRef(shape) && index.scalar_type() == at::kLong && index.device() == sr.device(),
+      "gramgan: index must be int64 of shape ", at::IntArrayRef(shape), " on ", sr.device(), ", got ",
+      index.scalar_type(), " ", index.sizes(), " on ", index.device());
 }
 
 // Shape of the residual of the local and sampled texture losses (docs/ops.md): (B, C, C, H/k, W/k), the
@@ -187,8 +183,8 @@ inline void check_residual_backward_args(const at::Tensor& grad, const at::Tenso
   TORCH_CHECK(residual.sizes() == at::IntArrayRef(res) && residual.device() == sr.device() &&
                   residual.scalar_type() == acc_scalar_type(sr.scalar_type()),
               "gramgan: residual must be ", acc_scalar_type(sr.scalar_type()), " of shape ", at::IntArrayRef(res),
-              " on ", sr.device(), " (the forward's third output), got ", residual.scalar_type(), " ",
-              residual.sizes(), " on ", residual.device());
+              " on ", sr.device(), " (the forward's third output), got ", residual.scalar_type(), " ", residual.sizes(),
+              " on ", residual.device());
 }
 
 // The mask's image, cell offset and (sliding mode) window.
@@ -245,8 +241,10 @@ at::Tensor texture_mask_entry(const at::Tensor& x_in, int64_t k, double threshol
   const at::Tensor x = x_in.contiguous();
   at::Tensor mask = at::empty({x.size(0), 1, x.size(2), x.size(3)}, x.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gramgan_texture_mask", [&] {
+    // clang-format off: it would align these values into a table
     const MaskOut<scalar_t> out{mask.data_ptr<scalar_t>(), nullptr, nullptr, nullptr, nullptr,
                                 static_cast<int>(x.size(1)), x.size(2), x.size(3)};
+    // clang-format on
     launch(x, k, threshold, oy, ox, sliding, window, out);
   });
   return mask;
@@ -263,9 +261,14 @@ std::tuple<at::Tensor, at::Tensor> mask_pair_entry(const at::Tensor& sr_in, cons
   at::Tensor mask = at::empty({hr.size(0), 1, hr.size(2), hr.size(3)}, hr.options());
   at::Tensor sr_out = at::empty_like(sr), hr_out = at::empty_like(hr);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, hr.scalar_type(), "gramgan_mask_pair", [&] {
-    const MaskOut<scalar_t> out{mask.data_ptr<scalar_t>(), sr.data_ptr<scalar_t>(), hr.data_ptr<scalar_t>(),
-                                sr_out.data_ptr<scalar_t>(), hr_out.data_ptr<scalar_t>(),
-                                static_cast<int>(hr.size(1)), hr.size(2), hr.size(3)};
+    const MaskOut<scalar_t> out{mask.data_ptr<scalar_t>(),
+                                sr.data_ptr<scalar_t>(),
+                                hr.data_ptr<scalar_t>(),
+                                sr_out.data_ptr<scalar_t>(),
+                                hr_out.data_ptr<scalar_t>(),
+                                static_cast<int>(hr.size(1)),
+                                hr.size(2),
+                                hr.size(3)};
     launch(hr, k, threshold, oy, ox, sliding, window, out);
   });
   return {sr_out, hr_out};
@@ -286,7 +289,7 @@ struct Levels {
   std::vector<at::Tensor> images;  // contiguous (B, C, H_l, W_l)
   std::vector<int64_t> offset;     // first flat index of level l
   std::vector<int64_t> height, width;
-  int64_t total = 0;               // M, the number of candidate patches per image
+  int64_t total = 0;  // M, the number of candidate patches per image
 
   // compute: the dtype the kernels read (the CPU converts float16 / bfloat16 to float32 once); by
   // default the candidates' own dtype.
@@ -297,8 +300,8 @@ struct Levels {
       const at::Tensor& image = candidates[l];
       check_image(image, "candidates[l]", k);
       check_pair(sr, image, "sr", "candidates[l]");
-      TORCH_CHECK(image.size(0) == sr.size(0) && image.size(1) == sr.size(1),
-                  "gramgan: candidates[", l, "] has shape ", image.sizes(), ", sr has ", sr.sizes());
+      TORCH_CHECK(image.size(0) == sr.size(0) && image.size(1) == sr.size(1), "gramgan: candidates[", l, "] has shape ",
+                  image.sizes(), ", sr has ", sr.sizes());
       images.push_back((compute == at::ScalarType::Undefined ? image : image.to(compute)).contiguous());
       offset.push_back(total);
       height.push_back(image.size(2));

@@ -188,7 +188,8 @@ GRAMGAN_HD void gram_target_grad_matrix(const T* ge, const T* gc, T g, int C, in
   GRAMGAN_UNROLL
   for (int a = 0; a < NC; ++a) {
     GRAMGAN_UNROLL
-    for (int b = a; b < NC; ++b, ++q) D[a][b] = D[b][a] = b < C ? scale * criterion_grad(ge[q] - gc[q], criterion) : T(0);
+    for (int b = a; b < NC; ++b, ++q)
+      D[a][b] = D[b][a] = b < C ? scale * criterion_grad(ge[q] - gc[q], criterion) : T(0);
   }
 }
 
@@ -276,8 +277,8 @@ GRAMGAN_HD void write_gram_residual(const T* ge, int64_t e_stride, const T* gc, 
 // Writes e - c of one patch into res (e's strides e_HW, e_W) and returns the pixel-target loss, the mean
 // of criterion(e - c) over the patch's C K^2 values.
 template <typename acc_t, typename e_t, typename c_t>
-GRAMGAN_HD acc_t write_pixel_residual(const e_t* e, int64_t e_HW, int64_t e_W, const c_t* c, int64_t c_HW,
-                                      int64_t c_W, int C, int K, int criterion, acc_t* res) {
+GRAMGAN_HD acc_t write_pixel_residual(const e_t* e, int64_t e_HW, int64_t e_W, const c_t* c, int64_t c_HW, int64_t c_W,
+                                      int C, int K, int criterion, acc_t* res) {
   acc_t sum = acc_t(0);
   for (int ch = 0; ch < C; ++ch) {
     for (int r = 0; r < K; ++r) {
@@ -645,8 +646,8 @@ GRAMGAN_HD void window_add(double v, int sign, double& s1, double& s2, int32_t& 
 // One row y of image b of the sliding mask, from the column window sums c1, c2, cb of that row (each
 // covering rows y - r .. y + r): runs the window along the row with reflect padding and writes the mask.
 template <typename scalar_t>
-GRAMGAN_HD void sliding_row(const double* c1, const double* c2, const int32_t* cb, int64_t W, int64_t r,
-                            int64_t window, double threshold, const MaskOut<scalar_t>& out, int64_t b, int64_t y) {
+GRAMGAN_HD void sliding_row(const double* c1, const double* c2, const int32_t* cb, int64_t W, int64_t r, int64_t window,
+                            double threshold, const MaskOut<scalar_t>& out, int64_t b, int64_t y) {
   double s1 = 0.0, s2 = 0.0;
   int64_t bad = 0;
   for (int64_t dx = -r; dx <= r; ++dx) {

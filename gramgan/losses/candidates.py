@@ -98,7 +98,8 @@ def random_affine_thetas(
     """Random affine maps ``[I | 0] + U(-m, m)`` (elementwise), one per image and warp.
 
     Returns ``(batch, num_affine_warps, 2, 3)``; every entry differs from ``[[1, 0, 0], [0, 1, 0]]`` by at
-    most ``magnitude``. Drawn on the CPU (global RNG or ``generator``), then moved to ``device``.
+    most ``magnitude``. Drawn on the CPU (global RNG or ``generator``), so the draw is the same whatever
+    the device, then moved to ``device`` (see :func:`_to_device`).
     """
     _check_positive_int("batch", batch, 0)
     _check_positive_int("num_affine_warps", num_affine_warps, 0)
@@ -106,7 +107,18 @@ def random_affine_thetas(
     thetas = torch.rand(batch, num_affine_warps, 2, 3, generator=generator, dtype=torch.float64)
     # U(-m, m) + [I | 0], in place with one broadcast add: this runs every training step
     thetas.mul_(2.0).sub_(1.0).mul_(magnitude).add_(_IDENTITY_MAP)
-    return thetas.to(device=device, dtype=dtype)
+    return _to_device(thetas.to(dtype), device)
+
+
+def _to_device(host: Tensor, device: torch.device | str | None) -> Tensor:
+    """``host`` on ``device``; to a CUDA device through pinned memory with ``non_blocking=True``.
+
+    A plain copy from pageable memory synchronises the stream: the host would wait, every training step,
+    for all the GPU work queued before the loss (G's forward) instead of queueing the rest of the step.
+    The pinned copy is queued in order on the current stream, so the kernels that read it see it done."""
+    if device is not None and torch.device(device).type == "cuda":
+        return host.pin_memory().to(device, non_blocking=True)
+    return host.to(device)
 
 
 def warp_images(hr: Tensor, thetas: Tensor) -> Tensor:

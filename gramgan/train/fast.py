@@ -14,6 +14,7 @@ Every part leaves the objective unchanged:
   dicts keep their keys), each a whole graph. The loss itself stays eager: its random draws (warps,
   mask offset) keep the eager RNG stream, so a resumed run continues bitwise (on the CPU).
 - fused Adam does the same update in one kernel for all parameters.
+- Validation (:func:`gramgan.train.validation.validate`) runs in float32 whatever the precision.
 """
 
 from __future__ import annotations

@@ -174,7 +174,8 @@ class Trainer:
             )
 
     def _validate(self, logger: MetricLogger) -> dict[str, float]:
-        """Validate the EMA generator (rank 0), log it, save the comparison pictures."""
+        """Validate the EMA generator (rank 0) in float32 whatever the training precision, log it, save the
+        comparison pictures."""
         run = self.run
         if not run.dist.is_main or run.val_set is None:
             return {}
@@ -185,7 +186,6 @@ class Trainer:
             self.cfg.model.scale,
             save_dir=run.output_dir / "samples" / f"iter_{run.iteration:08d}",
             num_save=self.cfg.train.val_images_saved,
-            autocast=run.autocast,
         )
         logger.write({"iteration": run.iteration, "kind": "val", **metrics})
         self.say(f"val @ {run.iteration}: {_summary(metrics)}")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,39 +68,39 @@ def validate(
     scale: int,
     save_dir: str | os.PathLike[str] | None = None,
     num_save: int = 4,
-    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> dict[str, float]:
     """Mean PSNR-Y / SSIM-Y (border ``scale`` cropped, 8-bit rounding: ``docs/evaluation.md``) of
     ``model`` and of bicubic upscaling over ``dataset``; writes ``bicubic | SR | HR`` PNGs of the first
-    ``num_save`` images to ``save_dir``, each panel labelled (with its PSNR-Y). ``autocast`` makes the
-    forward pass's context (e.g. bf16). The model runs in eval mode and is restored to its previous mode."""
+    ``num_save`` images to ``save_dir``, each panel labelled (with its PSNR-Y). The model runs in eval mode
+    (restored afterwards) and in float32 with autocast off, even inside an autocast region: the reported
+    numbers do not depend on the training precision (``train.precision``, ``train.fast``)."""
     from gramgan.data.resize import imresize
     from gramgan.metrics import psnr_y, ssim_y
 
+    device = torch.device(device)
     was_training = model.training
     model.eval()
     totals = {"psnr_y": 0.0, "ssim_y": 0.0, "bicubic_psnr_y": 0.0, "bicubic_ssim_y": 0.0}
     try:
-        for index in range(len(dataset)):
-            sample = dataset[index]
-            lr = sample["lr"].unsqueeze(0).to(device)
-            hr = sample["hr"].unsqueeze(0).to(device)
-            with autocast() if autocast is not None else contextlib.nullcontext():
-                sr = model(lr)
-            sr = sr.float().clamp(0, 1)
-            bicubic = imresize(lr, scale=scale).clamp(0, 1)
-            image = {
-                "psnr_y": float(psnr_y(sr, hr, scale).mean()),
-                "ssim_y": float(ssim_y(sr, hr, scale).mean()),
-                "bicubic_psnr_y": float(psnr_y(bicubic, hr, scale).mean()),
-                "bicubic_ssim_y": float(ssim_y(bicubic, hr, scale).mean()),
-            }
-            for key, value in image.items():
-                totals[key] += value
-            if save_dir is not None and index < num_save:
-                picture = labelled_comparison([bicubic[0], sr[0], hr[0]], _labels(image, hr.shape[-1]))
-                with atomic_path(Path(save_dir) / f"{sample['name']}.png", suffix=".tmp.png") as tmp:
-                    picture.save(tmp)
+        with torch.autocast(device.type, enabled=False):  # float32 throughout, even inside autocast
+            for index in range(len(dataset)):
+                sample = dataset[index]
+                lr = sample["lr"].unsqueeze(0).to(device)
+                hr = sample["hr"].unsqueeze(0).to(device)
+                sr = model(lr).float().clamp(0, 1)
+                bicubic = imresize(lr, scale=scale).clamp(0, 1)
+                image = {
+                    "psnr_y": float(psnr_y(sr, hr, scale).mean()),
+                    "ssim_y": float(ssim_y(sr, hr, scale).mean()),
+                    "bicubic_psnr_y": float(psnr_y(bicubic, hr, scale).mean()),
+                    "bicubic_ssim_y": float(ssim_y(bicubic, hr, scale).mean()),
+                }
+                for key, value in image.items():
+                    totals[key] += value
+                if save_dir is not None and index < num_save:
+                    picture = labelled_comparison([bicubic[0], sr[0], hr[0]], _labels(image, hr.shape[-1]))
+                    with atomic_path(Path(save_dir) / f"{sample['name']}.png", suffix=".tmp.png") as tmp:
+                        picture.save(tmp)
     finally:
         model.train(was_training)
     n = max(len(dataset), 1)

@@ -84,6 +84,35 @@ def test_theta_bound_and_spread():
         random_affine_thetas(2, 2, -0.1)
 
 
+def test_thetas_reach_a_cuda_device_by_one_pinned_non_blocking_copy(monkeypatch):
+    """Drawn on the CPU (the same numbers whatever the device), then copied without making the host wait
+    for the GPU: pinned, ``non_blocking``. No GPU here, so the copy to CUDA is recorded and left on the host."""
+    calls: list[tuple] = []
+    host_to = torch.Tensor.to
+
+    def pin(self):
+        calls.append(("pin", self.dtype))
+        return self
+
+    def to(self, *args, **kwargs):
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, (str, torch.device)) and torch.device(target).type == "cuda":
+            calls.append(("to cuda", kwargs.get("dtype"), kwargs.get("non_blocking", False)))
+            return self
+        return host_to(self, *args, **kwargs)
+
+    torch.manual_seed(7)
+    on_host = random_affine_thetas(2, 3, 0.01)
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    random_affine_thetas(2, 3, 0.01, device="cpu")
+    assert calls == []  # the CPU: a plain copy, no pinning
+    torch.manual_seed(7)
+    copied = random_affine_thetas(2, 3, 0.01, device=torch.device("cuda", 0))
+    assert calls == [("pin", torch.float32), ("to cuda", None, True)]
+    assert torch.equal(copied, on_host)
+
+
 def test_warps_follow_the_global_rng_and_the_definition():
     hr = _textured(2, 3, 32, 32)
     torch.manual_seed(123)

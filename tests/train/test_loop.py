@@ -123,6 +123,16 @@ def test_bf16_autocasts_on_the_device_and_cuda_needs_a_gpu(tmp_path, tiny):
         Trainer(load_config(preset="demo", overrides=[*tiny, "train.device=cuda"]), tmp_path / "cuda")
 
 
+def test_the_loader_pins_batches_for_cuda_only(tiny):
+    """Pinned batches (copied with non_blocking=True by the trainer) on CUDA; the CPU's loader unchanged."""
+    from gramgan.train.distributed import DistInfo
+    from gramgan.train.run import _build_data
+
+    cfg = load_config(preset="demo", overrides=tiny)
+    loaders = {kind: _build_data(cfg, DistInfo(), torch.device(kind), lambda _: None)[0] for kind in ("cpu", "cuda")}
+    assert {kind: loader.pin_memory for kind, loader in loaders.items()} == {"cpu": False, "cuda": True}
+
+
 def test_a_new_run_never_mixes_with_an_old_runs_checkpoints(tmp_path, tiny, isolated_vgg):
     _run(tmp_path, tiny, "train.stage=psnr", "train.total_iters=2")
     with pytest.raises(ConfigError, match="--resume"):

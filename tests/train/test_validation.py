@@ -63,3 +63,44 @@ def test_validation_folders_are_checked_too(tmp_path):
     paired = build_val_dataset(DataConfig(val_hr=hr, val_lr=lr, skip_unreadable=True), scale=4, say=said.append)
     assert len(paired) == 2 and paired[1]["lr"].shape == (3, 20, 18)
     assert said[-1] == "WARNING: 2 of 6 image files of data.val_hr/val_lr skipped (data.skip_unreadable)"
+
+
+def _record_forward_precision(model: torch.nn.Module) -> list[tuple[bool, torch.dtype]]:
+    """Each forward of ``model`` from now on appends (autocast on for the CPU?, output dtype)."""
+    seen: list[tuple[bool, torch.dtype]] = []
+    model.register_forward_hook(lambda _m, _i, out: seen.append((torch.is_autocast_enabled("cpu"), out.dtype)))
+    return seen
+
+
+def test_validation_runs_the_generator_in_float32_inside_autocast():
+    from gramgan.train.validation import validate
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(3, 3, 3, padding=1))
+    hr = torch.rand(3, 16, 16)
+    dataset = [{"lr": torch.nn.functional.avg_pool2d(hr[None], 2)[0], "hr": hr, "name": "a"}]
+    seen = _record_forward_precision(model)
+    plain = validate(model, dataset, torch.device("cpu"), scale=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = validate(model, dataset, torch.device("cpu"), scale=2)
+    assert seen == [(False, torch.float32)] * 2
+    assert inside == plain
+
+
+def test_a_bf16_run_reports_float32_validation(tmp_path, tiny):
+    """The trainer validates the EMA generator in float32 when it trains in bf16: the numbers it reports
+    are those of the same weights validated on their own, so they do not depend on train.precision."""
+    from gramgan.train.config import load_config
+    from gramgan.train.loop import Trainer
+    from gramgan.train.validation import validate
+
+    overrides = [*tiny, "train.device=cpu", "train.stage=psnr", "train.total_iters=1", "train.precision=bf16"]
+    trainer = Trainer(load_config(preset="demo", overrides=overrides), tmp_path / "run", say=lambda _: None)
+    assert trainer.run.fast.precision == "bf16"
+    with torch.no_grad():  # lift the untrained output (near 0, clamped) to mid-grey, where bf16 rounding would show
+        trainer.run.ema.module.conv_last.bias.add_(0.5)
+    seen = _record_forward_precision(trainer.run.ema.module)
+    result = trainer.fit()
+    assert seen and all(precision == (False, torch.float32) for precision in seen)
+    alone = validate(result.generator_ema, trainer.run.val_set, torch.device("cpu"), scale=4)
+    assert result.metrics == alone

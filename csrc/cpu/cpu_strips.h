@@ -1,14 +1,10 @@
-// The building blocks of the vector texture-loss kernels: strips of kLanes<T> patches, one per lane.
-//
-// A strip is N = kLanes<T> neighbouring K x K patches of one patch-row (N K pixels wide). Its Grams are
-// computed with the pixels of a row as the lanes (vertical multiply-adds down each pixel column), then the
-// column sums of each patch are added pairwise in order (((c0 + c1) + (c2 + c3)) + ...), which leaves lane p
-// holding patch p's sum whatever N is: every target sums alike, so selections, losses and gradients are the
-// same to the bit on AVX2 and AVX-512. From there on (scores, the argmin, losses, gradient matrices) every
-// operation is vertical, one lane per patch, and every lane runs the same operations, so two identical
-// patches get bit-identical Grams wherever they lie (exact ties stay exact).
-//
-// Not a once-only header: cpu_targets.h includes it per target, after cpu_vec.h.
+// The building blocks of the vector kernels: strips of N = kLanes<T> neighbouring K x K patches of one
+// patch-row, one patch per lane. A strip's Grams are summed with the pixels of a row as the lanes (multiply-
+// adds down each pixel column), then each patch's column sums are added pairwise in order (((c0 + c1) +
+// (c2 + c3)) + ...), which leaves patch p's sum in lane p whatever N is: every target sums alike, so AVX2
+// and AVX-512 agree to the bit. From there on every operation is vertical and the same in every lane, so
+// identical patches get identical Grams wherever they lie (exact ties stay exact). Not a once-only header:
+// cpu_targets.h includes it per target, after cpu_vec.h.
 
 // Where a strip's pixels are: channel 0's top-left pixel and the channel / row strides.
 template <typename Pixel>

@@ -1,13 +1,9 @@
-// The one target header of the CPU kernels: the vector types of one target, and the few operations that
-// GCC's vector extensions do not spell (a fused multiply-add, truncation, a permute, masked loads, gathers,
-// all / any of a mask), written with that target's intrinsics. No other file names an intrinsic.
-//
-// Not a once-only header: cpu_targets.h includes it once per target, inside that target's namespace
-// (generic::, avx2::, avx512::), followed by the kernels written against it, so each kernel is written once
-// and compiled per target. Vec<T> holds kVecBytes of T: 64 with AVX-512, 32 with AVX2 and with the generic
-// target (portable vector code, lowered to whatever the baseline instruction set has). Arithmetic and
-// comparisons are the vector extensions' own (a comparison gives a mask of -1 / 0 lanes, `mask ? a : b`
-// selects lane by lane).
+// The one target header of the CPU kernels: the vector type Vec<T> of one target (kVecBytes of T: 64 with
+// AVX-512, 32 with AVX2 and with the generic target, portable code lowered to whatever the baseline has),
+// and the few operations GCC's vector extensions do not spell (fused multiply-add, truncation, permute,
+// masked loads, gathers, all / any of a mask), written with that target's intrinsics; no other file names
+// an intrinsic. Arithmetic and comparisons are the extensions' own (a comparison gives a -1 / 0 mask,
+// `mask ? a : b` selects lane by lane). Not a once-only header: cpu_targets.h includes it per target.
 
 constexpr int kVecBytes = GRAMGAN_TARGET_BYTES;
 

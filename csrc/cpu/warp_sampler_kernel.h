@@ -1,9 +1,8 @@
-// The vector warp sampling of the CPU sampled texture loss for float32, kVecLanes pixels at a time, part
-// of sampled_kernels.h, for the x86 targets (the generic one samples with the scalar code,
-// sample_warp_row in texture_loss_sampled.cpp). It performs the very operations of
-// the shared scalar code in the same order, lane by lane, so every target's samples agree with it to the
-// bit: products are rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp, so
-// that no multiply-add can be contracted here) and fused where it fuses them.
+// The vector warp sampling of the sampled texture loss, float32, kVecLanes pixels at a time, for the x86
+// targets (the generic one runs the scalar sample_warp_row). It performs the scalar code's operations in
+// the same order, lane by lane, so the samples agree to the bit: products are rounded where grid_sample
+// rounds them (ax, bx hold x * theta, formed once per warp, so no multiply-add contracts them), fused
+// where it fuses them.
 
 #ifndef GRAMGAN_TARGET_GENERIC
 

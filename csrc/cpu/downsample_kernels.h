@@ -6,8 +6,13 @@ void downsample_plane(const T* in, T* out, T* row, int64_t H, int64_t W) {
   const int64_t Ho = H / 2, Wo = W / 2;
   T w[kHalfTaps];
   for (int t = 0; t < kHalfTaps; ++t) w[t] = half_tap_weight<T>(t);
-  // Output columns p in [2, Wo - 2) never leave the row; the others take mirrored taps.
+  // Output columns p in [2, Wo - 2) never leave the row; the others' mirrored taps, found once.
   const int64_t lo = std::min<int64_t>(2, Wo), hi = std::max<int64_t>(lo, Wo - 2);
+  int64_t edge_taps[4][kHalfTaps];
+  const int64_t edge_columns[4] = {0, 1, hi, hi + 1};
+  for (int e = 0; e < 4; ++e) {
+    for (int t = 0; t < kHalfTaps; ++t) edge_taps[e][t] = half_tap_index(std::min(edge_columns[e], Wo - 1), t, W);
+  }
   T* even = row + W;
   T* odd = even + Wo;
   // One output row at a time, both passes while its filtered row is in L1: the rows pass,
@@ -29,10 +34,11 @@ void downsample_plane(const T* in, T* out, T* row, int64_t H, int64_t W) {
       even[j] = row[2 * j];
       odd[j] = row[2 * j + 1];
     }
-    for (const int64_t p : {int64_t{0}, int64_t{1}, hi, hi + 1}) {
+    for (int e = 0; e < 4; ++e) {
+      const int64_t p = edge_columns[e];
       if (p >= Wo || (p >= lo && p < hi)) continue;  // outside the image, or an interior column
-      T s = w[0] * row[half_tap_index(p, 0, W)];
-      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * row[half_tap_index(p, t, W)];
+      T s = w[0] * row[edge_taps[e][0]];
+      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * row[edge_taps[e][t]];
       dst[p] = s;
     }
     for (int64_t p = lo; p < hi; ++p) {

@@ -1,23 +1,44 @@
-// The one target header of the CPU kernels: the vector type of one SIMD target, and the few operations
-// that GCC's vector extensions do not spell (a fused multiply-add, truncation, a permute, masked loads,
-// gathers, all / any of a mask), written with that target's intrinsics. No other file names an intrinsic.
-//
-// Not a once-only header: cpu_targets.h includes it once per target (GRAMGAN_TARGET_AVX512 or
-// GRAMGAN_TARGET_AVX2 defined), inside that target's namespace and under `#pragma GCC target`, followed by
-// the kernels written against it, so each kernel is written once and compiled per target. Floats holds
-// kVecLanes floats (16 with AVX-512, 8 with AVX2); arithmetic and comparisons are the vector extensions'
-// own (a comparison gives an Ints mask of -1 / 0 lanes, `mask ? a : b` selects lane by lane).
+// The one target header of the CPU kernels: the vector type Vec<T> of one target (kVecBytes of T: 64 with
+// AVX-512, 32 with AVX2 and with the generic target, portable code lowered to whatever the baseline has),
+// and the few operations GCC's vector extensions do not spell (fused multiply-add, truncation, permute,
+// masked loads, gathers, all / any of a mask), written with that target's intrinsics; no other file names
+// an intrinsic. Arithmetic and comparisons are the extensions' own (a comparison gives a -1 / 0 mask,
+// `mask ? a : b` selects lane by lane). Not a once-only header: cpu_targets.h includes it per target.
 
-constexpr int kVecLanes = GRAMGAN_TARGET_LANES;
-typedef float Floats __attribute__((vector_size(4 * kVecLanes)));
-typedef int32_t Ints __attribute__((vector_size(4 * kVecLanes)));
-typedef uint32_t Uints __attribute__((vector_size(4 * kVecLanes)));
+constexpr int kVecBytes = GRAMGAN_TARGET_BYTES;
+
+template <typename T>
+struct VecOf {
+  typedef T type __attribute__((vector_size(kVecBytes)));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+// Lanes of Vec<T>: the patches of a strip (cpu_strips.h).
+template <typename T>
+constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+
+using Floats = Vec<float>;
+using Ints = Vec<int32_t>;
+using Uints = Vec<uint32_t>;
+constexpr int kVecLanes = kLanes<float>;
+
+// The element type and the lane count of a vector type V.
+template <typename V>
+using ElementOf = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<V>()[0])>>;
+template <typename V>
+constexpr int lanes_of = static_cast<int>(sizeof(V) / sizeof(ElementOf<V>));
+
+// V with every lane x (an initialiser of identical lanes, which the compiler emits as one broadcast).
+template <typename V, typename T, int... I>
+inline V splat(T x, std::integer_sequence<int, I...>) {
+  const ElementOf<V> e = static_cast<ElementOf<V>>(x);
+  return V{(static_cast<void>(I), e)...};
+}
 
 template <typename V, typename T>
 inline V splat(T x) {
-  V v;
-  for (int i = 0; i < kVecLanes; ++i) v[i] = x;
-  return v;
+  return splat<V>(x, std::make_integer_sequence<int, lanes_of<V>>{});
 }
 
 // 0, 1, ..., kVecLanes - 1.
@@ -27,13 +48,17 @@ inline Ints lane_indices() {
   return v;
 }
 
-inline Floats load(const float* p) {
-  Floats v;
+template <typename T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
-inline void store(float* p, const Floats& v) { std::memcpy(p, &v, sizeof(v)); }
+template <typename T>
+inline void store(T* p, const Vec<T>& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
 
 // What the target's min / max instructions compute: b where either is NaN or they are equal.
 inline Floats min(const Floats& a, const Floats& b) { return a < b ? a : b; }
@@ -78,26 +103,21 @@ inline bool any(const Ints& mask) { return _mm512_movepi32_mask((__m512i)mask) !
 inline Floats fma(const Floats& a, const Floats& b, const Floats& c) {
   return (Floats)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 }
-
 inline Floats trunc(const Floats& v) {
   return (Floats)_mm256_round_ps((__m256)v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
 }
-
 inline Floats permute(const Floats& v, const Ints& lanes) {
   return (Floats)_mm256_permutevar8x32_ps((__m256)v, (__m256i)lanes);
 }
-
 inline Floats load_prefix(const float* p, int n) {
   return (Floats)_mm256_maskload_ps(p, (__m256i)(lane_indices() < splat<Ints>(n)));
 }
-
 inline Floats gather(const float* base, const Ints& at, const Ints& mask) {
   return (Floats)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, (__m256i)at, (__m256)mask, 4);
 }
-
 inline bool all(const Ints& mask) { return _mm256_movemask_ps((__m256)mask) == 0xFF; }
 inline bool any(const Ints& mask) { return _mm256_movemask_ps((__m256)mask) != 0; }
 
-#else
+#elif !defined(GRAMGAN_TARGET_GENERIC)
 #error "cpu_vec.h is included by cpu_targets.h, which names the target"
 #endif

@@ -1,75 +1,23 @@
 // CPU kernel of gramgan::downsample_half: MATLAB's bicubic imresize(x, 0.5) with the 8-tap filter of
 // csrc/include/gramgan_resize.h, in two separable passes (rows, then columns) run output row by output
 // row, so that the filtered row stays in L1; planes run in parallel. Interior columns are a fixed-weight stride-2
-// filter, vectorised over the even and odd pixels of the row (AVX2 + FMA when the CPU has them, cpu_lanes.h's
-// run_simd); only the pixels at each border go through the mirrored index.
+// filter, vectorised over the even and odd pixels of the row (compiled per vector target,
+// downsample_kernels.h); only the pixels at each border go through the mirrored index.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "cpu_lanes.h"
-#include "gramgan_host.h"
+#include "cpu_common.h"
 #include "gramgan_resize.h"
 
 namespace gramgan {
 namespace cpu {
 namespace {
 
-template <typename T>
-void downsample_plane(const T* in, T* out, T* row, int64_t H, int64_t W) {
-  const int64_t Ho = H / 2, Wo = W / 2;
-  T w[kHalfTaps];
-  for (int t = 0; t < kHalfTaps; ++t) w[t] = half_tap_weight<T>(t);
-  // Output columns p in [2, Wo - 2) never leave the row; the others' mirrored taps, found once.
-  const int64_t lo = std::min<int64_t>(2, Wo), hi = std::max<int64_t>(lo, Wo - 2);
-  int64_t edge_taps[4][kHalfTaps];
-  const int64_t edge_columns[4] = {0, 1, hi, hi + 1};
-  for (int e = 0; e < 4; ++e) {
-    for (int t = 0; t < kHalfTaps; ++t) edge_taps[e][t] = half_tap_index(std::min(edge_columns[e], Wo - 1), t, W);
-  }
-  T* even = row + W;
-  T* odd = even + Wo;
-  // One output row at a time, both passes while its filtered row is in L1: the rows pass,
-  // row[x] = sum_t w[t] in[2o - 3 + t][x], then the columns pass, out[o][p] = sum_t w[t] row[2p - 3 + t].
-  // The filtered row is split into its even and odd pixels (even[j] = row[2j], odd[j] = row[2j + 1]) so
-  // that the taps of neighbouring outputs are neighbouring values: tap t of output p is
-  // odd[p - 2 + t / 2] for even t, even[p - 1 + t / 2] for odd t, and the loop over p vectorises (the
-  // same products, summed in the same order).
-  for (int64_t o = 0; o < Ho; ++o) {
-    const T* src[kHalfTaps];
-    for (int t = 0; t < kHalfTaps; ++t) src[t] = in + half_tap_index(o, t, H) * W;
-    for (int64_t x = 0; x < W; ++x) {
-      T s = w[0] * src[0][x];
-      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * src[t][x];
-      row[x] = s;
-    }
-    T* dst = out + o * Wo;
-    for (int64_t j = 0; j < Wo; ++j) {
-      even[j] = row[2 * j];
-      odd[j] = row[2 * j + 1];
-    }
-    for (int e = 0; e < 4; ++e) {
-      const int64_t p = edge_columns[e];
-      if (p >= Wo || (p >= lo && p < hi)) continue;  // outside the image, or an interior column
-      T s = w[0] * row[edge_taps[e][0]];
-      for (int t = 1; t < kHalfTaps; ++t) s += w[t] * row[edge_taps[e][t]];
-      dst[p] = s;
-    }
-    for (int64_t p = lo; p < hi; ++p) {
-      T s = w[0] * odd[p - 2];
-      s += w[1] * even[p - 1];
-      s += w[2] * odd[p - 1];
-      s += w[3] * even[p];
-      s += w[4] * odd[p];
-      s += w[5] * even[p + 1];
-      s += w[6] * odd[p + 1];
-      s += w[7] * even[p + 2];
-      dst[p] = s;
-    }
-  }
-}
+#define GRAMGAN_TARGET_KERNELS "downsample_kernels.h"
+#include "cpu_targets.h"
 
 at::Tensor downsample_half_cpu(const at::Tensor& x_in) {
   check_image(x_in, "x", 2);  // any C of the kernels, even H and W
@@ -82,11 +30,10 @@ at::Tensor downsample_half_cpu(const at::Tensor& x_in) {
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> row(2 * W);  // one filtered row, then that row split in two
-      lanes::run_simd([&] {              // AVX2 + FMA where the CPU has them
-        for (int64_t plane = begin; plane < end; ++plane) {
-          downsample_plane(xp + plane * H * W, op + plane * (H / 2) * (W / 2), row.data(), H, W);
-        }
-      });
+      for (int64_t plane = begin; plane < end; ++plane) {
+        GRAMGAN_ON_VECTOR_TARGET(
+            downsample_plane(xp + plane * H * W, op + plane * (H / 2) * (W / 2), row.data(), H, W));
+      }
     });
   });
   return out;

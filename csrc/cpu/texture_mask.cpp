@@ -61,27 +61,21 @@ void sliding_mask_kernel(const at::Tensor& x, int64_t window, double threshold, 
     }
   });
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-    std::vector<double> s1(W), s2(W);
-    std::vector<int32_t> bad(W);
     for (int64_t b = begin; b < end; ++b) {
-      const double* luma = luma_all.data() + b * H * W;
-      auto add_row = [&](int64_t y, int sign) {
-        const double* row = luma + reflect_index(y, H) * W;
-        for (int64_t xx = 0; xx < W; ++xx) window_add(row[xx], sign, s1[xx], s2[xx], bad[xx]);
-      };
-      std::fill(s1.begin(), s1.end(), 0.0);
-      std::fill(s2.begin(), s2.end(), 0.0);
-      std::fill(bad.begin(), bad.end(), 0);
-      for (int64_t dy = -r; dy <= r; ++dy) add_row(dy, 1);
-      for (int64_t y = 0; y < H; ++y) {
-        if (y > 0) {
-          add_row(y + r, 1);
-          add_row(y - 1 - r, -1);
-        }
+      // Row y of the column sums: row y - 1's, plus image row y + r, minus image row y - 1 - r.
+      auto add_row = [&](int64_t y, int64_t source, int sign) {
+        const double* row = luma_all.data() + (b * H + reflect_index(source, H)) * W;
         const int64_t q = (b * H + y) * W;
-        std::copy(s1.begin(), s1.end(), col1.begin() + q);
-        std::copy(s2.begin(), s2.end(), col2.begin() + q);
-        std::copy(bad.begin(), bad.end(), col_bad.begin() + q);
+        for (int64_t xx = 0; xx < W; ++xx) window_add(row[xx], sign, col1[q + xx], col2[q + xx], col_bad[q + xx]);
+      };
+      for (int64_t dy = -r; dy <= r; ++dy) add_row(0, dy, 1);
+      for (int64_t y = 1; y < H; ++y) {
+        const int64_t q = (b * H + y) * W;
+        std::copy_n(col1.begin() + q - W, W, col1.begin() + q);
+        std::copy_n(col2.begin() + q - W, W, col2.begin() + q);
+        std::copy_n(col_bad.begin() + q - W, W, col_bad.begin() + q);
+        add_row(y, y + r, 1);
+        add_row(y, y - 1 - r, -1);
       }
     }
   });

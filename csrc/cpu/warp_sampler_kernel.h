@@ -1,8 +1,10 @@
-// The vector warp sampling of the CPU sampled texture loss for float32, kVecLanes pixels at a time: one
-// kernel, compiled per target by cpu_targets.h (see warp_sampler.h). It performs the very operations of
-// the shared scalar code in the same order, lane by lane, so every target's samples agree with it to the
-// bit: products are rounded where grid_sample rounds them (ax, bx hold x * theta, formed once per warp, so
-// that no multiply-add can be contracted here) and fused where it fuses them.
+// The vector warp sampling of the sampled texture loss, float32, kVecLanes pixels at a time, for the x86
+// targets (the generic one runs the scalar sample_warp_row). It performs the scalar code's operations in
+// the same order, lane by lane, so the samples agree to the bit: products are rounded where grid_sample
+// rounds them (ax, bx hold x * theta, formed once per warp, so no multiply-add contracts them), fused
+// where it fuses them.
+
+#ifndef GRAMGAN_TARGET_GENERIC
 
 // The rest of grid_source_coordinate on unnormalised coordinates u along an axis of n pixels (span 2 n,
 // last n - 1): reflection and clipping; or, where every u lies inside the image (inside: 0 <= u <= n - 1),
@@ -93,3 +95,5 @@ inline void sample_warp_rows(const SampledCandidates<float, float>& src, const f
     sample_warp_row(src, theta, y, vector_end, W, K * W, out + r * W);
   }
 }
+
+#endif

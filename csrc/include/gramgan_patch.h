@@ -7,7 +7,8 @@
 // (0,0), (0,1), ..., (NC-1,NC-1)) of NC channels: the CPU instantiates NC = C, the CUDA kernels
 // NC = kMaxChannels with channels >= C held at exact zeros, so one formula serves both. Functions
 // that only add and multiply are also generic in the value type V: a scalar (one pixel, CUDA) or a
-// SIMD row of K pixels (CPU), computing the same products either way. See docs/ops.md.
+// vector holding one pixel of each patch of a strip (CPU), computing the same products either way. See
+// docs/ops.md.
 #pragma once
 
 #include <cstdint>
@@ -68,9 +69,9 @@ GRAMGAN_HD void load_pixel(const scalar_t* p, int64_t HW, int C, acc_t* v) {
 }
 
 // Gram (pairs of NC channels) of a K x K patch whose pixel (r, s) pixels.template load<NC>(r, s, v) reads
-// into v (channels >= C as 0). Sums run down each column, then across the columns (the float32 CPU
-// kernels, eight patches per SIMD value, add the column sums pairwise instead: csrc/cpu/cpu_lanes.h; the
-// two orders differ at rounding level only).
+// into v (channels >= C as 0). Sums run down each column, then across the columns (the CPU kernels, a
+// patch per vector lane, add the column sums pairwise instead: csrc/cpu/cpu_strips.h; the two orders
+// differ at rounding level only).
 template <int NC, typename acc_t, typename Pixels>
 GRAMGAN_HD void gram_of_pixels(const Pixels& pixels, int C, int K, acc_t* G) {
   constexpr int P = pair_count<NC>();
@@ -205,8 +206,7 @@ GRAMGAN_HD void patch_gram_grad_matrix(const T* dG, int C, int K, T (*S)[NC]) {
   }
 }
 
-// out = row a of D times the pixel values v (scalar V) or pixel rows (SIMD V): sum_b D[a][b] v[b].
-// (out by reference: a SIMD value returned by value would change the ABI without AVX.)
+// out = row a of D times the pixel values v: sum_b D[a][b] v[b].
 template <int NC, typename T, typename V>
 GRAMGAN_HD void matrix_row_times(const T (*D)[NC], const V* v, int a, V& out) {
   out = V{};
@@ -321,33 +321,18 @@ GRAMGAN_HD void pixel_residual_grad(const acc_t* res, int64_t HW, int64_t W, int
   }
 }
 
-// The patch loops of the CUDA kernels: one pixel at a time (patch_gram and apply_patch_matrix above).
-// The CPU kernels pass their own, which run a row of K pixels as one SIMD value.
-template <int NC>
-struct PixelLoops {
-  template <typename acc_t, typename scalar_t>
-  GRAMGAN_HD static void gram(const scalar_t* p, int64_t HW, int64_t W, int C, int K, acc_t* G) {
-    patch_gram<NC>(p, HW, W, C, K, G);
-  }
-  template <typename acc_t, typename scalar_t>
-  GRAMGAN_HD static void apply(const acc_t (*D)[NC], const scalar_t* x, int64_t HW, int64_t W, int C, int K,
-                               scalar_t* dx) {
-    apply_patch_matrix<NC>(D, x, HW, W, C, K, dx);
-  }
-};
-
 // Writes the gradient of one patch's texture loss (upstream g) into dx (e's strides HW, W): the Gram
 // target recomputes both Grams, the pixel target compares the pixels; c is the chosen candidate's patch
 // (channel stride c_HW, row stride c_W).
-template <int NC, typename Loops = PixelLoops<NC>, typename acc_t, typename scalar_t>
+template <int NC, typename acc_t, typename scalar_t>
 GRAMGAN_HD void patch_target_grad(const scalar_t* e, int64_t HW, int64_t W, const scalar_t* c, int64_t c_HW,
                                   int64_t c_W, int C, int K, int target, int criterion, acc_t g, scalar_t* dx) {
   if (target == kTargetGram) {
     acc_t ge[pair_count<NC>()], gc[pair_count<NC>()], D[NC][NC];
-    Loops::gram(e, HW, W, C, K, ge);
-    Loops::gram(c, c_HW, c_W, C, K, gc);
+    patch_gram<NC>(e, HW, W, C, K, ge);
+    patch_gram<NC>(c, c_HW, c_W, C, K, gc);
     gram_target_grad_matrix<NC>(ge, gc, g, C, K, criterion, D);
-    Loops::apply(D, e, HW, W, C, K, dx);
+    apply_patch_matrix<NC>(D, e, HW, W, C, K, dx);
   } else {
     pixel_target_grad<acc_t>(e, HW, W, c, c_HW, c_W, C, K, g, criterion, dx);
   }

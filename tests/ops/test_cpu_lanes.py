@@ -1,7 +1,7 @@
-"""The cpu backend's float32 kernels: strips of 8 patches per SIMD value and the blocked global search.
+"""The cpu backend's vector kernels: strips of patches, one per vector lane, and the blocked global search.
 
 test_backends.py compares every backend with the reference on small shapes; here are the cases those do
-not reach: patch-rows that are not a multiple of 8 patches (the padded last strip), global searches over
+not reach: patch-rows that are not a multiple of a strip's patches (the padded last strip), global searches over
 several SR blocks and thousands of candidates with the minimum at the very end, exact ties between
 far-apart candidates, NaN and +inf candidates, and the baseline (non-AVX2) build of the kernels, run in
 a subprocess with GRAMGAN_CPU_SIMD=generic. Global selections are checked against float64 scores
@@ -156,12 +156,17 @@ levels = [torch.rand(2, 3, 12, 88, generator=g), torch.rand(2, 3, 8, 20, generat
 loss = ops.gram_texture_loss(sr, cand, 4, "local", 0.5, "gram", "mse", "none", backend="cpu")
 (grad,) = torch.autograd.grad(loss.sum(), sr)
 index = ops.gram_select(sr.detach(), levels, 4, scope="global", gt_weight=1.0, backend="cpu")
+sr64 = sr.detach().double().requires_grad_()
+levels64 = [x.double() for x in levels]
+loss64 = ops.gram_texture_loss(sr64, levels64, 4, "global", 1.0, "gram", "l1", "none", backend="cpu")
+(grad64,) = torch.autograd.grad(loss64.sum(), sr64)
 sampled = []
 for w, magnitude in ((44, 0.2), (72, 0.003), (64, 0.03)):  # every vector path of the samplers, and the tails
     hr, half = torch.rand(2, 3, 16, w, generator=g), torch.rand(2, 3, 8, w // 2, generator=g)
     thetas = torch.eye(2, 3) + magnitude * (2 * torch.rand(2, 3, 2, 3, generator=g) - 1)
     sampled.append(torch.ops.gramgan.texture_loss_sampled(hr + 0.1, hr, half, thetas, 2, 0.0, "pixel", "mse"))
-torch.save({"loss": loss.detach(), "grad": grad, "index": index, "sampled": sampled}, sys.argv[1])
+float64 = (loss64.detach(), grad64)
+torch.save({"loss": loss.detach(), "grad": grad, "index": index, "sampled": sampled, "float64": float64}, sys.argv[1])
 """
 
 
@@ -175,7 +180,7 @@ def _cpu_flags() -> set[str] | None:
 
 
 _FLAGS = _cpu_flags()
-# What the kernels' dispatch checks (csrc/cpu/cpu_simd.h) before it takes the AVX2 or the AVX-512 copy
+# What the kernels' dispatch checks (csrc/cpu/cpu_common.h) before it takes the AVX2 or the AVX-512 copy
 HAS_AVX2 = _FLAGS is not None and {"avx2", "fma"} <= _FLAGS
 HAS_AVX512 = HAS_AVX2 and {"avx512f", "avx512dq", "avx512vl", "avx512bw"} <= _FLAGS
 
@@ -217,6 +222,8 @@ def test_baseline_build_agrees_with_the_default_one(simd_runs):
     torch.testing.assert_close(default["loss"], generic["loss"], rtol=1e-5, atol=1e-8)
     scale = default["grad"].abs().max().item()  # entries that cancel differ by rounding of the largest
     torch.testing.assert_close(default["grad"], generic["grad"], rtol=1e-5, atol=1e-5 * scale)
+    for ours, theirs in zip(default["float64"], generic["float64"]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12 * theirs.abs().max().item())
     _assert_sampled_equal(default, generic)
 
 
@@ -225,7 +232,8 @@ def test_avx2_build_agrees_with_the_avx512_one(simd_runs):
     """GRAMGAN_CPU_SIMD=avx2 caps the kernels at AVX2 (the default takes AVX-512 where the CPU has it),
     with the same results to the bit."""
     default, avx2 = simd_runs(None), simd_runs("avx2")
-    # AVX-512 (sixteen patches per value in the local forward) and AVX2 (eight) sum the Grams alike
+    # AVX-512 (sixteen float32 patches per vector) and AVX2 (eight) sum the Grams alike
     assert torch.equal(default["loss"], avx2["loss"]) and torch.equal(default["grad"], avx2["grad"])
     assert torch.equal(default["index"], avx2["index"])
+    assert all(torch.equal(a, b) for a, b in zip(default["float64"], avx2["float64"]))  # eight lanes vs four
     _assert_sampled_equal(default, avx2)

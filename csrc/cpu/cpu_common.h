@@ -1,10 +1,8 @@
-// CPU building blocks shared by the kernels, the standard headers the vector kernels need, and which
-// vector target runs. The kernels compute in T = float (float32 / float16 / bfloat16 inputs, converted once
-// at the entry point) or double, with the patch size K and the channel count C as template parameters, and
-// call the shared per-patch code of csrc/include/gramgan_patch.h with NC = C. They are compiled once per
-// target (cpu_targets.h): generic (portable vector code), AVX2 + FMA, AVX-512 F/DQ/VL/BW; the CPU picks one
-// once per process, capped by GRAMGAN_CPU_SIMD=generic|avx2 (to compare the copies, as ATEN_CPU_CAPABILITY
-// does for ATen). Threads split the work by patch-rows; every output element is written by one thread.
+// CPU building blocks shared by the kernels, and which vector target runs. The kernels compute in T = float
+// (float32 / float16 / bfloat16 inputs, converted once at the entry point) or double, with K and C as
+// template parameters, compiled once per target (cpu_targets.h): generic, AVX2 + FMA, AVX-512 F/DQ/VL/BW.
+// The CPU picks one once per process, capped by GRAMGAN_CPU_SIMD=generic|avx2 (as ATEN_CPU_CAPABILITY does
+// for ATen). Threads split the work by patch-rows; every output element is written by one thread.
 #pragma once
 
 #include <ATen/Parallel.h>

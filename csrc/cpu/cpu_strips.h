@@ -33,9 +33,7 @@ inline int strip_valid(int64_t Wp, int64_t g) {
 
 // Values of a strip copied out of an image (C channels of K rows of N K pixels).
 template <int K, int C, typename T>
-constexpr int strip_values() {
-  return C * K * kLanes<T> * K;
-}
+constexpr int kStripValues = C * K * kLanes<T> * K;
 
 // Writes the first `valid` lanes of v to out[0..valid), converted to Out.
 template <typename Out, typename V>
@@ -43,13 +41,12 @@ inline void store_lanes(Out* out, const V& v, int valid) {
   for (int p = 0; p < valid; ++p) out[p] = static_cast<Out>(v[p]);
 }
 
-// The first `valid` patches of a strip (valid_patch(p): patch p's top-left pixel of channel 0, channel
-// stride, row stride) copied side by side into scratch, the other lanes zero: the layout of a strip whose
-// lanes are not all inside one image row.
+// The first `valid` patches of a strip (patch_of(p): patch p as a Strip) copied side by side into
+// scratch, the other lanes zero: a strip whose patches are not all neighbours in one image row.
 template <int K, int C, typename T, typename PatchOf>
 inline Strip<T> copy_strip(int valid, const PatchOf& patch_of, T* scratch) {
   constexpr int64_t W = kLanes<T> * K;
-  std::memset(scratch, 0, sizeof(T) * strip_values<K, C, T>());
+  std::memset(scratch, 0, sizeof(T) * kStripValues<K, C, T>);
   for (int p = 0; p < valid; ++p) {
     const Strip<T> patch = patch_of(p);
     for (int c = 0; c < C; ++c) {
@@ -66,8 +63,7 @@ inline Strip<T> whole_strip(const Strip<T>& s, int valid, T* scratch) {
   return copy_strip<K, C>(valid, [&](int p) { return Strip<T>{s.p + p * K, s.HW, s.W}; }, scratch);
 }
 
-// In-order pairwise sums of two vectors: lane i < N / 2 is a[2i] + a[2i + 1], lane N / 2 + i is
-// b[2i] + b[2i + 1].
+// In-order pairwise sums: lane i < N / 2 is a[2i] + a[2i + 1], lane N / 2 + i is b[2i] + b[2i + 1].
 template <typename V, int... I>
 inline V pair_sums(const V& a, const V& b, std::integer_sequence<int, I...>) {
   return __builtin_shufflevector(a, b, (2 * I)...) + __builtin_shufflevector(a, b, (2 * I + 1)...);
@@ -107,7 +103,7 @@ inline void strip_gram(const Strip<T>& s, Vec<T>* G) {
 }
 
 // The Grams of the patches of patch-row i of a (C, H, W) image: pair q of patch j at
-// out[q * pair_stride + j * patch_stride] (scratch: strip_values<K, C, T>() values).
+// out[q * pair_stride + j * patch_stride] (scratch: kStripValues<K, C, T> values).
 template <int K, int C, typename T>
 inline void row_grams(const T* image, int64_t H, int64_t W, int64_t i, T* out, int64_t pair_stride,
                       int64_t patch_stride, T* scratch) {
@@ -121,8 +117,7 @@ inline void row_grams(const T* image, int64_t H, int64_t W, int64_t i, T* out, i
   }
 }
 
-// Asks for the cache lines of the strip `ahead` strips to the right of s (software prefetch: a strip reads
-// 2 C K short row segments, more streams than the hardware prefetchers follow).
+// Prefetches the strip `ahead` strips right of s (its 2 C K row segments: more streams than hardware follows).
 template <int K, int C, typename T>
 inline void prefetch_strip(const Strip<T>& s, int ahead) {
   constexpr int kLineValues = 64 / sizeof(T);
@@ -153,12 +148,6 @@ inline V pair_criterion_sum_of(const V* A, const PairOf& pair_of, int criterion)
     }
   }
   return diagonal + splat<V>(2) * off;
-}
-
-// pair_criterion_sum_of with B's pairs as vectors.
-template <int C, typename V>
-inline V pair_criterion_sum(const V* A, const V* B, int criterion) {
-  return pair_criterion_sum_of<C>(A, [B](int q) { return B[q]; }, criterion);
 }
 
 // The selection key of the running argmin, cheaper than selection_key and equivalent under `<` against a
@@ -198,15 +187,17 @@ struct StripSelection {
   V loss = V{};
 
   void add(const V* ge, const V* gc, int64_t m, ElementOf<V> beta, bool gram_loss, int criterion) {
-    V score = pair_criterion_sum<C>(ge, gc, kCriterionMse);
+    auto vectors = [](const V* B) { return [B](int q) { return B[q]; }; };
+    V score = pair_criterion_sum_of<C>(ge, vectors(gc), kCriterionMse);
     if (beta != 0) {
       if (m == 0) std::copy(gc, gc + pair_count<C>(), gg);
-      score += splat<V>(beta) * pair_criterion_sum<C>(gg, gc, kCriterionMse);
+      score += splat<V>(beta) * pair_criterion_sum_of<C>(gg, vectors(gc), kCriterionMse);
     }
     const V key = candidate_key(score);
     if (gram_loss) {
       // Without the ground-truth term the mse loss is the score itself.
-      const V l = criterion == kCriterionMse && beta == 0 ? score : pair_criterion_sum<C>(ge, gc, criterion);
+      const V l =
+          criterion == kCriterionMse && beta == 0 ? score : pair_criterion_sum_of<C>(ge, vectors(gc), criterion);
       if (m == 0) {
         loss = l;
         for (int q = 0; q < pair_count<C>(); ++q) residual[q] = ge[q] - gc[q];
@@ -274,7 +265,7 @@ inline void apply_strip(const Vec<T>* D, const Strip<T>& x, const OutStrip<T>& o
 
 // dx_u = D_p x_u for every pixel u of the strip x (D: pairs of symmetric matrices, lanes = patches), written
 // into the strip's place in dx (strides HW, W): x is zero-padded past `valid` patches, and a strip that is
-// not whole goes through out_pad (strip_values<K, C, T>() values).
+// not whole goes through out_pad (kStripValues<K, C, T> values).
 template <int K, int C, typename T>
 inline void write_strip_product(const Vec<T>* D, const Strip<T>& x, int valid, T* dx_strip, int64_t HW, int64_t W,
                                 T* out_pad) {
@@ -296,7 +287,7 @@ void for_each_strip(const at::Tensor& images, const F& strip) {
   const int64_t groups = (Wp + kLanes<T> - 1) / kLanes<T>;
   const T* xp = images.data_ptr<T>();
   at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    alignas(64) T x_pad[strip_values<K, C, T>()], out_pad[strip_values<K, C, T>()], scratch[strip_values<K, C, T>()];
+    alignas(64) T x_pad[kStripValues<K, C, T>], out_pad[kStripValues<K, C, T>], scratch[kStripValues<K, C, T>];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp;
       for (int64_t g = 0; g < groups; ++g) {

@@ -1,8 +1,7 @@
 // Compiles the kernels of the file GRAMGAN_TARGET_KERNELS once per vector target, each copy in its own
 // namespace (generic::, and on x86-64 avx2:: and avx512:: under `#pragma GCC target`), after that target's
 // cpu_vec.h and cpu_strips.h: kernels written once against Vec<T>, run through GRAMGAN_ON_VECTOR_TARGET
-// (cpu_common.h). Include it at namespace scope (gramgan::cpu), after cpu_common.h (at file
-// scope) and the headers the kernels need; not a once-only header.
+// (cpu_common.h). Include it in namespace gramgan::cpu, after cpu_common.h; not a once-only header.
 #pragma GCC diagnostic ignored "-Wpsabi"  // vectors never cross a call between targets
 
 namespace generic {

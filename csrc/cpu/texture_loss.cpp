@@ -1,11 +1,6 @@
-// CPU kernels of the Gram selection and the texture loss (docs/ops.md), local and global scope.
-//
-// Local scope: one pass per band of patch-rows computes the SR Grams, each candidate's Grams, the score,
-// the running argmin and the loss; nothing bigger than a few rows of the image is ever held. Global
-// scope: the candidate Gram bank (B, M, P) is computed first (small), then blocks of SR patches scan it
-// with running argmins held in registers, every distance a direct sum of squared differences, so no
-// (N x M) score matrix exists. The kernels (texture_loss_kernels.h) run strips of patches, one per vector
-// lane (cpu_strips.h), compiled per vector target; the backward kernels are texture_loss_backward.cpp.
+// CPU entry points of the Gram selection and the texture loss (docs/ops.md), local and global scope. The
+// kernels are texture_loss_kernels.h; no (N x M) score matrix ever exists. The backward is
+// texture_loss_backward.cpp.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -22,24 +17,19 @@ namespace gramgan {
 namespace cpu {
 namespace {
 
-// Image rows per task of the local forward: each task streams a band of this many rows of every
-// candidate image in turn (long contiguous reads the hardware prefetcher follows), keeping the running
-// selection of the band's patches in cache.
+// Image rows per task of the local forward (local_forward_strips).
 constexpr int64_t kBandRows = 16;
 // How many strips ahead the candidate scan prefetches.
 constexpr int kPrefetchStrips = 2;
-// Vectors of SR patches per task of the global search, whose running argmins stay in registers while the
-// image's whole bank streams past (from L2: M x P values).
+// Vectors of SR patches per task of the global search (global_search_block).
 constexpr int kQueryVectors = 4;
 
 #define GRAMGAN_TARGET_KERNELS "texture_loss_kernels.h"
 #include "cpu_targets.h"
 
-// ---- entry points -------------------------------------------------------------------------------
-// float16 / bfloat16 inputs are converted to float32 once here; the kernels read T = float or double.
+// Entry points: float16 / bfloat16 inputs are converted to float32 once here.
 
-// Allocates the index (and with with_loss the loss) of sr's patches and runs
-// kernel(T{}, K-constant, C-constant, index, loss or nullptr) for sr's type (float or double).
+// Allocates the index (and with_loss, the loss) of sr's patches; runs kernel(T{}, K, C, index, loss or null).
 template <typename F>
 std::tuple<at::Tensor, at::Tensor> run_forward(const at::Tensor& sr, int64_t k, bool with_loss, const F& kernel) {
   const int64_t B = sr.size(0), Hp = sr.size(2) / k, Wp = sr.size(3) / k;

@@ -1,8 +1,6 @@
-// CPU kernels of the texture losses' backward (docs/ops.md): the local and sampled scope from SR and
-// the forward's residual (texture_loss_residual_backward), the global scope from the saved index and the
-// candidate images it reads in place (texture_loss_global_backward). The Gram target runs the vector
-// kernels of texture_loss_backward_kernels.h (strips of patches, one per lane), the pixel target a patch
-// at a time.
+// CPU kernels of the texture losses' backward (docs/ops.md): local and sampled scope from the forward's
+// residual, global scope from the saved index and the candidate images. The Gram target runs the vector
+// kernels of texture_loss_backward_kernels.h, the pixel target a patch at a time.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -40,9 +38,8 @@ void pixel_backward_kernel(const at::Tensor& grad, const at::Tensor& sr, const a
   });
 }
 
-// Converts the backward's (checked) inputs to the computation type and runs
-// kernel(T{}, K-constant, C-constant, grad, sr, saved, dx), saved the forward's index or residual
-// (contiguous); returns dx in sr_in's dtype.
+// Runs kernel(T{}, K-constant, C-constant, grad, sr, saved, dx) on the inputs in the computation type (saved:
+// the forward's index or residual, contiguous); returns dx in sr_in's dtype.
 template <typename F>
 at::Tensor run_backward(const at::Tensor& grad_in, const at::Tensor& sr_in, const at::Tensor& saved_in, int64_t k,
                         const F& kernel) {

@@ -22,7 +22,7 @@ void local_forward_strips(const at::Tensor& sr, const at::Tensor& cand, double g
   at::parallel_for(0, B * bands, 1, [&](int64_t begin, int64_t end) {
     AlignedBuffer<V> ge(band * groups * P);
     AlignedBuffer<StripSelection<C, V>> selections(band * groups);
-    alignas(64) T scratch[strip_values<K, C, T>()];
+    alignas(64) T scratch[kStripValues<K, C, T>];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / bands, i0 = (t % bands) * band, i1 = std::min(i0 + band, Hp);
       const int64_t n_strips = (i1 - i0) * groups;  // strip u: patch-row i0 + u / groups, strip u % groups
@@ -75,7 +75,7 @@ at::Tensor global_bank(const Levels& levels, int64_t B) {
   for (size_t l = 0; l < levels.images.size(); ++l) row_start.push_back(row_start.back() + levels.height[l] / K);
   const int64_t rows_per_image = row_start.back();
   at::parallel_for(0, B * rows_per_image, 1, [&](int64_t begin, int64_t end) {
-    alignas(64) T scratch[strip_values<K, C, T>()];
+    alignas(64) T scratch[kStripValues<K, C, T>];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / rows_per_image, r = t % rows_per_image;
       size_t l = 0;
@@ -128,7 +128,7 @@ void global_forward_strips(const at::Tensor& sr, const Levels& levels, double gt
   // SR Grams and ground-truth Grams (bank level 0, aligned with SR), (B, P, n_pad), zero padded.
   std::vector<T> ge(B * P * n_pad, T(0)), gg(B * P * n_pad, T(0));
   at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
-    alignas(64) T scratch[strip_values<K, C, T>()];
+    alignas(64) T scratch[kStripValues<K, C, T>];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / Hp, i = t % Hp;
       row_grams<K, C>(sp + b * CHW, H, W, i, ge.data() + b * P * n_pad + i * Wp, n_pad, 1, scratch);

@@ -1,10 +1,8 @@
 // CPU kernel of the sampled local texture loss (docs/ops.md, "Sampled candidates"): the local texture
 // loss against candidates that are never stored, read from hr, its half-size image and the affine maps.
-// Per (image, patch-row), the k rows of every warp are sampled into a small cache-resident buffer, then
-// the strips of patches run the local forward's selection and loss (texture_loss_sampled_kernels.h). The
-// sampling is the shared code of gramgan_patch.h (what the CUDA kernels call), or for float32 on AVX2 /
-// AVX-512 its vector version (warp_sampler_kernel.h), which performs the same operations: all agree to the
-// bit with affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py, tests/ops/test_cpu_lanes.py).
+// The kernels are texture_loss_sampled_kernels.h. The sampling is the shared code of gramgan_patch.h (what
+// the CUDA kernels call) or its vector version (warp_sampler_kernel.h): both agree to the bit with
+// affine_grid + grid_sample on the CPU (tests/ops/test_sampled.py, tests/ops/test_cpu_lanes.py).
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -77,12 +75,6 @@ __attribute__((noinline)) void sample_warp_row(const SampledCandidates<T, T>& sr
     const BilinearPoint<T> p = warp_point(theta, src.xs[x], src.ys[y], src.H, src.W);
     for (int c = 0; c < src.C; ++c) out[c * plane + x] = bilinear_sample(src.hr + c * src.H * src.W, src.W, p);
   }
-}
-
-// Whether this call's warps may take the vector kernel: float32 images small enough for its 32-bit pixel
-// offsets, on a CPU that has one (else the scalar code).
-bool vector_sampling(const SampledInputs& in) {
-  return in.J > 0 && in.sr.scalar_type() == at::kFloat && in.H * in.W < (int64_t{1} << 31) && vector_level() >= 1;
 }
 
 // Outputs of the forward: per-patch index and loss, and the residual (residual_shape).

@@ -3,10 +3,8 @@
 
 #include "warp_sampler_kernel.h"
 
-// Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W); products are
-// the image's warp_column_products; vector: whether float32 warps take the vector sampler (vector_sampling).
-// Without copy_sources, only the warps (slots 2 ..): candidates 0 and 1 are then read from hr and the
-// half-size image directly.
+// Rows y0 .. y0 + K - 1 of every candidate of one image into strip, laid out (2 + J, C, K, W), products the
+// image's warp_column_products. Without copy_sources, only the warps (slots 2 ..).
 template <typename T, int K, int C>
 void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* strip, const T* products, bool vector,
                   bool copy_sources) {
@@ -38,8 +36,7 @@ void sample_strip(const SampledCandidates<T, T>& src, int64_t J, int64_t y0, T* 
   }
 }
 
-// The lanes of candidate 1's strip g: half patches (N / 2) g .. (N / 2) g + N / 2 - 1 of the half-size Grams,
-// each twice.
+// Candidate 1's strip g: half patches (N / 2) g .. (N / 2) g + N / 2 - 1 of the half-size Grams, each twice.
 template <typename T, int... I>
 inline Vec<T> retiled_lanes(const T* grams, int64_t g, std::integer_sequence<int, I...>) {
   typedef T Half __attribute__((vector_size(kVecBytes / 2)));
@@ -48,11 +45,10 @@ inline Vec<T> retiled_lanes(const T* grams, int64_t g, std::integer_sequence<int
   return __builtin_shufflevector(half, half, (I / 2)...);
 }
 
-// The sampled forward: per patch-row (threads take them as they ask), the warps' rows are sampled into the
-// strip buffer ((2 + J) x C x k x W values), then each strip runs the local forward's strip Grams, running
-// argmin and loss. For the Gram target, candidate 0's Grams are read from hr itself and candidate 1's
-// computed once per half-size patch (shared by the two patch-rows that re-tile it), so neither is copied;
-// the pixel target, whose residual needs the chosen pixels, copies them into the buffer.
+// The sampled forward: per patch-row (threads take them as they ask), the warps' rows are sampled into a
+// cache-resident buffer, then each strip runs the local forward's selection and loss. For the Gram target,
+// candidate 0's Grams are read from hr itself and candidate 1's computed once per half-size patch (shared
+// by the two patch-rows that re-tile it); the pixel target, whose residual needs the pixels, copies both.
 template <typename T, int K, int C>
 void sampled_forward_strips(const SampledInputs& in, double gt_weight, int target, int criterion, SampledOutputs& out) {
   using V = Vec<T>;
@@ -67,11 +63,12 @@ void sampled_forward_strips(const SampledInputs& in, double gt_weight, int targe
   T* rp = out.residual.data_ptr<T>();
   const T beta = static_cast<T>(gt_weight);
   const bool gram_loss = target == kTargetGram;
-  const bool vector_sampler = vector_sampling(in);
+  // The vector sampler (x86 targets) takes float32 images small enough for its 32-bit pixel offsets.
+  const bool vector_sampler = std::is_same_v<T, float> && in.J > 0 && HW < (int64_t{1} << 31) && vector_level() >= 1;
   parallel_tasks(in.B * Hp, [&](auto& next) {
     AlignedBuffer<T> strip_buffer(NC * stride), half_grams(P * half_row);
     std::vector<T> products(2 * in.J * W);
-    alignas(64) T pad[strip_values<K, C, T>()];
+    alignas(64) T pad[kStripValues<K, C, T>];
     T* strip = strip_buffer.data();
     int64_t products_of = -1;    // the image whose warp_column_products are in products
     int64_t half_grams_of = -1;  // the (image, half patch-row) whose Grams are in half_grams

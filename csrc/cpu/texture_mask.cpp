@@ -1,10 +1,9 @@
 // CPU kernels of gramgan::texture_mask, mask_pair and mask_pair_backward (docs/ops.md).
 //
-// Statistics are in float64 as in the reference: the threshold 0.005 on a standard deviation is a
-// variance of 2.5e-5, which float32 sums of values near 0.5 cannot resolve. Grid mode is two-pass per
-// (clipped) cell; sliding mode keeps running window sums down the columns, then along the rows, so it
-// costs O(H * W) whatever the window. The per-cell and per-row arithmetic is the shared code of
-// gramgan_patch.h; here the luminance is computed once per pixel and the columns advance together.
+// Statistics are in float64 as in the reference (a std threshold of 0.005 is a variance of 2.5e-5, which
+// float32 sums of values near 0.5 cannot resolve). Grid mode is two-pass per (clipped) cell; sliding mode
+// keeps running window sums down the columns, then along the rows: O(H * W) whatever the window. The
+// per-cell and per-row arithmetic is the shared code of gramgan_patch.h.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 

@@ -1,16 +1,32 @@
 """Building blocks shared by the kernel families: patch addressing, Gram tiles, luminance.
 
 A block of ``BP`` patches is processed at once. Pixels of a patch are indexed ``u = dy * k + dx``
-(row-major inside the patch), Gram entries ``q = a * C + b`` (row-major C x C). Arithmetic is in float32
-(float64 for float64 input: the ``F64`` flag of every kernel). Patch pixels are
-handled one channel at a time (``[BP, k*k]`` tiles); Gram tiles are ``[BP, CC_P]`` with ``CC_P`` the
-power of two >= C*C, zero beyond C*C. All offsets are int64: a batch of large images overflows int32.
+(row-major inside the patch). Arithmetic is in float32 (float64 for float64 input: the ``F64`` flag of
+every kernel). Patch pixels are handled one channel at a time (``[BP, k*k]`` tiles). A Gram tile is
+``[BP, WIDTH]``, zero beyond its entries, in one of two layouts:
+
+* full: entry ``q = a * C + b`` (row-major C x C), each pair at (a, b) and (b, a); ``WIDTH`` is the
+  power of two >= C*C;
+* pairs (``PAIRS``): the C(C+1)/2 unique pairs a <= b only, row by row ((0, 0), (0, 1), ..., (1, 1),
+  ...; pair (a, b) is entry :func:`pair_entry`), as the C++ kernels hold a Gram;
+  ``WIDTH`` is the power of two >= C(C+1)/2 (``PP``: 8 for C = 3). A sum over all C*C entries is the
+  sum over pairs with the off-diagonal ones weighed by 2 (:func:`pair_layout`). Every kernel holds its
+  Grams this way except ``patch_gram``'s, whose output is the full matrix.
+
+All image offsets are int64: a batch of large images overflows int32.
 """
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+
+@triton.constexpr_function
+def pair_entry(a, b, C):
+    """Entry of channel pair (a, b), in either order, in a ``PAIRS`` tile: the pairs lo <= hi row by row."""
+    lo, hi = min(a, b), max(a, b)
+    return lo * C - lo * (lo - 1) // 2 + hi - lo
 
 
 @triton.jit
@@ -39,15 +55,16 @@ def patch_pixel_offsets(pi, pj, s_h, s_w, PATCH: tl.constexpr):
 @triton.jit
 def load_gram(
     ptr, base, pix, active, s_c,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr, BLOCK_P: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, WIDTH: tl.constexpr, PAIRS: tl.constexpr, F64: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """Gram matrices ``[BP, CC_P]`` (entry ``q = a*C + b``, zero beyond C*C) of the patches at ``base + pix``.
+    """Gram tiles ``[BP, WIDTH]`` (full or ``PAIRS`` layout) of the patches at ``base + pix``.
 
     ``base`` ``[BP]`` is each patch's image offset, ``pix`` ``[BP, k*k]`` its pixel offsets; inactive
     patches give zeros.
     """
     at = ptr + base[:, None] + pix
-    return gram_of(at, s_c, active[:, None], 0.0, 0.0, False, False, 0, 0, False, PATCH, C, CC_P, F64, BLOCK_P)
+    return gram_of(at, s_c, active[:, None], 0.0, 0.0, False, False, 0, 0, False, PATCH, C, WIDTH, PAIRS, F64, BLOCK_P)
 
 
 @triton.jit
@@ -71,17 +88,18 @@ def read_taps(at, m, fx, fy, m_e, m_s, s_h, s_w, F64: tl.constexpr):
 @triton.jit
 def gram_of(
     at, s_c, m, fx, fy, m_e, m_s, s_h, s_w, TAPS: tl.constexpr,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr, BLOCK_P: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, WIDTH: tl.constexpr, PAIRS: tl.constexpr, F64: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):  # fmt: skip
-    """Gram matrices ``[BP, CC_P]`` of the patches whose channel-0 pixels ``at`` ``[BP, k*k]`` points at.
+    """Gram tiles ``[BP, WIDTH]`` of the patches whose channel-0 pixels ``at`` ``[BP, k*k]`` points at.
 
     Channels are ``s_c`` apart (a scalar or ``[BP, 1]``); ``m`` masks the reads. Without ``TAPS`` the
     pixels are loaded as they are; with it they are sampled by :func:`read_taps`. One ``[BP, k*k]``
-    product per unordered channel pair, written to both (a, b) and (b, a): exactly symmetric, and small
-    in registers for k = 8 (a ``[BP, C*C, k*k]`` tile spills).
+    product per unordered channel pair, written to its pair entry (``PAIRS``) or to both (a, b) and
+    (b, a) (exactly symmetric); small in registers for k = 8 (a ``[BP, C*C, k*k]`` tile spills).
     """
-    q = tl.arange(0, CC_P)
-    g = tl.zeros([BLOCK_P, CC_P], dtype=tl.float64 if F64 else tl.float32)
+    q = tl.arange(0, WIDTH)
+    g = tl.zeros([BLOCK_P, WIDTH], dtype=tl.float64 if F64 else tl.float32)
     for a in tl.static_range(C):
         if TAPS:
             xa = read_taps(at + a * s_c, m, fx, fy, m_e, m_s, s_h, s_w, F64)
@@ -95,26 +113,64 @@ def gram_of(
             else:
                 xb = tl.load(at + b * s_c, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
             g_ab = tl.sum(xa * xb, axis=1) / (PATCH * PATCH)
-            g = tl.where(((q == a * C + b) | (q == b * C + a))[None, :], g_ab[:, None], g)
+            if PAIRS:
+                g = tl.where((q == pair_entry(a, b, C))[None, :], g_ab[:, None], g)
+            else:
+                g = tl.where(((q == a * C + b) | (q == b * C + a))[None, :], g_ab[:, None], g)
     return g
 
 
 @triton.jit
-def store_gram_input_grad(
-    sym, x_ptr, x_base, x_pix, x_sc, active, dx_ptr, dx_base, dx_pix, dx_sc,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr, BLOCK_P: tl.constexpr,
-):  # fmt: skip
-    """Stores ``dx_a[u] = (1/k^2) sum_b S_ab x_b[u]`` for ``S`` = ``sym`` ``[BP, CC_P]`` (``dG + dG^T``).
+def pair_layout(C: tl.constexpr, WIDTH: tl.constexpr):
+    """Per entry of a ``PAIRS`` tile ``[WIDTH]``: its weight in a sum over all C*C Gram entries (1 on the
+    diagonal, 2 off it, 0 for padding) and the full-layout entries ``a * C + b`` and ``b * C + a`` of its pair."""
+    q = tl.arange(0, WIDTH)
+    w = tl.zeros([WIDTH], dtype=tl.float32)
+    ab = tl.zeros([WIDTH], dtype=tl.int32)
+    ba = tl.zeros([WIDTH], dtype=tl.int32)
+    for a in tl.static_range(C):
+        for b in tl.static_range(a, C):
+            at = q == pair_entry(a, b, C)
+            w = tl.where(at, 1.0 if a == b else 2.0, w)
+            ab = tl.where(at, a * C + b, ab)
+            ba = tl.where(at, b * C + a, ba)
+    return w, ab, ba
 
-    That is the gradient of a loss through ``G = (1/k^2) sum_u x_u x_u^T`` with upstream ``dG``.
+
+@triton.jit
+def store_gram_input_grad(
+    s, s_sq, scale, x_ptr, x_base, x_pix, x_sc, active, dx_ptr, dx_base, dx_pix, dx_sc,
+    SOURCE: tl.constexpr, L1: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, PP: tl.constexpr, F64: tl.constexpr, BLOCK_P: tl.constexpr,
+):  # fmt: skip
+    """Stores ``dx_a[u] = (1/k^2) sum_b S_ab x_b[u]`` for ``S = dG + dG^T``.
+
+    That is the gradient of a loss through ``G = (1/k^2) sum_u x_u x_u^T`` with upstream ``dG``. Each
+    ``S_ab`` ``[BP]`` comes from ``s`` as ``SOURCE`` says:
+
+    * 0, a register tile: ``s`` is ``S`` itself, symmetric, a ``PAIRS`` tile ``[BP, PP]``; ``S_ab`` is
+      extracted (the same extraction for (a, b) and (b, a), which the compiler merges);
+    * 1, a Gram residual in memory: ``s`` ``[BP]`` points at entry (0, 0) of each patch's residual
+      ``r`` (full layout, symmetric), entries ``s_sq`` apart; ``S_ab = 2 criterion'(r_ab) * scale``
+      (``scale`` ``[BP]``);
+    * 2, an upstream ``dG`` in memory (laid out as a residual, not necessarily symmetric):
+      ``S_ab = dG_ab + dG_ba``.
+
+    In memory, entry ``a * C + b`` of a block of patches is one ``[BP]`` vector load, no extraction.
     """
-    q = tl.arange(0, CC_P)
     at = x_ptr + x_base[:, None] + x_pix
     m = active[:, None]
     for a in tl.static_range(C):
         acc = tl.zeros([BLOCK_P, PATCH * PATCH], dtype=tl.float64 if F64 else tl.float32)
         for b in tl.static_range(C):
-            s_ab = tl.sum(tl.where((q == a * C + b)[None, :], sym, 0.0), axis=1)
+            if SOURCE == 0:
+                s_ab = tl.sum(tl.where((tl.arange(0, PP) == pair_entry(a, b, C))[None, :], s, 0.0), 1)
+            elif SOURCE == 1:
+                r_ab = tl.load(s + (a * C + b) * s_sq, mask=active, other=0.0)
+                s_ab = 2.0 * criterion_grad(r_ab.to(tl.float64 if F64 else tl.float32), scale, L1)
+            else:
+                s_ab = tl.load(s + (a * C + b) * s_sq, mask=active, other=0.0).to(tl.float64 if F64 else tl.float32)
+                s_ab += tl.load(s + (b * C + a) * s_sq, mask=active, other=0.0).to(tl.float64 if F64 else tl.float32)
             xb = tl.load(at + b * x_sc, mask=m, other=0.0).to(tl.float64 if F64 else tl.float32)
             acc += s_ab[:, None] * xb
         tl.store(dx_ptr + dx_base[:, None] + a * dx_sc + dx_pix, acc / (PATCH * PATCH), mask=m)

@@ -3,14 +3,19 @@
 Selection: ``score(c) = ||G(e) - G(c)||^2 + gt_weight * ||G(g) - G(c)||^2`` computed literally (the
 second term only when ``gt_weight != 0``, as the reference does), NaN scores count as +inf, the strict
 ``<`` of a scan in index order sends ties to the lowest index, and an all-NaN patch keeps index 0.
+Every Gram is held as its unique channel pairs (``_tiles``), the off-diagonal ones weighed by 2 in
+scores and losses, as in the C++ kernels.
 
 * local: ``local_select_kernel`` is the whole forward in one launch (Grams of the SR patch and of each
   candidate, score, running argmin, loss, and the residual against the chosen candidate: ``G(e) - G(c*)``
-  as ``(B, C*C, H/k * W/k)``, or ``e - c*`` as an image, for the pixel target).
-* global: the candidates' Grams are written once to a (B, M, C*C) bank (``kernels.gram``), then
-  ``global_select_kernel`` keeps a running argmin over tiles of bank rows, never a score matrix; the
-  pixel target's loss is ``loss_at_index_kernel``, once per candidate image.
-* backward: ``residual_bwd_kernel`` (local and sampled scope) reads SR and the residual only;
+  as full matrices ``(B, C*C, H/k * W/k)``, or ``e - c*`` as an image, for the pixel target).
+* global: the candidates' Grams are written once, as unique channel pairs, to a pair-major (B, P, M)
+  bank and the SR patches' to (B, P, N) (``kernels.gram``), then ``global_select_kernel`` keeps a
+  running argmin per slot of a [SR patches x bank rows] tile over the tiles of bank rows, never a score
+  matrix, and reduces the slots once at the end; the pixel target's loss is ``loss_at_index_kernel``,
+  once per candidate image.
+* backward: ``residual_bwd_kernel`` (local and sampled scope) reads SR and the residual only, each
+  residual entry as one vector of a block of patches;
   ``texture_bwd_kernel`` (global scope) recomputes the chosen candidate's Gram or pixels from the saved
   index.
 """
@@ -25,6 +30,8 @@ from ._tiles import (
     criterion_grad,
     criterion_of,
     load_gram,
+    pair_entry,
+    pair_layout,
     patch_pixel_offsets,
     pixel_criterion_sum,
     split_patch_index,
@@ -34,12 +41,15 @@ from ._tiles import (
 
 
 @triton.jit
-def gram_residual_at(res_ptr, b, n, n_per_image, active, C: tl.constexpr, CC_P: tl.constexpr):
-    """Pointers ``[BP, CC_P]`` to the Gram residual entries of patches ``n`` of images ``b``
-    (``(B, C*C, N)`` layout: entry ``q`` of a patch ``N`` floats after entry ``q - 1``) and their mask."""
-    q = tl.arange(0, CC_P)
-    at = res_ptr + (b.to(tl.int64) * (C * C * n_per_image) + n)[:, None] + q[None, :].to(tl.int64) * n_per_image
-    return at, active[:, None] & (q < C * C)[None, :]
+def store_gram_residual(res_ptr, b, n, n_per_image, active, r, C: tl.constexpr, PP: tl.constexpr):
+    """Stores the Gram residual ``r`` (a ``PAIRS`` tile) of patches ``n`` of images ``b`` as full C x C
+    matrices, each pair at (a, b) and (b, a) (``(B, C*C, N)`` layout: entry ``q`` of a patch ``N`` floats
+    after entry ``q - 1``)."""
+    _, ab, ba = pair_layout(C, PP)
+    at = res_ptr + (b.to(tl.int64) * (C * C * n_per_image) + n)[:, None]
+    on = active[:, None] & (tl.arange(0, PP) < C * (C + 1) // 2)[None, :]
+    tl.store(at + ab[None, :].to(tl.int64) * n_per_image, r, mask=on)
+    tl.store(at + ba[None, :].to(tl.int64) * n_per_image, r, mask=on)  # the diagonal: the same value again
 
 
 @triton.jit
@@ -50,41 +60,46 @@ def pixel_residual_offsets(b, pi, pj, n_per_image, wp, PATCH: tl.constexpr, C: t
     pix = patch_pixel_offsets(pi, pj, wp * PATCH, 1, PATCH)
     return (b.to(tl.int64) * C * plane)[:, None] + pix, plane
 
+
 LOSS_NONE = 0  # selection only
 LOSS_GRAM = 1
 LOSS_PIXEL = 2
 
 PATCH_CONFIGS = [({"BLOCK_P": 8}, 2), ({"BLOCK_P": 16}, 4), ({"BLOCK_P": 32}, 4), ({"BLOCK_P": 64}, 8)]
 PATCH_INTERPRETER = {"BLOCK_P": 64}
-# The global tile holds BLOCK_P x BLOCK_M x CC_P differences.
+# The global tile: each thread holds BLOCK_P / num_warps SR patches (rows) of one bank row (column), so
+# one bank load feeds that many multiply-adds, and keeps their pair Grams, scores, running minima and
+# indices in registers: 4 or 8 rows per thread, 48 to 174 registers and no spills for C = 3 on sm_90.
 GLOBAL_CONFIGS = [
-    ({"BLOCK_P": 16, "BLOCK_M": 16}, 4),
-    ({"BLOCK_P": 32, "BLOCK_M": 16}, 4),
+    ({"BLOCK_P": 32, "BLOCK_M": 32}, 4),
     ({"BLOCK_P": 16, "BLOCK_M": 32}, 4),
     ({"BLOCK_P": 32, "BLOCK_M": 32}, 8),
+    ({"BLOCK_P": 64, "BLOCK_M": 32}, 8),
 ]
 GLOBAL_INTERPRETER = {"BLOCK_P": 32, "BLOCK_M": 64}
 
 
 @triton.jit
-def gram_score(g_sr, g_gt, g_c, gt_weight, USE_GT: tl.constexpr, AXIS: tl.constexpr):
-    """Selection score summed over the Gram axis ``AXIS``; NaN becomes +inf so that it never wins.
+def gram_score(g_sr, g_gt, g_c, weights, gt_weight, USE_GT: tl.constexpr):
+    """Selection score of ``PAIRS`` tiles (``weights``: those of ``pair_layout``); NaN becomes +inf
+    so that it never wins.
 
     ``gt_weight`` is cast to the Grams' dtype: the score's type (a loop-carried value in every caller)
     must not depend on how the scalar was passed (inductor passes Python floats as fp64).
     """
     d = g_sr - g_c
-    s = tl.sum(d * d, axis=AXIS)
+    s = tl.sum(weights[None, :] * (d * d), axis=1)
     if USE_GT:
         e = g_gt - g_c
-        s = s + tl.cast(gt_weight, s.dtype) * tl.sum(e * e, axis=AXIS)
+        s = s + tl.cast(gt_weight, s.dtype) * tl.sum(weights[None, :] * (e * e), axis=1)
     return tl.where(s != s, float("inf"), s)
 
 
 @triton.jit
-def gram_loss(g_sr, g_c, L1: tl.constexpr, C: tl.constexpr):
-    """Gram-target per-patch loss: mean criterion over the C*C entries (padding entries are 0 - 0)."""
-    return tl.sum(criterion_of(g_sr - g_c, L1), axis=1) / (C * C)
+def gram_loss(g_sr, g_c, weights, L1: tl.constexpr, C: tl.constexpr):
+    """Gram-target per-patch loss of ``PAIRS`` tiles: mean criterion over the C*C entries (``weights``:
+    those of ``pair_layout``, 0 for padding)."""
+    return tl.sum(weights[None, :] * criterion_of(g_sr - g_c, L1), axis=1) / (C * C)
 
 
 @triton.jit
@@ -109,7 +124,7 @@ def local_select_kernel(
     c_ptr, c_sb, c_sk, c_sc, c_sh, c_sw,
     idx_ptr, loss_ptr, res_ptr,
     n_patches, n_per_image, wp, K, gt_weight: tl.float64,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, PP: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, LOSS: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Local scope, one launch: index (and with ``LOSS`` the per-patch loss and the residual) of every SR patch."""
@@ -119,16 +134,17 @@ def local_select_kernel(
     sr_base = b.to(tl.int64) * s_sb
     sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
     c_pix = patch_pixel_offsets(pi, pj, c_sh, c_sw, PATCH)
-    g_sr = load_gram(sr_ptr, sr_base, sr_pix, active, s_sc, PATCH, C, CC_P, F64, BLOCK_P)
+    g_sr = load_gram(sr_ptr, sr_base, sr_pix, active, s_sc, PATCH, C, PP, True, F64, BLOCK_P)
     c_off = b.to(tl.int64) * c_sb
-    g_gt = load_gram(c_ptr, c_off, c_pix, active, c_sc, PATCH, C, CC_P, F64, BLOCK_P)
-    best = gram_score(g_sr, g_gt, g_gt, gt_weight, USE_GT, 1)
+    g_gt = load_gram(c_ptr, c_off, c_pix, active, c_sc, PATCH, C, PP, True, F64, BLOCK_P)
+    weights, _, _ = pair_layout(C, PP)
+    best = gram_score(g_sr, g_gt, g_gt, weights, gt_weight, USE_GT)
     best_idx = tl.zeros([BLOCK_P], dtype=tl.int32)
     g_best = g_gt
     for j in range(1, K):
         c_off += c_sk
-        g_c = load_gram(c_ptr, c_off, c_pix, active, c_sc, PATCH, C, CC_P, F64, BLOCK_P)
-        s = gram_score(g_sr, g_gt, g_c, gt_weight, USE_GT, 1)
+        g_c = load_gram(c_ptr, c_off, c_pix, active, c_sc, PATCH, C, PP, True, F64, BLOCK_P)
+        s = gram_score(g_sr, g_gt, g_c, weights, gt_weight, USE_GT)
         better = s < best
         best = tl.where(better, s, best)
         best_idx = tl.where(better, j, best_idx)
@@ -136,9 +152,8 @@ def local_select_kernel(
             g_best = tl.where(better[:, None], g_c, g_best)
     tl.store(idx_ptr + p, best_idx.to(tl.int64), mask=active)
     if LOSS == 1:
-        tl.store(loss_ptr + p, gram_loss(g_sr, g_best, L1, C), mask=active)
-        r_at, r_on = gram_residual_at(res_ptr, b, n, n_per_image, active, C, CC_P)
-        tl.store(r_at, g_sr - g_best, mask=r_on)
+        tl.store(loss_ptr + p, gram_loss(g_sr, g_best, weights, L1, C), mask=active)
+        store_gram_residual(res_ptr, b, n, n_per_image, active, g_sr - g_best, C, PP)
     if LOSS == 2:
         c_base = b.to(tl.int64) * c_sb + best_idx.to(tl.int64) * c_sk
         r_off, r_sc = pixel_residual_offsets(b, pi, pj, n_per_image, wp, PATCH, C)
@@ -149,53 +164,64 @@ def local_select_kernel(
         tl.store(loss_ptr + p, total / (C * PATCH * PATCH), mask=active)
 
 
-@tuned(GLOBAL_CONFIGS, GLOBAL_INTERPRETER, key=["n_per_image", "n_bank", "PATCH", "C"])
+@tuned(GLOBAL_CONFIGS, GLOBAL_INTERPRETER, key=["n_per_image", "n_bank", "C"])
 @triton.jit
 def global_select_kernel(
-    sr_ptr, s_sb, s_sc, s_sh, s_sw,
-    bank_ptr,
+    sr_pairs_ptr, bank_ptr,
     idx_ptr, loss_ptr,
-    n_per_image, wp, n_bank, gt_weight: tl.float64,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
-    USE_GT: tl.constexpr, GRAM_LOSS: tl.constexpr, L1: tl.constexpr,
+    n_per_image, n_bank, gt_weight: tl.float64,
+    C: tl.constexpr, F64: tl.constexpr, USE_GT: tl.constexpr, GRAM_LOSS: tl.constexpr, L1: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_M: tl.constexpr,
 ):  # fmt: skip
     """Global scope: running argmin of every SR patch of image ``program_id(1)`` over its bank rows.
 
-    ``bank`` is (B, M, C*C) contiguous, rows level by level; the ground truth is level 0, so the GT
-    patch co-located with SR patch ``n`` is bank row ``n``. With ``GRAM_LOSS`` the Gram-target loss is
-    written too (the chosen Gram is one bank row).
+    ``sr_pairs`` holds the SR patches' Gram pairs (B, P, N) and ``bank`` the candidates' (B, P, M), both
+    pair-major (``kernels.gram``), rows level by level; the ground truth is level 0, so the GT patch
+    co-located with SR patch ``n`` is bank row ``n``. A tile of ``BLOCK_P`` SR patches by ``BLOCK_M``
+    bank rows is scored pair by pair (one ``[BLOCK_P]`` and one ``[BLOCK_M]`` vector load each,
+    off-diagonal pairs weighed by 2), and every slot of the tile keeps its own running minimum over the
+    rows it sees (strict ``<``, so the lowest row among equal scores); the slots are reduced once, after
+    the last tile. With ``GRAM_LOSS`` the Gram-target loss of the chosen row is written too.
     """
     b = tl.program_id(1).to(tl.int64)
     n = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     active = n < n_per_image
-    pi = n // wp
-    pj = n - pi * wp
-    sr_base = tl.zeros([BLOCK_P], dtype=tl.int64) + b * s_sb
-    sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
-    g_sr = load_gram(sr_ptr, sr_base, sr_pix, active, s_sc, PATCH, C, CC_P, F64, BLOCK_P)
-    q = tl.arange(0, CC_P)
-    q_on = q < C * C
-    bank = bank_ptr + b * n_bank * (C * C)
-    g_gt = tl.load(bank + n[:, None] * (C * C) + q[None, :], mask=active[:, None] & q_on[None, :], other=0.0)
-    best = tl.full([BLOCK_P], float("inf"), tl.float64 if F64 else tl.float32)
-    best_idx = tl.zeros([BLOCK_P], dtype=tl.int32)
+    e_at = sr_pairs_ptr + b * n_per_image * (C * (C + 1) // 2) + n  # pair q of patch n: e_at + q * n_per_image
+    bank = bank_ptr + b * n_bank * (C * (C + 1) // 2)  # pair q of row m: bank + q * n_bank + m
+    best = tl.full([BLOCK_P, BLOCK_M], float("inf"), tl.float64 if F64 else tl.float32)
+    best_idx = tl.zeros([BLOCK_P, BLOCK_M], dtype=tl.int32)
     for m0 in range(0, n_bank, BLOCK_M):
         m = m0 + tl.arange(0, BLOCK_M)
         m_on = m < n_bank
-        g_c = tl.load(bank + m[:, None] * (C * C) + q[None, :], mask=m_on[:, None] & q_on[None, :], other=0.0)
-        s = gram_score(g_sr[:, None, :], g_gt[:, None, :], g_c[None, :, :], gt_weight, USE_GT, 2)
-        s = tl.where(m_on[None, :], s, float("inf"))
-        tile_min = tl.min(s, axis=1)
-        tile_idx = tl.min(tl.where(s == tile_min[:, None], m[None, :], n_bank), axis=1)
-        better = tile_min < best
-        best = tl.where(better, tile_min, best)
-        best_idx = tl.where(better, tile_idx, best_idx)
+        s = tl.zeros([BLOCK_P, BLOCK_M], dtype=tl.float64 if F64 else tl.float32)
+        s_gt = tl.zeros([BLOCK_P, BLOCK_M], dtype=tl.float64 if F64 else tl.float32)
+        for a in tl.static_range(C):
+            for c in tl.static_range(a, C):
+                q = pair_entry(a, c, C)
+                g_c = tl.load(bank + q * n_bank + m, mask=m_on, other=0.0)[None, :]
+                d = tl.load(e_at + q * n_per_image, mask=active, other=0.0)[:, None] - g_c
+                s += d * d if a == c else 2.0 * (d * d)
+                if USE_GT:
+                    d = tl.load(bank + q * n_bank + n, mask=active, other=0.0)[:, None] - g_c
+                    s_gt += d * d if a == c else 2.0 * (d * d)
+        if USE_GT:
+            s = s + tl.cast(gt_weight, s.dtype) * s_gt
+        better = (s < best) & m_on[None, :]  # a NaN score compares false: never chosen
+        best = tl.where(better, s, best)
+        best_idx = tl.where(better, m[None, :], best_idx)
+    best_row = tl.min(best, axis=1)
+    chosen = tl.min(tl.where(best == best_row[:, None], best_idx, n_bank), axis=1)  # all +inf: 0
     out = b * n_per_image + n
-    tl.store(idx_ptr + out, best_idx.to(tl.int64), mask=active)
+    tl.store(idx_ptr + out, chosen.to(tl.int64), mask=active)
     if GRAM_LOSS:
-        g_best = tl.load(bank + best_idx[:, None] * (C * C) + q[None, :], mask=active[:, None] & q_on[None, :])
-        tl.store(loss_ptr + out, gram_loss(g_sr, g_best, L1, C), mask=active)
+        total = tl.zeros([BLOCK_P], dtype=tl.float64 if F64 else tl.float32)
+        for a in tl.static_range(C):
+            for c in tl.static_range(a, C):
+                q = pair_entry(a, c, C)
+                d = tl.load(e_at + q * n_per_image, mask=active, other=0.0)
+                d -= tl.load(bank + q * n_bank + chosen, mask=active, other=0.0)
+                total += criterion_of(d, L1) if a == c else 2.0 * criterion_of(d, L1)
+        tl.store(loss_ptr + out, total / (C * C), mask=active)
 
 
 @tuned(PATCH_CONFIGS, PATCH_INTERPRETER, key=["n_patches", "PATCH", "C", "TARGET_GRAM"])
@@ -205,7 +231,7 @@ def loss_at_index_kernel(
     c_ptr, c_sb, c_sc, c_sh, c_sw,
     idx_ptr, loss_ptr,
     n_patches, n_per_image, wp, m_start, m_count, wp_c,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, PP: tl.constexpr, F64: tl.constexpr,
     TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Global scope: the loss of the SR patches whose chosen bank row lies in one candidate image.
@@ -220,8 +246,10 @@ def loss_at_index_kernel(
     sr_base = b.to(tl.int64) * s_sb
     sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
     if TARGET_GRAM:
-        g_sr = load_gram(sr_ptr, sr_base, sr_pix, on, s_sc, PATCH, C, CC_P, F64, BLOCK_P)
-        loss = gram_loss(g_sr, load_gram(c_ptr, c_base, c_pix, on, c_sc, PATCH, C, CC_P, F64, BLOCK_P), L1, C)
+        g_sr = load_gram(sr_ptr, sr_base, sr_pix, on, s_sc, PATCH, C, PP, True, F64, BLOCK_P)
+        g_c = load_gram(c_ptr, c_base, c_pix, on, c_sc, PATCH, C, PP, True, F64, BLOCK_P)
+        weights, _, _ = pair_layout(C, PP)
+        loss = gram_loss(g_sr, g_c, weights, L1, C)
     else:
         total = pixel_criterion_sum(
             sr_ptr, sr_base, sr_pix, s_sc, c_ptr, c_base, c_pix, c_sc, on, C, L1, F64, BLOCK_P, sr_ptr, 0, False
@@ -238,7 +266,7 @@ def texture_bwd_kernel(
     idx_ptr, up_ptr,
     dx_ptr, dx_sb, dx_sc, dx_sh, dx_sw,
     n_patches, n_per_image, wp, m_start, m_count, wp_c,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, PP: tl.constexpr, F64: tl.constexpr,
     TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Global scope: gradient of the per-patch loss w.r.t. SR from the saved index, upstream ``up`` (B*N,)
@@ -258,12 +286,13 @@ def texture_bwd_kernel(
     dx_base = b.to(tl.int64) * dx_sb
     dx_pix = patch_pixel_offsets(pi, pj, dx_sh, dx_sw, PATCH)
     if TARGET_GRAM:
-        g_sr = load_gram(sr_ptr, sr_base, sr_pix, on, s_sc, PATCH, C, CC_P, F64, BLOCK_P)
-        g_c = load_gram(c_ptr, c_base, c_pix, on, c_sc, PATCH, C, CC_P, F64, BLOCK_P)
+        g_sr = load_gram(sr_ptr, sr_base, sr_pix, on, s_sc, PATCH, C, PP, True, F64, BLOCK_P)
+        g_c = load_gram(c_ptr, c_base, c_pix, on, c_sc, PATCH, C, PP, True, F64, BLOCK_P)
         sym = 2.0 * criterion_grad(g_sr - g_c, up[:, None] / (C * C), L1)  # dG + dG^T, dG symmetric
         store_gram_input_grad(
-            sym, sr_ptr, sr_base, sr_pix, s_sc, on, dx_ptr, dx_base, dx_pix, dx_sc, PATCH, C, CC_P, F64, BLOCK_P
-        )
+            sym, 0, up, sr_ptr, sr_base, sr_pix, s_sc, on, dx_ptr, dx_base, dx_pix, dx_sc,
+            0, L1, PATCH, C, PP, F64, BLOCK_P,
+        )  # fmt: skip
     else:
         store_pixel_grad(
             up / (C * PATCH * PATCH), sr_ptr, sr_base, sr_pix, s_sc, c_ptr, c_base, c_pix, c_sc, on,
@@ -278,7 +307,7 @@ def residual_bwd_kernel(
     res_ptr, up_ptr,
     dx_ptr, dx_sb, dx_sc, dx_sh, dx_sw,
     n_patches, n_per_image, wp,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, PP: tl.constexpr, F64: tl.constexpr,
     TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """Gradient of the local / sampled per-patch loss w.r.t. SR from the forward's residual ``r``
@@ -291,14 +320,12 @@ def residual_bwd_kernel(
     up = tl.load(up_ptr + p, mask=active, other=0.0).to(tl.float64 if F64 else tl.float32)
     dx_base = b.to(tl.int64) * dx_sb
     dx_pix = patch_pixel_offsets(pi, pj, dx_sh, dx_sw, PATCH)
-    if TARGET_GRAM:
-        r_at, r_on = gram_residual_at(res_ptr, b, n, n_per_image, active, C, CC_P)
-        r = tl.load(r_at, mask=r_on, other=0.0)
-        sym = 2.0 * criterion_grad(r, up[:, None] / (C * C), L1)  # dG + dG^T, dG symmetric
+    if TARGET_GRAM:  # entry q of patch n: n_per_image values after entry q - 1, read as [BP] vectors
+        r_at = res_ptr + b.to(tl.int64) * (C * C * n_per_image) + n
         sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
         store_gram_input_grad(
-            sym, sr_ptr, b.to(tl.int64) * s_sb, sr_pix, s_sc, active, dx_ptr, dx_base, dx_pix, dx_sc,
-            PATCH, C, CC_P, F64, BLOCK_P,
+            r_at, n_per_image, up / (C * C), sr_ptr, b.to(tl.int64) * s_sb, sr_pix, s_sc, active,
+            dx_ptr, dx_base, dx_pix, dx_sc, 1, L1, PATCH, C, PP, F64, BLOCK_P,
         )  # fmt: skip
     else:
         r_off, r_sc = pixel_residual_offsets(b, pi, pj, n_per_image, wp, PATCH, C)

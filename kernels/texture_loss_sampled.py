@@ -31,6 +31,7 @@ from ._tiles import (
     criterion_of,
     gram_of,
     load_gram,
+    pair_layout,
     patch_pixel_offsets,
     read_taps,
     split_patch_index,
@@ -39,9 +40,9 @@ from .texture_loss import (
     PATCH_CONFIGS,
     PATCH_INTERPRETER,
     gram_loss,
-    gram_residual_at,
     gram_score,
     pixel_residual_offsets,
+    store_gram_residual,
 )
 
 
@@ -143,7 +144,7 @@ def sampled_select_kernel(
     half_ptr, f_sb, f_sc, f_sh, f_sw,
     th_ptr, grid_ptr, idx_ptr, loss_ptr, res_ptr,
     n_patches, n_per_image, wp, J, H, W, gt_weight: tl.float64,
-    PATCH: tl.constexpr, C: tl.constexpr, CC_P: tl.constexpr, F64: tl.constexpr,
+    PATCH: tl.constexpr, C: tl.constexpr, PP: tl.constexpr, F64: tl.constexpr,
     USE_GT: tl.constexpr, TARGET_GRAM: tl.constexpr, L1: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     """One launch: index, per-patch loss and residual (contiguous, the accumulation dtype) of every SR
@@ -154,14 +155,15 @@ def sampled_select_kernel(
     b64 = b.to(tl.int64)
     sr_base = b64 * s_sb
     sr_pix = patch_pixel_offsets(pi, pj, s_sh, s_sw, PATCH)
-    g_sr = load_gram(sr_ptr, sr_base, sr_pix, active, s_sc, PATCH, C, CC_P, F64, BLOCK_P)
+    g_sr = load_gram(sr_ptr, sr_base, sr_pix, active, s_sc, PATCH, C, PP, True, F64, BLOCK_P)
     hr_pix = patch_pixel_offsets(pi, pj, h_sh, h_sw, PATCH)
-    g_gt = load_gram(hr_ptr, b64 * h_sb, hr_pix, active, h_sc, PATCH, C, CC_P, F64, BLOCK_P)
-    best = gram_score(g_sr, g_gt, g_gt, gt_weight, USE_GT, 1)
+    g_gt = load_gram(hr_ptr, b64 * h_sb, hr_pix, active, h_sc, PATCH, C, PP, True, F64, BLOCK_P)
+    weights, _, _ = pair_layout(C, PP)
+    best = gram_score(g_sr, g_gt, g_gt, weights, gt_weight, USE_GT)
     best_idx = tl.zeros([BLOCK_P], dtype=tl.int32)
     half_pix = patch_pixel_offsets(pi // 2, pj // 2, f_sh, f_sw, PATCH)
-    g_c = load_gram(half_ptr, b64 * f_sb, half_pix, active, f_sc, PATCH, C, CC_P, F64, BLOCK_P)
-    s = gram_score(g_sr, g_gt, g_c, gt_weight, USE_GT, 1)
+    g_c = load_gram(half_ptr, b64 * f_sb, half_pix, active, f_sc, PATCH, C, PP, True, F64, BLOCK_P)
+    s = gram_score(g_sr, g_gt, g_c, weights, gt_weight, USE_GT)
     best, best_idx, g_best = keep_better(s, 1, g_c, best, best_idx, g_gt, TARGET_GRAM)
     hr_at = hr_ptr + (b64 * h_sb)[:, None]
     for w in range(J):
@@ -169,15 +171,14 @@ def sampled_select_kernel(
             th_ptr, (b64 * J + w) * 6, grid_ptr, active, pi, pj, H, W, h_sh, h_sw, PATCH, F64
         )
         g_c = gram_of(
-            hr_at + off, h_sc, active[:, None], fx, fy, m_e, m_s, h_sh, h_sw, True, PATCH, C, CC_P, F64, BLOCK_P
+            hr_at + off, h_sc, active[:, None], fx, fy, m_e, m_s, h_sh, h_sw, True, PATCH, C, PP, True, F64, BLOCK_P
         )
-        s = gram_score(g_sr, g_gt, g_c, gt_weight, USE_GT, 1)
+        s = gram_score(g_sr, g_gt, g_c, weights, gt_weight, USE_GT)
         best, best_idx, g_best = keep_better(s, 2 + w, g_c, best, best_idx, g_best, TARGET_GRAM)
     tl.store(idx_ptr + p, best_idx.to(tl.int64), mask=active)
     if TARGET_GRAM:
-        tl.store(loss_ptr + p, gram_loss(g_sr, g_best, L1, C), mask=active)
-        r_at, r_on = gram_residual_at(res_ptr, b, n, n_per_image, active, C, CC_P)
-        tl.store(r_at, g_sr - g_best, mask=r_on)
+        tl.store(loss_ptr + p, gram_loss(g_sr, g_best, weights, L1, C), mask=active)
+        store_gram_residual(res_ptr, b, n, n_per_image, active, g_sr - g_best, C, PP)
     else:  # the chosen candidate's pixels, sampled again: the residual e - c* and the loss
         at, c_sc, fx, fy, m_e, m_s = chosen_taps(
             best_idx, b, pi, pj, active, hr_ptr, h_sb, h_sc, h_sh, h_sw, half_ptr, f_sb, f_sc, f_sh, f_sw,

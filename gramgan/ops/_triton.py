@@ -65,13 +65,20 @@ if _IMPORT_ERROR is None:
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _launch_gram(x: torch.Tensor, out: torch.Tensor, k: int, out_sb: int, out_sp: int, row0: int) -> None:
-    """Grams of every patch of ``x`` into rows ``row0 + n`` of ``out``."""
-    b, _, h, w = x.shape
+def _launch_gram(
+    x: torch.Tensor, out: torch.Tensor, k: int, out_sb: int, out_sp: int, out_sq: int, row0: int, pairs: bool
+) -> None:
+    """Grams of every patch of ``x`` (its C*C entries, or its unique pairs) into rows ``row0 + n`` of ``out``:
+    entry ``q`` of patch ``n`` of image ``b`` at ``b * out_sb + (row0 + n) * out_sp + q * out_sq``."""
+    b, c, h, w = x.shape
     n = (h // k) * (w // k)
+    constexprs = patch_constexprs(x, k)
+    pairs_width = constexprs.pop("PP")
+    width = pairs_width if pairs else triton.next_power_of_2(c * c)
     wrap_triton(patch_gram_fwd_kernel)[patches_grid(b * n)](
-        x, *x.stride(), out, out_sb, out_sp, row0, b * n, n, w // k, **patch_constexprs(x, k)
-    )
+        x, *x.stride(), out, out_sb, out_sp, out_sq, row0, b * n, n, w // k,
+        WIDTH=width, PAIRS=pairs, **constexprs,
+    )  # fmt: skip
 
 
 def _levels(candidates: list[torch.Tensor], k: int) -> list[tuple[int, int, int]]:
@@ -91,7 +98,7 @@ def _patch_gram(x: torch.Tensor, k: int) -> torch.Tensor:
     b, c, h, w = x.shape
     out = torch.empty((b, h // k, w // k, c, c), dtype=accumulation_dtype(x.dtype), device=x.device)
     with device_guard(x):
-        _launch_gram(x, out, k, (h // k) * (w // k) * c * c, c * c, 0)
+        _launch_gram(x, out, k, (h // k) * (w // k) * c * c, c * c, 1, 0, False)
     return out
 
 
@@ -164,17 +171,21 @@ def _launch_global_select(
     sr: torch.Tensor, candidates: list[torch.Tensor], index: torch.Tensor, loss: torch.Tensor,
     k: int, gt_weight: float, gram_loss: bool, l1: bool,
 ) -> None:  # fmt: skip
-    """Bank of candidate Grams (B, M, C*C), then the running argmin (and the Gram-target loss)."""
+    """Gram pairs of the SR patches (B, P, N) and of the candidates, the bank (B, P, M), both pair-major;
+    then the running argmin (and the Gram-target loss)."""
     b, c, h, w = sr.shape
+    pairs = c * (c + 1) // 2
     levels = _levels(candidates, k)
     m = sum(count for _, count, _ in levels)
-    bank = torch.empty((b, m, c * c), dtype=accumulation_dtype(sr.dtype), device=sr.device)
-    for image, (start, _, _) in zip(candidates, levels):
-        _launch_gram(image, bank, k, m * c * c, c * c, start)
     n = (h // k) * (w // k)
+    bank = torch.empty((b, pairs, m), dtype=accumulation_dtype(sr.dtype), device=sr.device)
+    for image, (start, _, _) in zip(candidates, levels):
+        _launch_gram(image, bank, k, pairs * m, 1, m, start, True)
+    sr_pairs = torch.empty((b, pairs, n), dtype=bank.dtype, device=sr.device)
+    _launch_gram(sr, sr_pairs, k, pairs * n, 1, n, 0, True)
     wrap_triton(global_select_kernel)[lambda meta: (triton.cdiv(n, meta["BLOCK_P"]), b)](
-        sr, *sr.stride(), bank, index, loss, n, w // k, m, gt_weight,
-        USE_GT=gt_weight != 0.0, GRAM_LOSS=gram_loss, L1=l1, **patch_constexprs(sr, k),
+        sr_pairs, bank, index, loss, n, m, gt_weight,
+        C=c, F64=bank.dtype == torch.float64, USE_GT=gt_weight != 0.0, GRAM_LOSS=gram_loss, L1=l1,
     )  # fmt: skip
 
 

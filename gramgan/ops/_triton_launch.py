@@ -22,6 +22,7 @@ def patches_grid(n: int):
 
 
 def patch_constexprs(x: torch.Tensor, k: int) -> dict:
-    """The constexpr arguments every patch kernel takes (C specialised to an int under dynamic shapes)."""
+    """The constexpr arguments every patch kernel takes (C specialised to an int under dynamic shapes);
+    ``PP`` is the width of a Gram tile of unique channel pairs (kernels/_tiles.py)."""
     c = int(x.shape[1])
-    return {"PATCH": k, "C": c, "CC_P": triton.next_power_of_2(c * c), "F64": x.dtype == torch.float64}
+    return {"PATCH": k, "C": c, "PP": triton.next_power_of_2(c * (c + 1) // 2), "F64": x.dtype == torch.float64}

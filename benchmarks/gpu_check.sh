@@ -11,7 +11,8 @@
 #   4. runs every GPU-marked test (pytest -m cuda over tests/): the CUDA ones, then the Triton ones
 #      with xdist workers (each new shape is a JIT compile),
 #   5. runs the benchmarks the open issues name: texture_term.py with the cuda and the triton backend
-#      (the paper's size and the large ones), esrgan_compare.py (paper size, --quick when it has it),
+#      (the paper's size and the large ones), backend_compare.py --quick (every op, triton against cuda
+#      on the same inputs, at the paper's size), esrgan_compare.py (paper size, --quick when it has it),
 #      gram_select.py (--quick) and texture_mask.py (--quick), each within what is left of the budget.
 # It uses whatever torch/Triton the machine has, within the supported range (torch 2.11-2.14, Triton
 # 3.6-3.8, Python 3.10-3.12), and needs no network: the package is installed with --no-deps,
@@ -26,7 +27,8 @@
 #   gpu_check.tar.gz               everything, as one folder <gpu>-<date>/ (logs/, JSON, PNG, tables,
 #                                  nvidia-smi.txt, versions.txt, summary.txt) that unpacks straight
 #                                  into benchmarks/results/:  tar xzf gpu_check.tar.gz -C benchmarks/results
-#   gram_select.txt, texture_term-cuda.txt, texture_term-triton.txt, esrgan_compare.txt   the tables
+#   gram_select.txt, texture_term-cuda.txt, texture_term-triton.txt, backend_compare.txt,
+#   esrgan_compare.txt             the tables
 #
 # Dry run without a GPU: GPU_CHECK_DRY_RUN=1 runs every step on the CPU with tiny settings (the build
 # step only prints setup.py's decision, the GPU-marked tests are collected and skip, the benchmarks run
@@ -87,11 +89,11 @@ run_step() {
   local left=$((BUDGET - $(elapsed) - PACK_RESERVE))
   local log="$LOGS/$name.log"
   if [[ "$SKIP" == *" $name "* ]]; then
-    SUMMARY+=("$(printf '%-14s %-22s' "$name" "skipped (GPU_CHECK_SKIP)")")
+    SUMMARY+=("$(printf '%-15s %-22s' "$name" "skipped (GPU_CHECK_SKIP)")")
     return 0
   fi
   if [ "$left" -lt 5 ]; then
-    SUMMARY+=("$(printf '%-14s %-22s' "$name" "NOT RUN: out of time")")
+    SUMMARY+=("$(printf '%-15s %-22s' "$name" "NOT RUN: out of time")")
     FAILED=1
     return 1
   fi
@@ -112,7 +114,7 @@ run_step() {
     FAILED=1
   fi
   tail -n 4 "$log" | cut -c1-200 | sed 's/^/    /'
-  SUMMARY+=("$(printf '%-14s %-22s %4ss  %s' "$name" "$status" "$took" "$(step_note "$name" "$log" 2>/dev/null)")")
+  SUMMARY+=("$(printf '%-15s %-22s %4ss  %s' "$name" "$status" "$took" "$(step_note "$name" "$log" 2>/dev/null)")")
   return $rc
 }
 
@@ -228,9 +230,12 @@ run_step pytest-triton 120 "
 # Dry run: toy sizes and minimal timing, so that the whole script runs on 2 CPU cores in minutes.
 TINY=""
 TERM_TINY=""
+COMPARE_TINY=""
 if [ "$DRY" = "1" ]; then
   TINY="--batch 1 --min-time 0.001 --threads 1 --no-sweep --no-compile --no-memory --no-plot"
   TERM_TINY="--batch 1 --size 32 --large --large-sizes 2x32 --min-time 0.001 --threads 1 --no-plot"
+  # No GPU backend runs on the CPU: the two that do, compared the same way.
+  COMPARE_TINY="--backends reference,cpu --batch 1 --size 32 --min-time 0.001 --rounds 2 --threads 1 --no-plot"
 fi
 # The texture term's goals on each GPU backend, at the paper's size and the large ones (separate folders:
 # one texture_term.* per run).
@@ -239,6 +244,9 @@ for backend in cuda triton; do
   [ $backend = triton ] && cap=90 # JIT compiles and autotuning of every shape
   run_step texture-$backend $cap "$PY -m benchmarks.texture_term --device $DEVICE --backend $backend --out '$RUN/texture_term-$backend' --quiet $TERM_TINY"
 done
+# Every op on both GPU backends, on the same inputs, in alternating rounds: triton's time over cuda's
+# (issue: within 1.5x on every op), at the paper's size; the Triton warm-up (compiles, autotuning) first.
+run_step backend-compare 60 "$PY -m benchmarks.backend_compare --device $DEVICE --quick --out '$RUN' --quiet $COMPARE_TINY"
 # The training step against BasicSR's ESRGAN at the paper's size (exits 0 with a note without BasicSR);
 # --quick where the script has it (the fast path without its long compile warm-up).
 ESRGAN_HELP=$("$PY" -m benchmarks.esrgan_compare --help 2>/dev/null)
@@ -257,10 +265,10 @@ run_step esrgan 120 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_A
 SELECT_ARGS="--quick"
 [ "$(left_now)" -lt 150 ] && SELECT_ARGS="--quick --no-compile"
 [ "$DRY" = "1" ] && SELECT_ARGS="--quick --size 32 $TINY"
-run_step gram_select 70 "$PY -m benchmarks.gram_select --device $DEVICE --out '$RUN' --quiet $SELECT_ARGS $BENCH_ARGS"
+run_step gram_select 50 "$PY -m benchmarks.gram_select --device $DEVICE --out '$RUN' --quiet $SELECT_ARGS $BENCH_ARGS"
 MASK_ARGS="--quick --no-compile"
 [ "$DRY" = "1" ] && MASK_ARGS="--quick --size 16 $TINY"
-run_step texture_mask 35 "$PY -m benchmarks.texture_mask --device $DEVICE --out '$RUN' --quiet $MASK_ARGS $BENCH_ARGS"
+run_step texture_mask 25 "$PY -m benchmarks.texture_mask --device $DEVICE --out '$RUN' --quiet $MASK_ARGS $BENCH_ARGS"
 
 # ---- 5. summary and packing ----------------------------------------------------------------------------
 {
@@ -273,14 +281,14 @@ run_step texture_mask 35 "$PY -m benchmarks.texture_mask --device $DEVICE --out 
   for name in pytest-cuda pytest-triton; do
     [ -f "$LOGS/$name.log" ] && echo "$name: $(grep -E '[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$LOGS/$name.log" | tail -n 1)"
   done
-  grep -h '^TARGET' "$RUN"/texture_term-*/texture_term.txt "$RUN"/esrgan_compare.txt "$RUN"/gram_select.txt \
-    2>/dev/null
+  grep -h '^TARGET' "$RUN"/texture_term-*/texture_term.txt "$RUN"/backend_compare.txt "$RUN"/esrgan_compare.txt \
+    "$RUN"/gram_select.txt 2>/dev/null
   echo
   if [ $FAILED -eq 0 ]; then echo "RESULT: all steps passed"; else echo "RESULT: some steps FAILED (see above)"; fi
 } >"$RUN/summary.txt"
 
 cp "$RUN/summary.txt" "$OUTDIR/summary.txt"
-for file in gram_select.txt esrgan_compare.txt; do
+for file in gram_select.txt backend_compare.txt esrgan_compare.txt; do
   [ -f "$RUN/$file" ] && cp "$RUN/$file" "$OUTDIR/$file"
 done
 for backend in cuda triton; do

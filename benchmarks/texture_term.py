@@ -47,7 +47,6 @@ CHANNELS, PATCH, WARPS = 3, 4, 4  # C, k, J
 GLOBAL_GT_WEIGHT = 1.0  # the global scope's default (Beby-GAN's regulariser, docs/candidates.md)
 GOALS = {"fused_vs_read": 3.0, "term_vs_fused": 2.0, "select_speedup": 5.0}
 # The sizes drop-in users train with, (B, H = W): timed with --large (the default on a GPU), to these goals.
-LARGE_SIZES = ((32, 256), (64, 384))
 LARGE_GOALS = {"fused_vs_read": 3.0, "term_vs_fused": 1.5}
 NAME_WIDTH = 48
 
@@ -306,39 +305,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     parser.add_argument("--backend", choices=ops.BACKEND_NAMES, default="cpu", help="op backend (default cpu)")
-    parser.add_argument("--batch", type=int, default=harness.PAPER[0], help="B (default 8)")
-    parser.add_argument("--size", type=int, default=harness.PAPER[1], help="H = W (default 192)")
-    parser.add_argument(
-        "--large",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also time rows 1 and 2 at the large sizes (default: on a GPU only)",
-    )
-    parser.add_argument(
-        "--large-sizes",
-        type=parse_sizes,
-        default=LARGE_SIZES,
-        metavar="BxH,...",
-        help="the large sizes (default 32x256,64x384)",
-    )
+    harness.add_size_options(parser, "also time rows 1 and 2 at the large sizes (default: on a GPU only)")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device>-<date>)")
     parser.add_argument("--min-time", type=float, default=None, help="seconds of timed runs per measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-plot", action="store_true", help="no PNG chart")
     parser.add_argument("--quiet", action="store_true", help="no per-measurement progress")
     args = parser.parse_args(argv)
-    for b, h in [(args.batch, args.size), *args.large_sizes]:
-        if b < 1 or h < 4 * PATCH or h % (4 * PATCH):
-            parser.error(f"batches must be >= 1 and sizes multiples of {4 * PATCH} (HR/4 must hold whole patches)")
+    harness.check_sizes(parser, args, 4 * PATCH)
     return args
-
-
-def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
-    """``"32x256,64x384"`` -> ``((32, 256), (64, 384))``: batch x side."""
-    try:
-        return tuple((int(b), int(h)) for b, h in (part.lower().split("x") for part in text.split(",")))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected sizes as BxH,BxH (e.g. 32x256,64x384), got {text!r}") from error
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

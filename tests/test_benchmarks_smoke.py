@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,8 +158,8 @@ def test_gpu_check_out_of_time_packs_a_summary(tmp_path):
     )
     assert done.returncode == 1, done.stdout + done.stderr
     summary = (tmp_path / "summary.txt").read_text()
-    steps = ("env", "build", "extension", "pytest-cuda", "pytest-triton", "texture-cuda", "texture-triton", "esrgan",
-             "gram_select", "texture_mask")
+    steps = ("env", "build", "extension", "pytest-cuda", "pytest-triton", "texture-cuda", "texture-triton",
+             "backend-compare", "esrgan", "gram_select", "texture_mask")
     for step in steps:
         assert f"{step} " in summary
     assert summary.count("NOT RUN: out of time") == len(steps)
@@ -342,6 +343,41 @@ def test_texture_term_reports_a_missing_kernel_as_na(tmp_path, monkeypatch):
     assert "n/a (NotImplementedError: no kernel for this backend)" in (tmp_path / "texture_term.txt").read_text()
 
 
+def test_backend_compare_smoke(tmp_path, harness, capsys):
+    """Two backends op by op on the same inputs (here reference against cpu, tiny): every op of the list
+    timed on both, B/A from the same run's medians, a read floor per op, B's result checked against A's,
+    one TARGET line per op in the format gpu_check.sh counts, and the three files."""
+    if not cpu_backend_runs(harness):
+        pytest.skip("the cpu backend is not built here")
+    backend_compare = load("backend_compare")
+    argv = ["--device", "cpu", "--backends", "reference,cpu", "--batch", "1", "--size", "32", "--min-time", "0.001",
+            "--rounds", "2", "--threads", "1", "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    result = backend_compare.main(argv)
+    stdout = capsys.readouterr().out
+    rows = result["rows"]
+    assert [row["op"] for row in rows] == [op.name for op in backend_compare.OPS] and len(rows) == 11
+    for row in rows:
+        ref, cpu = row["timings"]["reference"], row["timings"]["cpu"]
+        assert ref["status"] == cpu["status"] == "ok", row
+        assert ref["samples"] == cpu["samples"] == 2 and ref["first_call_ms"] > 0 and cpu["first_call_ms"] > 0
+        assert row["ratio"] == pytest.approx(cpu["median_ms"] / ref["median_ms"])
+        assert row["read_floor_ms"] > 0 and row["read_bytes"] > 0
+        assert row["diff"] is not None and row["diff"] < 1e-4  # the same inputs give the same result
+    floor = {row["op"]: row["read_bytes"] for row in rows}
+    image = 3 * 32 * 32 * 4
+    assert floor["downsample_half"] == image and floor["gram_texture_loss local fwd+bwd"] == 7 * image
+    assert floor["gram_texture_loss_sampled fwd+bwd"] == image * (2 + 1 / 4) + 4 * 6 * 4  # SR, HR, HR/2, thetas
+    lines = [line for line in stdout.splitlines() if line.startswith("TARGET ")]
+    assert len(lines) == 11 and all(re.search(r"cpu/reference on .*\(goal <= 1.5x\) (met|missed)$", x) for x in lines)
+    for goal, row in zip(result["targets"], rows):
+        assert goal["value"] == pytest.approx(row["ratio"])
+        assert goal["verdict"] == ("met" if row["ratio"] <= 1.5 else "missed")
+    saved = json.loads((tmp_path / "backend_compare.json").read_text())
+    assert saved["partial"] is False and saved["targets"] == result["targets"]
+    assert (tmp_path / "backend_compare.txt").read_text().splitlines()[-11:] == lines
+    assert (tmp_path / "backend_compare.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_esrgan_compare_smoke(tmp_path):
     """The peer, gramgan plain and on the fast path's eager parts, as ratios, with peak memory, and the
     fp32-vs-fast training comparison with its picture (CPU --quick: tiny; skipped without BasicSR)."""
@@ -352,10 +388,16 @@ def test_esrgan_compare_smoke(tmp_path):
             "--out", str(tmp_path)]  # fmt: skip
     result = esrgan_compare.main(argv)
     medians = result["median_ms"]
-    assert list(medians) == [esrgan_compare.PEER, "gramgan fp32 eager", "gramgan bf16", "gramgan bf16 + channels_last"]
-    assert all(ms > 0 for ms in medians.values()) and set(result["peak_mem_bytes"]) == set(medians)
-    fastest = medians["gramgan bf16 + channels_last"] / medians[esrgan_compare.PEER]
-    assert result["targets"][0]["value"] == pytest.approx(fastest)
+    fastest = "gramgan bf16 + channels_last"
+    assert list(medians) == [esrgan_compare.PEER, "gramgan fp32 eager", "gramgan bf16", fastest,
+                             esrgan_compare.WITHOUT_TERMS]  # fmt: skip
+    peak = result["peak_mem_bytes"]
+    assert all(ms > 0 for ms in medians.values()) and set(peak) == set(medians)
+    ratio, terms, memory = (result["targets"][i] for i in (0, 2, 3))
+    assert ratio["value"] == pytest.approx(medians[fastest] / medians[esrgan_compare.PEER])
+    assert terms["value"] == pytest.approx(100 * (1 - medians[esrgan_compare.WITHOUT_TERMS] / medians[fastest]))
+    assert terms["unit"] == "%" and terms["goal"] == 5.0 and fastest in terms["name"]
+    assert memory["value"] == (pytest.approx(peak[fastest] / peak[esrgan_compare.PEER]) if peak[fastest] else None)
     assert set(result["training"]) == {"fp32 eager", "fast"}
     assert (tmp_path / "esrgan_compare_training.png").stat().st_size > 0
     assert json.loads((tmp_path / "esrgan_compare.json").read_text())["median_ms"] == medians

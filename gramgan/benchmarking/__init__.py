@@ -25,18 +25,35 @@ from gramgan.benchmarking.cases import (
     free_memory,
     run_cases,
 )
-from gramgan.benchmarking.cli import apply_threads, base_parser, pick_device
+from gramgan.benchmarking.cli import (
+    LARGE_SIZES,
+    PAPER,
+    add_size_options,
+    apply_threads,
+    base_parser,
+    check_sizes,
+    parse_sizes,
+    pick_device,
+)
 from gramgan.benchmarking.environment import cpu_cores, device_name, device_slug, environment, slug, today
 from gramgan.benchmarking.memory import probe_call
-from gramgan.benchmarking.op_benchmark import DTYPES, PAPER, op_parser, partial_saver, run_op_benchmark
+from gramgan.benchmarking.op_benchmark import DTYPES, op_parser, partial_saver, run_op_benchmark
 from gramgan.benchmarking.plots import bandwidth_points, finish_figure, roofline_axes, speedup_bars, start_figure
 from gramgan.benchmarking.results import RESULTS_ROOT, results_dir, save_figure, write_json, write_text
 from gramgan.benchmarking.tables import Target, find_row, format_table
-from gramgan.benchmarking.timing import Timing, copy_bandwidth, synchronize, time_function, time_interleaved
+from gramgan.benchmarking.timing import (
+    Timing,
+    copy_bandwidth,
+    synchronize,
+    time_alternating,
+    time_function,
+    time_interleaved,
+)
 
 __all__ = [
     "ALL_BACKENDS",
     "DTYPES",
+    "LARGE_SIZES",
     "PAPER",
     "RESULTS_ROOT",
     "Case",
@@ -44,11 +61,13 @@ __all__ = [
     "Skip",
     "Target",
     "Timing",
+    "add_size_options",
     "add_roofline",
     "apply_threads",
     "auto_backend",
     "backend_reasons",
     "bandwidth_points",
+    "check_sizes",
     "base_parser",
     "compare_outputs",
     "compiled",
@@ -65,6 +84,7 @@ __all__ = [
     "free_memory",
     "op_parser",
     "parse_backends",
+    "parse_sizes",
     "partial_saver",
     "pick_device",
     "probe_call",
@@ -77,6 +97,7 @@ __all__ = [
     "speedup_bars",
     "start_figure",
     "synchronize",
+    "time_alternating",
     "time_function",
     "time_interleaved",
     "today",

@@ -12,14 +12,13 @@ import torch
 
 from gramgan.benchmarking.backends import backend_reasons, parse_backends
 from gramgan.benchmarking.cases import Case, RunConfig, add_roofline, run_cases
-from gramgan.benchmarking.cli import apply_threads, base_parser, pick_device
+from gramgan.benchmarking.cli import PAPER, apply_threads, base_parser, pick_device
 from gramgan.benchmarking.environment import environment
 from gramgan.benchmarking.results import results_dir, write_json, write_text
 from gramgan.benchmarking.tables import Target, format_table
 from gramgan.benchmarking.timing import copy_bandwidth
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-PAPER = (8, 192)  # (B, H = W): the paper's training batch and HR crop, the op benchmarks' headline case
 
 
 def op_parser(doc: str | None) -> argparse.ArgumentParser:

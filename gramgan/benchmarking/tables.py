@@ -105,7 +105,7 @@ class Target:
 
     def line(self) -> str:
         shown = "-" if self.value is None else f"{self.value:.2f}{self.unit}"
-        relation = "<" if self.lower_is_better else ">="
+        relation = "<=" if self.lower_is_better else ">="
         return f"TARGET {self.name}: {shown} (goal {relation} {self.goal:g}{self.unit}) {self.verdict}"
 
     def as_dict(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ CPU, and the copy bandwidth that serves as the roofline.
 On a GPU ``triton.testing.do_bench`` (CUDA events, L2 flushed before every run), falling back to plain
 CUDA events; on the CPU ``torch.utils.benchmark.Timer.blocked_autorange`` with every intra-op thread (a
 call slower than the time budget is timed once). Both report the median. ``time_interleaved`` times
-the members of a ratio in alternation (on the CPU), so that the ratio survives a shared machine's drift.
+the members of a ratio in alternation (on the CPU), so that the ratio survives a shared machine's drift;
+``time_alternating`` alternates whole ``time_function`` measurements on either device (two backends of one op).
 """
 
 from __future__ import annotations
@@ -98,6 +99,37 @@ def time_interleaved(
     return {
         name: Timing(_quantile(t, 0.5), _quantile(t, 0.2), _quantile(t, 0.8), len(t), len(t) * number[name])
         for name, t in samples.items()
+    }
+
+
+def time_alternating(
+    fns: dict[str, Callable[[], Any]],
+    device: torch.device,
+    min_time_s: float,
+    expected_s: dict[str, float] | None = None,
+    rounds: int = 6,
+) -> dict[str, Timing]:
+    """Median run times of several functions (already warmed up) timed in alternating rounds, on any device.
+
+    Each round times every function with :func:`time_function` for ``min_time_s / rounds`` seconds, in
+    the given order in even rounds and the reverse order in odd ones, so that neither always runs first
+    and a slow spell of the machine (a GPU's clocks, a shared CPU) weighs on all alike. Each function's
+    median is the median of its rounds' medians, its spread their 20th / 80th percentiles. Unlike
+    :func:`time_interleaved`, the GPU alternates too: for two backends of one op, compared as a ratio."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    expected_s = expected_s or {}
+    medians: dict[str, list[float]] = {name: [] for name in fns}
+    calls = dict.fromkeys(fns, 0)
+    names = list(fns)
+    for round_index in range(rounds):
+        for name in names if round_index % 2 == 0 else names[::-1]:
+            timing = time_function(fns[name], device, min_time_s / rounds, expected_s.get(name))
+            medians[name].append(timing.median_s)
+            calls[name] += timing.calls
+    return {
+        name: Timing(_quantile(m, 0.5), _quantile(m, 0.2), _quantile(m, 0.8), len(m), calls[name])
+        for name, m in medians.items()
     }
 
 

@@ -83,10 +83,17 @@ def get_backend() -> str:
 
 
 def warn_once(message: str) -> None:
-    """Emits ``message`` as a RuntimeWarning the first time only."""
+    """Emits ``message`` as a RuntimeWarning the first time only.
+
+    Under ``torch.compile`` it runs while the call is traced, not traced into (``warnings.warn`` would be a
+    graph break, an error under ``fullgraph=True``), so a fallback path compiles into one graph too."""
     if message not in _warned:
         _warned.add(message)
         warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+# What torch.compiler.assume_constant_result(warn_once) sets, without importing torch._dynamo (seconds).
+warn_once._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _table(name: str) -> Backend:

@@ -178,6 +178,31 @@ def test_uncovered_sizes_still_compute_the_right_answer():
     assert loss.shape == (2, 2, 2)
 
 
+def test_fallback_warning_traces_in_one_graph(monkeypatch, register):
+    """A call that falls back to the reference warns once while torch.compile(fullgraph=True) traces it,
+    without a graph break (warnings.warn itself is one), and computes the eager answer."""
+    monkeypatch.setattr(_dispatch, "_warned", set())
+
+    class Narrow(_Unavailable):
+        def unavailable_reason(self, device):
+            return None
+
+        def unsupported_reason(self, k, channels):
+            return f"patch size k={k} is not covered"
+
+    register(Narrow())
+    sr, candidates = sr_and_candidates(c=3, h=6, w=6)
+
+    def loss(sr, candidates):
+        return ops.gram_texture_loss(sr, candidates, k=3, backend="cpu")
+
+    torch._dynamo.reset()
+    with pytest.warns(RuntimeWarning, match="k=3 is not covered"):
+        compiled = torch.compile(loss, fullgraph=True, backend="eager")(sr, candidates)
+    torch._dynamo.reset()
+    torch.testing.assert_close(compiled, ops.gram_texture_loss(sr, candidates, k=3, backend="reference"))
+
+
 def test_backend_availability_names_every_backend_and_why_not():
     from gramgan.ops import backend_availability
 

@@ -361,11 +361,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     harness.add_size_options(parser, "also the large sizes (default: on a GPU, unless --quick)")
     parser.add_argument("--quick", action="store_true", help="the paper's size only (unless --large), short timings")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"alternating rounds per op (default {ROUNDS})")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device>-<date>)")
-    parser.add_argument("--min-time", type=float, default=None, help="seconds of timed calls per op and backend")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--no-plot", action="store_true", help="no PNG chart")
-    parser.add_argument("--quiet", action="store_true", help="no per-op progress")
+    harness.add_run_options(parser)
     args = parser.parse_args(argv)
     harness.check_sizes(parser, args, 4 * PATCH)
     if args.rounds < 1:

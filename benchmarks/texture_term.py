@@ -306,11 +306,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     parser.add_argument("--backend", choices=ops.BACKEND_NAMES, default="cpu", help="op backend (default cpu)")
     harness.add_size_options(parser, "also time rows 1 and 2 at the large sizes (default: on a GPU only)")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device>-<date>)")
-    parser.add_argument("--min-time", type=float, default=None, help="seconds of timed runs per measurement")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--no-plot", action="store_true", help="no PNG chart")
-    parser.add_argument("--quiet", action="store_true", help="no per-measurement progress")
+    harness.add_run_options(parser)
     args = parser.parse_args(argv)
     harness.check_sizes(parser, args, 4 * PATCH)
     return args

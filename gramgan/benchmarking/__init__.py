@@ -28,6 +28,7 @@ from gramgan.benchmarking.cases import (
 from gramgan.benchmarking.cli import (
     LARGE_SIZES,
     PAPER,
+    add_run_options,
     add_size_options,
     apply_threads,
     base_parser,
@@ -61,6 +62,7 @@ __all__ = [
     "Skip",
     "Target",
     "Timing",
+    "add_run_options",
     "add_size_options",
     "add_roofline",
     "apply_threads",

@@ -19,14 +19,20 @@ def base_parser(doc: str | None, backends_help: str | None = None) -> argparse.A
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if present")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and sweeps, shorter timings")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device>-<date>)")
     parser.add_argument("--backends", default=None, help=backends_help or "comma list of " + ",".join(ALL_BACKENDS))
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
+    add_run_options(parser)
+    return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--out``, ``--min-time``, ``--threads``, ``--no-plot`` and ``--quiet``: where a benchmark writes, how
+    long it times each measurement, and what it shows."""
+    parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device>-<date>)")
     parser.add_argument("--min-time", type=float, default=None, help="seconds of timed runs per measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
     parser.add_argument("--no-plot", action="store_true", help="no PNG chart")
-    parser.add_argument("--quiet", action="store_true", help="no per-row progress on stderr")
-    return parser
+    parser.add_argument("--quiet", action="store_true", help="no per-measurement progress on stderr")
 
 
 def pick_device(name: str | None) -> torch.device:

@@ -1,6 +1,7 @@
 """Gram-GAN's training iteration, plain and on the fast path, against BasicSR's ESRGAN step, same sizes, one run.
 
-    python -m benchmarks.esrgan_compare [--device cpu|cuda] [--paper] [--quick] [--compile auto|yes|no] [--out DIR]
+    python -m benchmarks.esrgan_compare [--device cpu|cuda] [--paper] [--quick] [--compile auto|yes|no] [--profile]
+                                        [--out DIR]
 
 Rows, each a ratio to the peer, BasicSR's ESRGAN ``optimize_parameters`` in fp32 eager: gramgan fp32
 eager; bf16 autocast; + channels_last; + ``torch.compile`` of G, D and VGG19; + fused Adam (the whole
@@ -13,9 +14,11 @@ ESRGAN: BasicSR's ``ESRGANModel`` built from an options dict (RRDBNet of the sam
 ``VGGStyleDiscriminator`` nf 64 at 128 px, pixel L1 0.01, VGG19 conv5_4 perceptual 1.0, vanilla GAN
 0.005), VGG19 on random weights (no download: torchvision's constructor is called with ``weights=None``).
 All rows alternate, iteration by iteration, after a warm-up; the table gives the medians, the ratio to
-the peer, the peak memory and the first call's warm-up (compile, autotuning). Goals: the fast path
-<= 0.4x the peer at no more peak memory (allocated above what is resident before the call), gramgan fp32
-eager <= 1.1x, and the Gram-GAN terms <= 5 % of the fast step.
+the peer, the peak memory and the first call's warm-up (compile, autotuning); a variant that cannot run
+is a row with its error, not the end of the run. Goals: the fast path <= 0.4x the peer at no more peak
+memory (allocated above what is resident before the call), gramgan fp32 eager <= 1.1x, and the Gram-GAN
+terms <= 5 % of the fast step. ``--profile``: one more iteration of the fastest variant under the
+profiler, its costliest kernels in ``esrgan_compare_profile.txt``.
 
 Then a short training comparison: the demo preset trained twice from the same seed, fp32 eager and
 ``train.fast=true``: loss curves and final PSNR-Y side by side (``esrgan_compare_training.png``).
@@ -245,6 +248,20 @@ def plot_training(runs: dict[str, Any], iters: int, half: int, path: Any) -> Non
     plt.close(fig)
 
 
+def profile_iteration(fn: Callable[[], Any], device: torch.device, path: Any, title: str) -> None:
+    """One more iteration of ``fn`` under the profiler: its 30 costliest operators and kernels (self time on
+    the device where it is a GPU) in ``path``, to show where the step's time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fn()
+        harness.synchronize(device)
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort_by, row_limit=30, max_name_column_width=70)
+    harness.write_text(path, f"one profiled iteration of {title}\n\n{table}\n")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if present")
@@ -272,6 +289,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="iterations of the training comparison (CUDA 400, --quick 100 without compile; CPU 6); 0 = skip",
     )
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one iteration of the fastest variant: esrgan_compare_profile.txt")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations after the first (default 1)")
     parser.add_argument("--iters", type=int, default=None, help="timed iterations of each, alternating (5, --quick 3)")
     parser.add_argument("--threads", type=int, default=None)
@@ -312,32 +331,47 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     esrgan = build_esrgan(model_cls, size, device, peer_trainer.hr, peer_trainer.lr)
     counter = iter(range(1, 10**9))
     fns: dict[str, Callable[[], Any]] = {PEER: lambda: esrgan.optimize_parameters(next(counter))}
+    failed: dict[str, str] = {}  # variant -> why it could not run (a row of the table, not a crash)
+    last_built = None  # the variant WITHOUT_TERMS belongs to
     for name, flags in VARIANTS.items():
         if flags[2] and not compiled:
             continue
-        fns[name], without_terms = gramgan_variant(size, device, flags, backend, args.compile_backend,
-                                                   args.dperc_masked)  # fmt: skip
-        fastest = name
-    fns[WITHOUT_TERMS] = without_terms  # of the fastest variant
+        try:
+            fns[name], fns[WITHOUT_TERMS] = gramgan_variant(size, device, flags, backend, args.compile_backend,
+                                                            args.dperc_masked)  # fmt: skip
+            last_built = name
+        except Exception as error:  # noqa: BLE001
+            failed[name] = harness.failure_reason(error)
+    if WITHOUT_TERMS in fns:  # it belongs to the last variant built: keep it last
+        fns[WITHOUT_TERMS] = fns.pop(WITHOUT_TERMS)
     first_s: dict[str, float] = {}
     peak: dict[str, int | None] = {}
-    try:
-        for name, fn in fns.items():  # the first call compiles (and autotunes); the second one is measured
+    for name, fn in list(fns.items()):  # the first call compiles (and autotunes); the second one is measured
+        try:
             _, first_s[name], _ = harness.probe_call(fn, device, track_memory=False)
             _, _, peak[name] = harness.probe_call(fn, device, track_memory=True)
-        times = alternate(fns, device, warmup, iters)
-    except Exception as error:  # noqa: BLE001 - a report, not a crash
-        print(f"the comparison could not run: {harness.failure_reason(error)}")
+        except Exception as error:  # noqa: BLE001 - a report, not a crash
+            failed[name] = harness.failure_reason(error)
+            del fns[name]
+        # progress, and what a run cut short by its time limit still tells
+        print(f"[esrgan_compare] {name}: " + (f"first call {first_s[name]:.1f} s" if name in fns
+              else f"failed: {failed[name]}"), flush=True)  # fmt: skip
+    if PEER not in fns or len(fns) < 2:
+        print(f"the comparison could not run: {failed}")
         return None
+    times = alternate(fns, device, warmup, iters)
     medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
     peer_ms = medians[PEER]
-    terms_percent = 100.0 * (1.0 - medians[WITHOUT_TERMS] / medians[fastest])
+    fastest = [name for name in VARIANTS if name in fns][-1]  # the last variant that ran
+    measured_terms = WITHOUT_TERMS in fns and fastest == last_built  # the variant the terms belong to ran
+    terms_percent = 100.0 * (1.0 - medians[WITHOUT_TERMS] / medians[fastest]) if measured_terms else None
+    fp32_ratio = medians["gramgan fp32 eager"] / peer_ms if "gramgan fp32 eager" in medians else None
     memory_ratio = peak[fastest] / peak[PEER] if peak[fastest] and peak[PEER] else None
     targets = [
         harness.Target(f"{fastest} / ESRGAN (BasicSR) fp32 eager on {env['device']}", medians[fastest] / peer_ms,
                        FAST_GOAL if compiled else GOAL, lower_is_better=True),
         harness.Target(f"gramgan fp32 eager / ESRGAN (BasicSR) fp32 eager on {env['device']}",
-                       medians["gramgan fp32 eager"] / peer_ms, GOAL, lower_is_better=True),
+                       fp32_ratio, GOAL, lower_is_better=True),
         harness.Target(f"Gram-GAN terms' share of the {fastest} step on {env['device']}", terms_percent,
                        TERMS_GOAL, "%", lower_is_better=True),
         harness.Target(f"{fastest} peak memory / ESRGAN (BasicSR)'s on {env['device']}", memory_ratio, 1.0,
@@ -357,15 +391,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     header = f"  {'variant':<44} {'median ms':>10} {'vs peer':>8} {'peak MiB':>9} {'warm-up s':>10}"
     rows = [f"  {name:<44} {ms:>10.1f} {ms / peer_ms:>7.3f}x {mib(peak[name]):>9} {warm[name]:>10.1f}"
             for name, ms in medians.items()]  # fmt: skip
+    rows += [f"  {name:<44} {'n/a':>10}  {why}" for name, why in failed.items()]
     lines = [title, "", header, *rows, f"  ({iters} timed iterations each, alternating; warm-up s: the first "
              "call's time above the median, i.e. compile and autotuning)", ""]  # fmt: skip
-    training = None
     out_dir = harness.results_dir(args.out, device)
+    print("\n".join([*lines, *(target.line() for target in targets)]), flush=True)  # before the longer parts
+    if args.profile:
+        profile_iteration(fns[fastest], device, out_dir / "esrgan_compare_profile.txt", f"{fastest}: {title}")
+    training = None
     if train_iters > 0:
         # --quick: the fast run without compile (its warm-up would take most of the budget)
         train_compiled = compiled and not args.quick
-        training = training_comparison(device, train_iters, train_compiled, args.compile_backend,
-                                       device.type == "cpu", out_dir)  # fmt: skip
+        try:
+            training = training_comparison(device, train_iters, train_compiled, args.compile_backend,
+                                           device.type == "cpu", out_dir)  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - the table above stands without it
+            lines += [f"training comparison could not run: {harness.failure_reason(error)}", ""]
+    if training is not None:
         lines.append(f"training comparison: demo preset, {train_iters} iterations, same seed "
                      f"(picture: esrgan_compare_training.png)")  # fmt: skip
         for name, run in training.items():
@@ -380,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     print(text)
     result = {"benchmark": "esrgan_compare", "environment": env, "args": vars(args), "size": vars(size),
               "backend": backend, "times_s": times, "median_ms": medians, "peak_mem_bytes": peak,
-              "warmup_s": warm, "training": training, "targets": [t.as_dict() for t in targets]}  # fmt: skip
+              "warmup_s": warm, "failed": failed, "training": training,
+              "targets": [t.as_dict() for t in targets]}  # fmt: skip
     harness.write_text(out_dir / "esrgan_compare.txt", text + "\n")
     harness.write_json(out_dir / "esrgan_compare.json", result)
     return result

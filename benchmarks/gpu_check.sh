@@ -7,13 +7,16 @@
 #   1. records the machine (nvidia-smi, versions),
 #   2. builds the extension against the machine's own torch (pip install -e ., no build isolation,
 #      no dependencies; FORCE_CUDA=1, TORCH_CUDA_ARCH_LIST=9.0 unless set, CUDA_HOME found from nvcc),
+#      unless gramgan/ already holds one built for this very torch with its CUDA part (a build made
+#      elsewhere and carried along saves the ~2 minutes of compiling on a machine whose time is short),
 #   3. checks that gramgan._C imports with its CUDA part, and which op backends can run,
 #   4. runs every GPU-marked test (pytest -m cuda over tests/): the CUDA ones, then the Triton ones
 #      with xdist workers (each new shape is a JIT compile),
-#   5. runs the benchmarks the open issues name: texture_term.py with the cuda and the triton backend
+#   5. runs the benchmarks the open issues name, most wanted first: esrgan_compare.py (paper size,
+#      --quick and --profile when it has them), texture_term.py with the cuda and the triton backend
 #      (the paper's size and the large ones), backend_compare.py --quick (every op, triton against cuda
-#      on the same inputs, at the paper's size), esrgan_compare.py (paper size, --quick when it has it),
-#      gram_select.py (--quick) and texture_mask.py (--quick), each within what is left of the budget.
+#      on the same inputs, at the paper's size), gram_select.py (--quick) and texture_mask.py (--quick),
+#      each within what is left of the budget.
 # It uses whatever torch/Triton the machine has, within the supported range (torch 2.11-2.14, Triton
 # 3.6-3.8, Python 3.10-3.12), and needs no network: the package is installed with --no-deps,
 # --no-build-isolation and --no-index (ninja is optional; without it the build is serial).
@@ -61,6 +64,7 @@ BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:-}
 PACK_RESERVE=10 # seconds kept for packing the results at the end
 START=$(date +%s)
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" # the checkout's package, installed or not
 
 # The results folder is named like the benchmarks' own: <device slug>-<UTC date>.
 NAME=$("$PY" - "$DEVICE" 2>/dev/null <<'PY'
@@ -125,7 +129,7 @@ step_note() {
   local name=$1 log=$2
   case $name in
     env) grep -m1 '^gpu ' "$RUN/versions.txt" 2>/dev/null | cut -c1-60 ;;
-    build) grep -m1 -o 'building the [^(]*([^)]*)' "$log" | cut -c1-70 ;;
+    build) grep -m1 -o -e 'building the [^(]*([^)]*)' -e 'prebuilt extension used.*' "$log" | cut -c1-70 ;;
     extension) grep -m1 -o 'extension holds CUDA code: .*' "$log" ;;
     pytest-*) grep -E '[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$log" | tail -n 1 | tr -d '=' | sed 's/^ *//' | cut -c1-80 ;;
     *)
@@ -175,7 +179,18 @@ if [ "$DRY" = "1" ]; then
   run_step build 120 "$PY setup.py --version"
 else
   export FORCE_CUDA=${FORCE_CUDA:-1}
+  # An extension already in gramgan/ (built elsewhere for this very torch, e.g. carried to a machine whose
+  # time is short) is used when it loads with its CUDA part; otherwise the extension is built here.
   run_step build 240 "
+    $PY - <<'PY' && exit 0
+import json, torch
+import gramgan._C as ext
+from gramgan.info import BUILD_INFO_FILE
+info = json.loads(BUILD_INFO_FILE.read_text())
+assert ext.built_with_cuda() and info['torch'] == torch.__version__, f'not for this torch: {info}'
+print('prebuilt extension used: built for torch', info['torch'], 'archs', info.get('torch_cuda_arch_list'))
+PY
+    echo '--- no prebuilt extension with CUDA code for this torch: building it'
     echo CUDA_HOME=\$CUDA_HOME TORCH_CUDA_ARCH_LIST=\$TORCH_CUDA_ARCH_LIST MAX_JOBS=\$MAX_JOBS FORCE_CUDA=\${FORCE_CUDA:-}
     $PY -m pip install -v --no-deps --no-build-isolation --no-index -e . ||
       { echo '--- pip install failed; trying setup.py build_ext --inplace'; $PY setup.py build_ext --inplace; }
@@ -237,6 +252,21 @@ if [ "$DRY" = "1" ]; then
   # No GPU backend runs on the CPU: the two that do, compared the same way.
   COMPARE_TINY="--backends reference,cpu --batch 1 --size 32 --min-time 0.001 --rounds 2 --threads 1 --no-plot"
 fi
+# The training step against BasicSR's ESRGAN at the paper's size (exits 0 with a note without BasicSR);
+# --quick where the script has it (3 timed iterations; the training comparison without compile). It is the
+# first benchmark: the open issue's main table, and its compiles take minutes.
+ESRGAN_HELP=$("$PY" -m benchmarks.esrgan_compare --help 2>/dev/null)
+esrgan_has() { grep -q -- "$1" <<<"$ESRGAN_HELP"; }
+ESRGAN_ARGS="--paper"
+esrgan_has --quick && ESRGAN_ARGS="$ESRGAN_ARGS --quick"
+esrgan_has --profile && ESRGAN_ARGS="$ESRGAN_ARGS --profile"
+if [ "$DRY" = "1" ]; then # its own seconds-long CPU mode where it has one, else a one-block toy
+  ESRGAN_ARGS="--quick"
+  esrgan_has --train-iters && ESRGAN_ARGS="$ESRGAN_ARGS --train-iters 2"
+  esrgan_has --quick || ESRGAN_ARGS="--blocks 1 --features 8 --disc-features 8 --iters 1 --warmup 0"
+  esrgan_has --threads && ESRGAN_ARGS="$ESRGAN_ARGS --threads 1"
+fi
+run_step esrgan 240 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS --out '$RUN'"
 # The texture term's goals on each GPU backend, at the paper's size and the large ones (separate folders:
 # one texture_term.* per run).
 for backend in cuda triton; do
@@ -247,19 +277,6 @@ done
 # Every op on both GPU backends, on the same inputs, in alternating rounds: triton's time over cuda's
 # (issue: within 1.5x on every op), at the paper's size; the Triton warm-up (compiles, autotuning) first.
 run_step backend-compare 60 "$PY -m benchmarks.backend_compare --device $DEVICE --quick --out '$RUN' --quiet $COMPARE_TINY"
-# The training step against BasicSR's ESRGAN at the paper's size (exits 0 with a note without BasicSR);
-# --quick where the script has it (the fast path without its long compile warm-up).
-ESRGAN_HELP=$("$PY" -m benchmarks.esrgan_compare --help 2>/dev/null)
-esrgan_has() { grep -q -- "$1" <<<"$ESRGAN_HELP"; }
-ESRGAN_ARGS="--paper"
-esrgan_has --quick && ESRGAN_ARGS="$ESRGAN_ARGS --quick"
-if [ "$DRY" = "1" ]; then # its own seconds-long CPU mode where it has one, else a one-block toy
-  ESRGAN_ARGS="--quick"
-  esrgan_has --train-iters && ESRGAN_ARGS="$ESRGAN_ARGS --train-iters 2"
-  esrgan_has --quick || ESRGAN_ARGS="--blocks 1 --features 8 --disc-features 8 --iters 1 --warmup 0"
-  esrgan_has --threads && ESRGAN_ARGS="$ESRGAN_ARGS --threads 1"
-fi
-run_step esrgan 120 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS --out '$RUN'"
 # The ops against the eager reference and their floors (torch.compile of the reference only when there
 # is time for its compiles), then the texture mask.
 SELECT_ARGS="--quick"

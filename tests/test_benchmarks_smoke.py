@@ -378,19 +378,30 @@ def test_backend_compare_smoke(tmp_path, harness, capsys):
     assert (tmp_path / "backend_compare.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_esrgan_compare_smoke(tmp_path):
-    """The peer, gramgan plain and on the fast path's eager parts, as ratios, with peak memory, and the
-    fp32-vs-fast training comparison with its picture (CPU --quick: tiny; skipped without BasicSR)."""
+def test_esrgan_compare_smoke(tmp_path, monkeypatch):
+    """The peer, gramgan plain and on the fast path's eager parts, as ratios, with peak memory; a variant
+    that fails is a row with its error; the profile of the fastest; the fp32-vs-fast training comparison
+    with its picture (CPU --quick: tiny; skipped without BasicSR)."""
     esrgan_compare = load("esrgan_compare")
     if esrgan_compare.import_esrgan() is None:
         pytest.skip("BasicSR is not installed (optional: requirements-bench.txt)")
+    build_variant = esrgan_compare.gramgan_variant
+
+    def bf16_breaks(size, device, flags, *rest):  # plain bf16 fails on its first call, the others run
+        iteration, without_terms = build_variant(size, device, flags, *rest)
+        if flags == esrgan_compare.VARIANTS["gramgan bf16"]:
+            iteration = lambda: 1 / 0  # noqa: E731
+        return iteration, without_terms
+
+    monkeypatch.setattr(esrgan_compare, "gramgan_variant", bf16_breaks)
     argv = ["--device", "cpu", "--quick", "--train-iters", "2", "--backend", "reference", "--threads", "1",
-            "--out", str(tmp_path)]  # fmt: skip
+            "--profile", "--out", str(tmp_path)]  # fmt: skip
     result = esrgan_compare.main(argv)
     medians = result["median_ms"]
     fastest = "gramgan bf16 + channels_last"
-    assert list(medians) == [esrgan_compare.PEER, "gramgan fp32 eager", "gramgan bf16", fastest,
-                             esrgan_compare.WITHOUT_TERMS]  # fmt: skip
+    assert list(medians) == [esrgan_compare.PEER, "gramgan fp32 eager", fastest, esrgan_compare.WITHOUT_TERMS]
+    assert result["failed"] == {"gramgan bf16": "ZeroDivisionError: division by zero"}
+    assert "gramgan bf16  " in (tmp_path / "esrgan_compare.txt").read_text()  # its row, with the error
     peak = result["peak_mem_bytes"]
     assert all(ms > 0 for ms in medians.values()) and set(peak) == set(medians)
     ratio, terms, memory = (result["targets"][i] for i in (0, 2, 3))
@@ -398,6 +409,7 @@ def test_esrgan_compare_smoke(tmp_path):
     assert terms["value"] == pytest.approx(100 * (1 - medians[esrgan_compare.WITHOUT_TERMS] / medians[fastest]))
     assert terms["unit"] == "%" and terms["goal"] == 5.0 and fastest in terms["name"]
     assert memory["value"] == (pytest.approx(peak[fastest] / peak[esrgan_compare.PEER]) if peak[fastest] else None)
+    assert "aten::" in (tmp_path / "esrgan_compare_profile.txt").read_text()
     assert set(result["training"]) == {"fp32 eager", "fast"}
     assert (tmp_path / "esrgan_compare_training.png").stat().st_size > 0
     assert json.loads((tmp_path / "esrgan_compare.json").read_text())["median_ms"] == medians

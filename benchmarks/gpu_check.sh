@@ -13,10 +13,10 @@
 #   4. runs every GPU-marked test (pytest -m cuda over tests/): the CUDA ones, then the Triton ones
 #      with xdist workers (each new shape is a JIT compile),
 #   5. runs the benchmarks the open issues name, most wanted first: esrgan_compare.py (paper size,
-#      --quick and --profile when it has them), texture_term.py with the cuda and the triton backend
-#      (the paper's size and the large ones), backend_compare.py --quick (every op, triton against cuda
-#      on the same inputs, at the paper's size), gram_select.py (--quick) and texture_mask.py (--quick),
-#      each within what is left of the budget.
+#      --quick and --profile when it has them; its compiles take minutes), backend_compare.py --quick
+#      (every op, triton against cuda on the same inputs, at the paper's size), texture_term.py with the
+#      cuda and the triton backend (the paper's size and the large ones), gram_select.py (--quick) and
+#      texture_mask.py (--quick), each within what is left of the budget.
 # It uses whatever torch/Triton the machine has, within the supported range (torch 2.11-2.14, Triton
 # 3.6-3.8, Python 3.10-3.12), and needs no network: the package is installed with --no-deps,
 # --no-build-isolation and --no-index (ninja is optional; without it the build is serial).
@@ -40,6 +40,7 @@
 # Environment knobs (all optional): PYTHON (default python3), GPU_CHECK_BUDGET_S (total seconds,
 # default 525), GPU_CHECK_SKIP (space-separated step names to skip, e.g. "build pytest-triton"),
 # GPU_CHECK_DRY_RUN=1, GPU_CHECK_BENCH_ARGS (extra arguments for gram_select and texture_mask),
+# GPU_CHECK_ESRGAN_ARGS (extra arguments for esrgan_compare, e.g. "--train-iters 0"),
 # GPU_CHECK_TEST_WORKERS (xdist workers of the Triton tests, default nproc - 2, at most 14),
 # TORCH_CUDA_ARCH_LIST, MAX_JOBS, CUDA_HOME.
 
@@ -182,6 +183,8 @@ else
   # An extension already in gramgan/ (built elsewhere for this very torch, e.g. carried to a machine whose
   # time is short) is used when it loads with its CUDA part; otherwise the extension is built here.
   run_step build 240 "
+    # Uninstalled, the package lacks gramgan.kernels (the top-level kernels/ that setup.py maps there).
+    [ -e gramgan/kernels ] || ln -s ../kernels gramgan/kernels
     $PY - <<'PY' && exit 0
 import json, torch
 import gramgan._C as ext
@@ -266,7 +269,10 @@ if [ "$DRY" = "1" ]; then # its own seconds-long CPU mode where it has one, else
   esrgan_has --quick || ESRGAN_ARGS="--blocks 1 --features 8 --disc-features 8 --iters 1 --warmup 0"
   esrgan_has --threads && ESRGAN_ARGS="$ESRGAN_ARGS --threads 1"
 fi
-run_step esrgan 240 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS --out '$RUN'"
+run_step esrgan 300 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS ${GPU_CHECK_ESRGAN_ARGS:-} --out '$RUN'"
+# Every op on both GPU backends, on the same inputs, in alternating rounds: triton's time over cuda's
+# (issue: within 1.5x on every op), at the paper's size; the Triton warm-up (compiles, autotuning) first.
+run_step backend-compare 60 "$PY -m benchmarks.backend_compare --device $DEVICE --quick --out '$RUN' --quiet $COMPARE_TINY"
 # The texture term's goals on each GPU backend, at the paper's size and the large ones (separate folders:
 # one texture_term.* per run).
 for backend in cuda triton; do
@@ -274,9 +280,6 @@ for backend in cuda triton; do
   [ $backend = triton ] && cap=90 # JIT compiles and autotuning of every shape
   run_step texture-$backend $cap "$PY -m benchmarks.texture_term --device $DEVICE --backend $backend --out '$RUN/texture_term-$backend' --quiet $TERM_TINY"
 done
-# Every op on both GPU backends, on the same inputs, in alternating rounds: triton's time over cuda's
-# (issue: within 1.5x on every op), at the paper's size; the Triton warm-up (compiles, autotuning) first.
-run_step backend-compare 60 "$PY -m benchmarks.backend_compare --device $DEVICE --quick --out '$RUN' --quiet $COMPARE_TINY"
 # The ops against the eager reference and their floors (torch.compile of the reference only when there
 # is time for its compiles), then the texture mask.
 SELECT_ARGS="--quick"

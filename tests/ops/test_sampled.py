@@ -121,14 +121,18 @@ def test_sampled_non_contiguous_inputs(backend, device, rng):
 
     views = [strided(x) for x in (sr, hr, half)] + [thetas.transpose(-1, -2).contiguous().transpose(-1, -2)]
     assert not any(v.is_contiguous() for v in views)
+    # Bit for bit, except Triton on a GPU: it compiles each launch for its inputs' strides (unit stride,
+    # multiples of 16), and two layouts' code may contract and order the float operations differently
+    # (the H200 run: 2.5e-6 relative). A layout bug is off by far more than float32 rounding.
+    same = {"rtol": 1e-5, "atol": 1e-8} if backend == "triton" else {"rtol": 0, "atol": 0}
     expected = ops.gram_texture_loss_sampled(sr, hr, half, thetas, reduction="none", backend=backend)
     loss = ops.gram_texture_loss_sampled(*views, reduction="none", backend=backend)
-    torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    torch.testing.assert_close(loss, expected, **same)
     views[0].requires_grad_()
     ops.gram_texture_loss_sampled(*views, backend=backend).backward()
     sr.requires_grad_()
     ops.gram_texture_loss_sampled(sr, hr, half, thetas, backend=backend).backward()
-    torch.testing.assert_close(views[0].grad, sr.grad, rtol=0, atol=0)
+    torch.testing.assert_close(views[0].grad, sr.grad, **same)
 
 
 @pytest.mark.parametrize("magnitude", MAGNITUDES)

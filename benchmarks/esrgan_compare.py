@@ -6,10 +6,10 @@
 Rows, each a ratio to the peer, BasicSR's ESRGAN ``optimize_parameters`` in fp32 eager: gramgan fp32
 eager; bf16 autocast; + channels_last; + ``torch.compile`` of G, D and VGG19; + fused Adam (the whole
 ``train.fast`` path); then the last of those again without the Gram-GAN terms (texture loss, texture
-mask, D-perceptual), the same networks, to give what those terms cost. Each gramgan row is the G step
-and the D step as ``gramgan/train/steps.py`` runs them (``benchmarks.train_step``'s ``Trainer``: RRDBNet,
-the project's discriminator, VGG19 perceptual, the full ``GramGANLoss``), its networks set up by
-``gramgan.train.fast`` (D stays float32 under bf16).
+mask, D-perceptual), the same networks, timed in alternation with it, to give what those terms cost.
+Each gramgan row is the G step and the D step as ``gramgan/train/steps.py`` runs them
+(``benchmarks.train_step``'s ``Trainer``: RRDBNet, the project's discriminator, VGG19 perceptual, the
+full ``GramGANLoss``), its networks set up by ``gramgan.train.fast`` (D stays float32 under bf16).
 ESRGAN: BasicSR's ``ESRGANModel`` built from an options dict (RRDBNet of the same size, BasicSR's
 ``VGGStyleDiscriminator`` nf 64 at 128 px, pixel L1 0.01, VGG19 conv5_4 perceptual 1.0, vanilla GAN
 0.005), VGG19 on random weights (no download: torchvision's constructor is called with ``weights=None``).
@@ -248,6 +248,74 @@ def plot_training(runs: dict[str, Any], iters: int, half: int, path: Any) -> Non
     plt.close(fig)
 
 
+def warm_up(
+    fns: dict[str, Callable[[], Any]],
+    device: torch.device,
+    first_s: dict[str, float],
+    peak: dict[str, int | None],
+    failed: dict[str, str],
+) -> None:
+    """Each function's first call (compiles, autotuning: its seconds into ``first_s``) and a second call
+    for its peak memory; a function that raises goes from ``fns`` to ``failed``. One progress line each."""
+    for name, fn in list(fns.items()):
+        try:
+            _, first_s[name], _ = harness.probe_call(fn, device, track_memory=False)
+            _, _, peak[name] = harness.probe_call(fn, device, track_memory=True)
+        except Exception as error:  # noqa: BLE001 - a report, not a crash
+            failed[name] = harness.failure_reason(error)
+            del fns[name]
+        done = f"first call {first_s[name]:.1f} s" if name in fns else f"failed: {failed[name]}"
+        print(f"[esrgan_compare] {name}: {done}", flush=True)
+
+
+def goals(
+    env: dict[str, Any],
+    medians: dict[str, float],
+    peak: dict[str, int | None],
+    fastest: str,
+    compiled: bool,
+    terms_percent: float | None,
+) -> list[Any]:
+    """The benchmark's goals, each as a ratio to the peer (the terms' share: None = not measured)."""
+    peer_ms, where = medians[PEER], env["device"]
+    fp32 = medians.get("gramgan fp32 eager")
+    memory = peak[fastest] / peak[PEER] if peak.get(fastest) and peak.get(PEER) else None
+    return [
+        harness.Target(f"{fastest} / ESRGAN (BasicSR) fp32 eager on {where}", medians[fastest] / peer_ms,
+                       FAST_GOAL if compiled else GOAL, lower_is_better=True),
+        harness.Target(f"gramgan fp32 eager / ESRGAN (BasicSR) fp32 eager on {where}",
+                       None if fp32 is None else fp32 / peer_ms, GOAL, lower_is_better=True),
+        harness.Target(f"Gram-GAN terms' share of the {fastest} step on {where}", terms_percent,
+                       TERMS_GOAL, "%", lower_is_better=True),
+        harness.Target(f"{fastest} peak memory / ESRGAN (BasicSR)'s on {where}", memory, 1.0,
+                       lower_is_better=True),
+    ]  # fmt: skip
+
+
+def render(
+    title: str,
+    medians: dict[str, float],
+    peak: dict[str, int | None],
+    first_s: dict[str, float],
+    failed: dict[str, str],
+    iters: int,
+    targets: list[Any],
+) -> str:
+    """The table: each variant's median, its ratio to the peer, peak memory and first-call warm-up."""
+
+    def mib(value: int | None) -> str:
+        return "n/a" if value is None else f"{value / 2**20:.0f}"
+
+    peer_ms = medians[PEER]
+    header = f"  {'variant':<44} {'median ms':>10} {'vs peer':>8} {'peak MiB':>9} {'warm-up s':>10}"
+    rows = [f"  {name:<44} {ms:>10.1f} {ms / peer_ms:>7.3f}x {mib(peak.get(name)):>9} "
+            f"{max(0.0, first_s[name] - ms / 1e3):>10.1f}" for name, ms in medians.items()]  # fmt: skip
+    rows += [f"  {name:<44} {'n/a':>10}  {why}" for name, why in failed.items()]
+    lines = [title, "", header, *rows, f"  ({iters} timed iterations each, alternating; warm-up s: the first "
+             "call's time above the median, i.e. compile and autotuning)", ""]  # fmt: skip
+    return "\n".join([*lines, *(target.line() for target in targets)])
+
+
 def profile_iteration(fn: Callable[[], Any], device: torch.device, path: Any, title: str) -> None:
     """One more iteration of ``fn`` under the profiler: its 30 costliest operators and kernels (self time on
     the device where it is a GPU) in ``path``, to show where the step's time goes."""
@@ -332,70 +400,48 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     counter = iter(range(1, 10**9))
     fns: dict[str, Callable[[], Any]] = {PEER: lambda: esrgan.optimize_parameters(next(counter))}
     failed: dict[str, str] = {}  # variant -> why it could not run (a row of the table, not a crash)
-    last_built = None  # the variant WITHOUT_TERMS belongs to
+    without_terms, last_built = None, None  # the Gram-GAN terms left out of the last variant built
     for name, flags in VARIANTS.items():
         if flags[2] and not compiled:
             continue
         try:
-            fns[name], fns[WITHOUT_TERMS] = gramgan_variant(size, device, flags, backend, args.compile_backend,
-                                                            args.dperc_masked)  # fmt: skip
+            fns[name], without_terms = gramgan_variant(size, device, flags, backend, args.compile_backend,
+                                                       args.dperc_masked)  # fmt: skip
             last_built = name
         except Exception as error:  # noqa: BLE001
             failed[name] = harness.failure_reason(error)
-    if WITHOUT_TERMS in fns:  # it belongs to the last variant built: keep it last
-        fns[WITHOUT_TERMS] = fns.pop(WITHOUT_TERMS)
     first_s: dict[str, float] = {}
     peak: dict[str, int | None] = {}
-    for name, fn in list(fns.items()):  # the first call compiles (and autotunes); the second one is measured
-        try:
-            _, first_s[name], _ = harness.probe_call(fn, device, track_memory=False)
-            _, _, peak[name] = harness.probe_call(fn, device, track_memory=True)
-        except Exception as error:  # noqa: BLE001 - a report, not a crash
-            failed[name] = harness.failure_reason(error)
-            del fns[name]
-        # progress, and what a run cut short by its time limit still tells
-        print(f"[esrgan_compare] {name}: " + (f"first call {first_s[name]:.1f} s" if name in fns
-              else f"failed: {failed[name]}"), flush=True)  # fmt: skip
+    warm_up(fns, device, first_s, peak, failed)
     if PEER not in fns or len(fns) < 2:
         print(f"the comparison could not run: {failed}")
         return None
     times = alternate(fns, device, warmup, iters)
     medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-    peer_ms = medians[PEER]
     fastest = [name for name in VARIANTS if name in fns][-1]  # the last variant that ran
-    measured_terms = WITHOUT_TERMS in fns and fastest == last_built  # the variant the terms belong to ran
-    terms_percent = 100.0 * (1.0 - medians[WITHOUT_TERMS] / medians[fastest]) if measured_terms else None
-    fp32_ratio = medians["gramgan fp32 eager"] / peer_ms if "gramgan fp32 eager" in medians else None
-    memory_ratio = peak[fastest] / peak[PEER] if peak[fastest] and peak[PEER] else None
-    targets = [
-        harness.Target(f"{fastest} / ESRGAN (BasicSR) fp32 eager on {env['device']}", medians[fastest] / peer_ms,
-                       FAST_GOAL if compiled else GOAL, lower_is_better=True),
-        harness.Target(f"gramgan fp32 eager / ESRGAN (BasicSR) fp32 eager on {env['device']}",
-                       fp32_ratio, GOAL, lower_is_better=True),
-        harness.Target(f"Gram-GAN terms' share of the {fastest} step on {env['device']}", terms_percent,
-                       TERMS_GOAL, "%", lower_is_better=True),
-        harness.Target(f"{fastest} peak memory / ESRGAN (BasicSR)'s on {env['device']}", memory_ratio, 1.0,
-                       lower_is_better=True),
-    ]  # fmt: skip
-    warm = {name: max(0.0, first_s[name] - medians[name] / 1e3) for name in fns}  # the first call's extra s
     title = (
         f"training iteration (G step + D step) on {env['device']}: RRDB {size.blocks}x{size.features}, D nf "
         f"{size.disc_features}, batch {size.batch}, {size.lr_size}->{size.hr_size}, gramgan backend {backend}"
         f"{', disc_perceptual_masked' if args.dperc_masked else ''}"
         f"{'' if compiled else ', compiled variants not run (--compile)'}"
     )
-
-    def mib(value: int | None) -> str:
-        return "n/a" if value is None else f"{value / 2**20:.0f}"
-
-    header = f"  {'variant':<44} {'median ms':>10} {'vs peer':>8} {'peak MiB':>9} {'warm-up s':>10}"
-    rows = [f"  {name:<44} {ms:>10.1f} {ms / peer_ms:>7.3f}x {mib(peak[name]):>9} {warm[name]:>10.1f}"
-            for name, ms in medians.items()]  # fmt: skip
-    rows += [f"  {name:<44} {'n/a':>10}  {why}" for name, why in failed.items()]
-    lines = [title, "", header, *rows, f"  ({iters} timed iterations each, alternating; warm-up s: the first "
-             "call's time above the median, i.e. compile and autotuning)", ""]  # fmt: skip
     out_dir = harness.results_dir(args.out, device)
-    print("\n".join([*lines, *(target.line() for target in targets)]), flush=True)  # before the longer parts
+    # The table so far, before the slower parts: a run cut short by its time limit still shows it.
+    print(render(title, medians, peak, first_s, failed, iters, goals(env, medians, peak, fastest, compiled, None)))
+    # The fastest variant's networks without the Gram-GAN terms (D's calls without taps compile anew),
+    # alternating with the fastest variant itself: the terms' share of its step.
+    terms_percent, pair_ms = None, None
+    if without_terms is not None and fastest == last_built:
+        pair = {WITHOUT_TERMS: without_terms}
+        warm_up(pair, device, first_s, peak, failed)
+        if pair:
+            pair_times = alternate({fastest: fns[fastest], **pair}, device, warmup, iters)
+            with_ms, without_ms = (statistics.median(pair_times[name]) * 1e3 for name in (fastest, WITHOUT_TERMS))
+            medians[WITHOUT_TERMS], times[WITHOUT_TERMS] = without_ms, pair_times[WITHOUT_TERMS]
+            terms_percent = 100.0 * (1.0 - without_ms / with_ms)
+            pair_ms = {"with": with_ms, "without": without_ms}
+    targets = goals(env, medians, peak, fastest, compiled, terms_percent)
+    lines = [render(title, medians, peak, first_s, failed, iters, [])]
     if args.profile:
         profile_iteration(fns[fastest], device, out_dir / "esrgan_compare_profile.txt", f"{fastest}: {title}")
     training = None
@@ -420,9 +466,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     lines += [target.line() for target in targets]
     text = "\n".join(lines)
     print(text)
+    warm = {name: max(0.0, first_s[name] - medians[name] / 1e3) for name in medians}
     result = {"benchmark": "esrgan_compare", "environment": env, "args": vars(args), "size": vars(size),
               "backend": backend, "times_s": times, "median_ms": medians, "peak_mem_bytes": peak,
-              "warmup_s": warm, "failed": failed, "training": training,
+              "warmup_s": warm, "failed": failed, "terms_pair_ms": pair_ms, "training": training,
               "targets": [t.as_dict() for t in targets]}  # fmt: skip
     harness.write_text(out_dir / "esrgan_compare.txt", text + "\n")
     harness.write_json(out_dir / "esrgan_compare.json", result)

@@ -127,6 +127,12 @@ class RRDBNet(nn.Module):
         """The constructor arguments, in the form :func:`infer_rrdb_arch` returns."""
         return {key: getattr(self, key) for key in RRDB_ARCH_KEYS}
 
+    @property
+    def repeated_blocks(self) -> tuple[nn.Module, ...]:
+        """The RRDBs, which ``torch.compile`` compiles one by one (``gramgan.train.fast.compile_in_place``):
+        they share one compiled graph."""
+        return tuple(self.body)
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.num_in_ch:
             raise ValueError(f"RRDBNet expects (B, {self.num_in_ch}, H, W) input, got {tuple(x.shape)}")

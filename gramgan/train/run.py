@@ -181,12 +181,13 @@ def build_run(
 
 
 def _compile(run: Run) -> None:
-    """``torch.compile`` the networks the steps call: G through its DDP wrapper (so that DDP's graph
-    splitting overlaps the gradient all-reduce with the backward), D and VGG19 in place (D is called
-    both bare, as the G step's critic, and through DDP). ``run.g``, ``run.d`` and the EMA stay plain
-    modules: checkpoints keep their keys, and validation at other image sizes compiles nothing."""
+    """``torch.compile`` the networks the steps call, in place: G's RRDBs one by one (they share one
+    graph: ``compile_in_place``), D and VGG19 whole. The DDP wrappers stay as they are; they see each
+    compiled block's gradients as it produces them, so the all-reduce still overlaps the backward. The
+    EMA copy was made before and stays eager: validation at other image sizes compiles nothing, and
+    checkpoints keep their keys."""
     backend = run.fast.compile_backend
-    run.g_ddp = torch.compile(run.g_ddp, backend=backend, fullgraph=not run.dist.enabled)
+    compile_in_place(run.g, backend)
     compile_in_place(run.d, backend)
     perceptual = getattr(run.loss_fn, "perceptual", None)
     compile_in_place(getattr(perceptual, "extractor", None), backend)

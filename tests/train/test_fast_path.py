@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from gramgan import ops
+from gramgan.models.rrdbnet import RRDBNet
 from gramgan.train.config import load_config
 from gramgan.train.config_schema import ConfigError, LoopConfig
-from gramgan.train.fast import FastPlan, float32_forward, match_state_layout, resolve_fast
+from gramgan.train.fast import FastPlan, compile_in_place, float32_forward, match_state_layout, resolve_fast
 from gramgan.train.run import Run, build_run
 from gramgan.train.steps import gan_step
 
@@ -117,10 +118,28 @@ def test_fast_run_uses_every_part(steps):
     conv = fast.g.conv_first.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert fast.opt_g.defaults["fused"] and fast.opt_d.defaults["fused"]
-    assert fast.g_ddp is not fast.g  # G is called compiled, saved plain
+    compiled = [m for m in fast.g.modules() if m._compiled_call_impl is not None]
+    assert compiled == list(fast.g.body)  # G block by block (compile_in_place)
+    assert all(m._compiled_call_impl is None for m in fast.ema.module.modules())  # validation runs eager
+    assert fast.d._compiled_call_impl is not None
     assert list(fast.g.state_dict()) == list(reference.g.state_dict())  # checkpoints keep their keys
     assert list(fast.d.state_dict()) == list(reference.d.state_dict())
     assert fast.loss_fn.perceptual is not None  # the VGG19 term is in the comparison
+
+
+def test_rrdb_blocks_share_one_compiled_graph():
+    """G is compiled block by block, and its RRDBs (same code, same shapes) share one graph: the
+    compile warm-up is one block's, however many blocks G has."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    g = RRDBNet(num_feat=8, num_block=3, num_grow_ch=4)
+    counter = CompileCounter()
+    compile_in_place(g, counter)
+    g(torch.rand(1, 3, 8, 8)).sum().backward()
+    assert counter.frame_count == 1 and counter.op_count > 0
+    assert g._compiled_call_impl is None and all(block._compiled_call_impl is not None for block in g.body)
+    torch._dynamo.reset()
 
 
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:

@@ -8,7 +8,9 @@
 #   2. builds the extension against the machine's own torch (pip install -e ., no build isolation,
 #      no dependencies; FORCE_CUDA=1, TORCH_CUDA_ARCH_LIST=9.0 unless set, CUDA_HOME found from nvcc),
 #      unless gramgan/ already holds one built for this very torch with its CUDA part (a build made
-#      elsewhere and carried along saves the ~2 minutes of compiling on a machine whose time is short),
+#      elsewhere and carried along saves the ~2 minutes of compiling on a machine whose time is short:
+#      .ci/oldest.sh builds gramgan/_C.cpython-312-*.so and _build_info.json against torch 2.11.0+cu130,
+#      what the H200 machines have; an uninstalled checkout then gets gramgan.kernels as a link),
 #   3. checks that gramgan._C imports with its CUDA part, and which op backends can run,
 #   4. runs every GPU-marked test (pytest -m cuda over tests/): the CUDA ones, then the Triton ones
 #      with xdist workers (each new shape is a JIT compile),

@@ -116,8 +116,8 @@ def test_gan_step_discriminator_passes_keep_ranks_identical(tmp_path):
 
 
 def test_torchrun_two_cpu_ranks_on_the_fast_path(tmp_path, tiny, cli_env, repo_root):
-    """The fast path under torchrun (gloo): bf16 autocast, channels_last, compile (aot_eager: traces the
-    DDP-wrapped G and the in-place compiled D, no code generation), fused Adam; the ranks stay identical."""
+    """The fast path under torchrun (gloo): bf16 autocast, channels_last, compile (aot_eager: traces G's
+    blocks inside its DDP wrapper and D in place, no code generation), fused Adam; the ranks stay identical."""
     out = tmp_path / "ddp_fast"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -7,7 +7,7 @@ At the paper's size (B = 8, 192 x 192, C = 3, K = 6 local candidates: J = 4 warp
 1. the fused local loss forward+backward on prebuilt candidates (``ops.gram_texture_loss``) against the
    read floor: the fastest single pass that reads its inputs (SR and the candidate stack, exactly
    those bytes) once, timed the same way (goal <= 3x); the read passes, the fused loss and the sampled
-   texture term of row 2 are timed in alternation (``harness.time_interleaved``), so that their ratios
+   texture term of row 2 are timed in alternating rounds (``harness.time_alternating``), so that their ratios
    hold on a shared machine whose speed drifts;
 2. the whole texture term as training runs it (``texture.texture_loss`` forward+backward: candidates
    sampled by the kernels, ``materialize=False``; the built stack, ``materialize=True``, for
@@ -121,13 +121,11 @@ class Measurements:
         return out
 
     def time_together(self, fns: dict[str, Callable[[], Any]]) -> None:
-        """Times the calls of ``fns`` in alternation (harness.time_interleaved), after one warm-up call
-        each: the members of a goal's ratio, so that a slow spell of the machine weighs on both.
+        """Times the calls of ``fns`` in alternating rounds (harness.time_alternating), after one warm-up
+        call each: the members of a goal's ratio, so that a slow spell of the machine weighs on all.
 
-        The calls per block are sized from each function's steady call time (the fastest of three calls
-        after the warm-up), not from the warm-up, which carries one-time costs (10x and more here): sized
-        from it, the slower members ran a few calls per block, so that each block's first call, the one
-        after another function has run, weighed on them far more than on the read floor's many calls."""
+        Each function's expected call time is its steady one (the fastest of three calls after the
+        warm-up), not the warm-up's, which carries one-time costs (10x and more here)."""
         first, expected, ready = {}, {}, {}
         for name, fn in fns.items():
             try:
@@ -136,7 +134,7 @@ class Measurements:
                 ready[name] = fn
             except Exception as error:  # noqa: BLE001 - a missing kernel is a result, not a crash
                 self.results[name] = {"status": "n/a", "reason": harness.failure_reason(error)}
-        for name, timing in harness.time_interleaved(ready, self.device, self.min_time_s, expected).items():
+        for name, timing in harness.time_alternating(ready, self.device, self.min_time_s, expected).items():
             self.results[name] = {"status": "ok", **timing.fields(), "first_call_ms": first[name] * 1e3}
         if self.verbose:
             for name in fns:

@@ -48,7 +48,6 @@ from gramgan.benchmarking.timing import (
     synchronize,
     time_alternating,
     time_function,
-    time_interleaved,
 )
 
 __all__ = [
@@ -101,7 +100,6 @@ __all__ = [
     "synchronize",
     "time_alternating",
     "time_function",
-    "time_interleaved",
     "today",
     "write_json",
     "write_text",

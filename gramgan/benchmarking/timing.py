@@ -3,9 +3,9 @@ CPU, and the copy bandwidth that serves as the roofline.
 
 On a GPU ``triton.testing.do_bench`` (CUDA events, L2 flushed before every run), falling back to plain
 CUDA events; on the CPU ``torch.utils.benchmark.Timer.blocked_autorange`` with every intra-op thread (a
-call slower than the time budget is timed once). Both report the median. ``time_interleaved`` times
-the members of a ratio in alternation (on the CPU), so that the ratio survives a shared machine's drift;
-``time_alternating`` alternates whole ``time_function`` measurements on either device (two backends of one op).
+call slower than the time budget is timed once). Both report the median. ``time_alternating`` times
+the members of a ratio in alternating rounds of ``time_function`` on either device, so that the ratio
+survives a shared machine's (or a GPU's clocks') drift.
 """
 
 from __future__ import annotations
@@ -74,34 +74,6 @@ def time_function(
     return Timing(_quantile(times, 0.5), _quantile(times, 0.2), _quantile(times, 0.8), len(times), calls)
 
 
-def time_interleaved(
-    fns: dict[str, Callable[[], Any]], device: torch.device, min_time_s: float, expected_s: dict[str, float]
-) -> dict[str, Timing]:
-    """Median run times of several functions (already warmed up) measured in alternation: ``rounds``
-    rounds, each timing every function for a block of calls, so that a slow spell of a shared machine
-    weighs on all of them alike and their ratios hold. Each function gets about ``min_time_s`` in all;
-    ``expected_s`` is one call's steady time (after warm-up: it sizes the blocks); a call longer than a
-    round's share runs once per round. On a GPU each function is timed on its own (``time_function``)."""
-    if device.type == "cuda":
-        return {name: time_function(fn, device, min_time_s, expected_s.get(name)) for name, fn in fns.items()}
-    import time
-
-    rounds = 15
-    block_s = min_time_s / rounds
-    number = {name: max(1, round(block_s / max(expected_s.get(name, block_s), 1e-7))) for name in fns}
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(number[name]):
-                fn()
-            samples[name].append((time.perf_counter() - start) / number[name])
-    return {
-        name: Timing(_quantile(t, 0.5), _quantile(t, 0.2), _quantile(t, 0.8), len(t), len(t) * number[name])
-        for name, t in samples.items()
-    }
-
-
 def time_alternating(
     fns: dict[str, Callable[[], Any]],
     device: torch.device,
@@ -114,8 +86,7 @@ def time_alternating(
     Each round times every function with :func:`time_function` for ``min_time_s / rounds`` seconds, in
     the given order in even rounds and the reverse order in odd ones, so that neither always runs first
     and a slow spell of the machine (a GPU's clocks, a shared CPU) weighs on all alike. Each function's
-    median is the median of its rounds' medians, its spread their 20th / 80th percentiles. Unlike
-    :func:`time_interleaved`, the GPU alternates too: for two backends of one op, compared as a ratio."""
+    median is the median of its rounds' medians, its spread their 20th / 80th percentiles."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     expected_s = expected_s or {}

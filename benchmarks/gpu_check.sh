@@ -185,8 +185,10 @@ else
   # An extension already in gramgan/ (built elsewhere for this very torch, e.g. carried to a machine whose
   # time is short) is used when it loads with its CUDA part; otherwise the extension is built here.
   run_step build 240 "
-    # Uninstalled, the package lacks gramgan.kernels (the top-level kernels/ that setup.py maps there).
-    [ -e gramgan/kernels ] || ln -s ../kernels gramgan/kernels
+    # Uninstalled, the package lacks gramgan.kernels (the top-level kernels/ that setup.py maps there):
+    # a link stands in for it while the prebuilt extension is used, and goes before a build.
+    linked=''
+    [ -e gramgan/kernels ] || { ln -s ../kernels gramgan/kernels && linked=1; }
     $PY - <<'PY' && exit 0
 import json, torch
 import gramgan._C as ext
@@ -195,6 +197,7 @@ info = json.loads(BUILD_INFO_FILE.read_text())
 assert ext.built_with_cuda() and info['torch'] == torch.__version__, f'not for this torch: {info}'
 print('prebuilt extension used: built for torch', info['torch'], 'archs', info.get('torch_cuda_arch_list'))
 PY
+    [ -n \"\$linked\" ] && rm gramgan/kernels
     echo '--- no prebuilt extension with CUDA code for this torch: building it'
     echo CUDA_HOME=\$CUDA_HOME TORCH_CUDA_ARCH_LIST=\$TORCH_CUDA_ARCH_LIST MAX_JOBS=\$MAX_JOBS FORCE_CUDA=\${FORCE_CUDA:-}
     $PY -m pip install -v --no-deps --no-build-isolation --no-index -e . ||

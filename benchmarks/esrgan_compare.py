@@ -293,11 +293,16 @@ def goals(
     ]  # fmt: skip
 
 
+def warm_up_seconds(first_s: dict[str, float], medians: dict[str, float]) -> dict[str, float]:
+    """Each variant's first call's time above its median (ms): its compiles and autotuning, in seconds."""
+    return {name: max(0.0, first_s[name] - ms / 1e3) for name, ms in medians.items()}
+
+
 def render(
     title: str,
     medians: dict[str, float],
     peak: dict[str, int | None],
-    first_s: dict[str, float],
+    warm: dict[str, float],
     failed: dict[str, str],
     iters: int,
     targets: list[Any],
@@ -310,7 +315,7 @@ def render(
     peer_ms = medians[PEER]
     header = f"  {'variant':<44} {'median ms':>10} {'vs peer':>8} {'peak MiB':>9} {'warm-up s':>10}"
     rows = [f"  {name:<44} {ms:>10.1f} {ms / peer_ms:>7.3f}x {mib(peak.get(name)):>9} "
-            f"{max(0.0, first_s[name] - ms / 1e3):>10.1f}" for name, ms in medians.items()]  # fmt: skip
+            f"{warm[name]:>10.1f}" for name, ms in medians.items()]  # fmt: skip
     rows += [f"  {name:<44} {'n/a':>10}  {why}" for name, why in failed.items()]
     lines = [title, "", header, *rows, f"  ({iters} timed iterations each, alternating; warm-up s: the first "
              "call's time above the median, i.e. compile and autotuning)", ""]  # fmt: skip
@@ -428,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     )
     out_dir = harness.results_dir(args.out, device)
     # The table so far, before the slower parts: a run cut short by its time limit still shows it.
-    print(render(title, medians, peak, first_s, failed, iters, goals(env, medians, peak, fastest, compiled, None)))
+    print(render(title, medians, peak, warm_up_seconds(first_s, medians), failed, iters,
+                 goals(env, medians, peak, fastest, compiled, None)))  # fmt: skip
     # The fastest variant's networks without the Gram-GAN terms (D's calls without taps compile anew),
     # alternating with the fastest variant itself: the terms' share of its step.
     terms_percent, pair_ms = None, None
@@ -442,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
             terms_percent = 100.0 * (1.0 - without_ms / with_ms)
             pair_ms = {"with": with_ms, "without": without_ms}
     targets = goals(env, medians, peak, fastest, compiled, terms_percent)
-    lines = [render(title, medians, peak, first_s, failed, iters, [])]
+    warm = warm_up_seconds(first_s, medians)
+    lines = [render(title, medians, peak, warm, failed, iters, [])]
     if args.profile:
         profile_iteration(fns[fastest], device, out_dir / "esrgan_compare_profile.txt", f"{fastest}: {title}")
     training = None
@@ -467,7 +474,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     lines += [target.line() for target in targets]
     text = "\n".join(lines)
     print(text)
-    warm = {name: max(0.0, first_s[name] - medians[name] / 1e3) for name in medians}
     result = {"benchmark": "esrgan_compare", "environment": env, "args": vars(args), "size": vars(size),
               "backend": backend, "times_s": times, "median_ms": medians, "peak_mem_bytes": peak,
               "warmup_s": warm, "failed": failed, "terms_pair_ms": pair_ms, "training": training,

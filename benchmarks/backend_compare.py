@@ -180,13 +180,6 @@ def size_label(b: int, h: int) -> str:
     return f"B={b} {h}x{h}"
 
 
-def warm_up(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, float]:
-    """The first call (compiles, autotuning) and three more: (first result, first call's s, steady s)."""
-    out, first_s, _ = harness.probe_call(fn, device, track_memory=False)
-    steady_s = min(harness.probe_call(fn, device, track_memory=False)[1] for _ in range(3))
-    return out, first_s, steady_s
-
-
 def measure_op(op: Op, inputs: Inputs, floors: dict[str, dict[str, Any]], s: Settings, label: str) -> dict[str, Any]:
     """One op on both backends: warm-up, then alternating rounds; its read floor (measured once per read
     set and size, in ``floors``) and B's result against A's."""
@@ -195,7 +188,7 @@ def measure_op(op: Op, inputs: Inputs, floors: dict[str, dict[str, Any]], s: Set
     for backend in s.backends:
         try:
             fn = op.call(inputs, backend)
-            outputs[backend], first_s, expected[backend] = warm_up(fn, s.device)
+            outputs[backend], first_s, expected[backend] = harness.warm_up(fn, s.device)
         except Exception as error:  # noqa: BLE001 - an op a backend cannot run is a result, not a crash
             row["timings"][backend] = {"status": "n/a", "reason": harness.failure_reason(error)}
             continue

@@ -124,13 +124,11 @@ class Measurements:
         """Times the calls of ``fns`` in alternating rounds (harness.time_alternating), after one warm-up
         call each: the members of a goal's ratio, so that a slow spell of the machine weighs on all.
 
-        Each function's expected call time is its steady one (the fastest of three calls after the
-        warm-up), not the warm-up's, which carries one-time costs (10x and more here)."""
+        Each function's expected call time is its steady one (``harness.warm_up``), not its first call's."""
         first, expected, ready = {}, {}, {}
         for name, fn in fns.items():
             try:
-                _, first[name], _ = harness.probe_call(fn, self.device, track_memory=False)
-                expected[name] = min(harness.probe_call(fn, self.device, track_memory=False)[1] for _ in range(3))
+                _, first[name], expected[name] = harness.warm_up(fn, self.device)
                 ready[name] = fn
             except Exception as error:  # noqa: BLE001 - a missing kernel is a result, not a crash
                 self.results[name] = {"status": "n/a", "reason": harness.failure_reason(error)}

@@ -48,6 +48,7 @@ from gramgan.benchmarking.timing import (
     synchronize,
     time_alternating,
     time_function,
+    warm_up,
 )
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "start_figure",
     "synchronize",
     "time_alternating",
+    "warm_up",
     "time_function",
     "today",
     "write_json",

@@ -47,6 +47,23 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+def warm_up(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, float]:
+    """The first call of ``fn`` (compiles, autotuning) and three more: (the first call's result, its
+    seconds, the steady seconds of one call: the fastest of the three). The steady time, not the first,
+    sizes the timed calls that follow: the first carries one-time costs (10x and more)."""
+    import time
+
+    def timed() -> tuple[Any, float]:
+        synchronize(device)
+        start = time.perf_counter()
+        out = fn()
+        synchronize(device)
+        return out, time.perf_counter() - start
+
+    out, first_s = timed()
+    return out, first_s, min(timed()[1] for _ in range(3))
+
+
 def time_function(
     fn: Callable[[], Any], device: torch.device, min_time_s: float, expected_s: float | None = None
 ) -> Timing:

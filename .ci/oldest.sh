@@ -10,6 +10,7 @@
 #
 #     bash .ci/oldest.sh     (GRAMGAN_OLDEST_PYTHON: a Python 3.12; GRAMGAN_CI_OLDEST_VENV: the venv path)
 set -euo pipefail
+export PIP_NO_CACHE_DIR=1 # downloads installed, not kept a second time in a cache (.ci/run says why)
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { echo; echo "=== oldest [$(( $(date +%s) - start ))s] $*"; }

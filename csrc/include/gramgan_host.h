@@ -14,9 +14,12 @@
 #include <ATen/ops/linspace.h>
 #include <ATen/ops/mul.h>
 #include <ATen/ops/zeros_like.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/string_view.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -141,8 +144,29 @@ inline void check_sampled(const at::Tensor& sr, const at::Tensor& hr, const at::
 // The normalised coordinates of the n pixel centres along an axis, computed by the very ops affine_grid
 // runs (align_corners=False: linspace(-1, 1, n) (n - 1) / n), so the sampled warps start from its grid
 // exactly; options give the dtype (the accumulation type) and device.
+//
+// Computed once per (n, dtype, device) and kept: otherwise every training step would launch six small
+// kernels for them (three per axis), as many as the rest of the sampled loss's forward. A new entry is
+// waited for on its device before it is shared, so a call on another stream never reads it unwritten.
 inline at::Tensor affine_base_coordinates(int64_t n, const at::TensorOptions& options) {
-  return at::linspace(-1, 1, n, options).mul(n - 1).div(n);
+  using Key = std::tuple<int64_t, int, int, int>;  // n, dtype, device type, device index
+  static std::mutex mutex;
+  // Never destroyed: it may hold device memory, which must not be freed after the runtime is torn down.
+  static auto* cache = new std::map<Key, at::Tensor>();
+  const c10::Device device = options.device();
+  const Key key{n, static_cast<int>(c10::typeMetaToScalarType(options.dtype())), static_cast<int>(device.type()),
+                device.index()};
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto found = cache->find(key);
+  if (found != cache->end()) return found->second;
+  if (cache->size() >= 64) cache->clear();  // a run uses a few sizes; a sweep over many starts afresh
+  at::Tensor coordinates = at::linspace(-1, 1, n, options).mul(n - 1).div(n);
+  if (!device.is_cpu()) {
+    const c10::impl::DeviceGuardImplInterface* guard = c10::impl::getDeviceGuardImpl(device.type());
+    guard->getStream(coordinates.device()).synchronize();
+  }
+  cache->emplace(key, coordinates);
+  return coordinates;
 }
 
 // patch_gram_backward's upstream gradient: (B, H/k, W/k, C, C) on x's device.

@@ -5,7 +5,10 @@ the kernels are ``gramgan.kernels.texture_loss_sampled``. Imports triton: ``_tri
 inside its guarded import block.
 """
 
+import functools
+
 import torch
+from torch._subclasses.fake_tensor import is_fake
 from torch.library import wrap_triton
 
 from gramgan.kernels.texture_loss_sampled import sampled_select_kernel
@@ -15,19 +18,40 @@ from gramgan.ops._triton_launch import device_guard, patch_constexprs, patches_g
 
 def _sources(sr: torch.Tensor, hr: torch.Tensor, hr_half: torch.Tensor, thetas: torch.Tensor) -> tuple:
     """The leading kernel arguments: SR, HR and the half-size image with their strides, the maps, and
-    ``affine_grid``'s base grid (its W column then H row coordinates, built as ``affine_grid`` builds them).
+    ``affine_grid``'s base grid (:func:`base_grid`).
 
     The maps are read as a contiguous (B, J, 2, 3) block in the accumulation dtype (what validation
     already hands over).
     """
     acc = accumulation_dtype(sr.dtype)
     thetas = thetas.to(acc).contiguous()
-    grid = torch.cat([base_coordinates(n, acc, sr.device) for n in (sr.shape[-1], sr.shape[-2])])
+    if torch.compiler.is_compiling() or is_fake(sr):  # traced: the grid's ops go into the graph
+        grid = _build_base_grid(sr.shape[-1], sr.shape[-2], acc, sr.device)
+    else:
+        grid = base_grid(sr.shape[-1], sr.shape[-2], acc, sr.device)
     return (sr, *sr.stride(), hr, *hr.stride(), hr_half, *hr_half.stride(), thetas, grid)
 
 
+@functools.lru_cache(maxsize=64)
+def base_grid(w: int, h: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``affine_grid``'s base grid of a w x h image, its w column then h row coordinates, built once per
+    size, dtype and device: otherwise every training step would launch seven small kernels for it.
+
+    A new grid is waited for before it is shared, so a launch on another stream never reads it unwritten.
+    """
+    grid = _build_base_grid(w, h, dtype, device)
+    if grid.is_cuda:
+        torch.cuda.current_stream(grid.device).synchronize()
+    return grid
+
+
+def _build_base_grid(w: int, h: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.cat([base_coordinates(n, dtype, device) for n in (w, h)])
+
+
 def base_coordinates(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The normalised pixel-centre coordinates of ``affine_grid(align_corners=False)`` along a side of n."""
+    """The normalised pixel-centre coordinates of ``affine_grid(align_corners=False)`` along a side of n,
+    computed by the very ops ``affine_grid`` runs."""
     return torch.linspace(-1, 1, n, dtype=dtype, device=device).mul(n - 1).div(n)
 
 

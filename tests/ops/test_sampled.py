@@ -112,6 +112,20 @@ def test_sampled_candidates_are_read_exactly(backend, device, rng, magnitude):
         assert loss.abs().max().item() <= tol, m
 
 
+def test_sampled_grid_is_kept_per_size_and_dtype(backend, device, rng):
+    """The kernels build affine_grid's base coordinates once per side length, dtype and device and keep
+    them: calls that alternate sizes (W and H swapped) and dtypes must each still read their own warps."""
+    tol = 1e-12 if backend in ("cpu", "cuda_emulated") else 1e-10  # as in the test above
+    for h, w, dtype in [(8, 12, torch.float32), (12, 8, torch.float64), (8, 12, torch.float64), (12, 8, torch.float32)]:
+        _, hr, half, thetas = make_case(rng, (1, 2, h, w, 2, 1), 0.4, dtype=dtype, device=device)
+        warped = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), 2)[:, 2]
+        sr = warped.contiguous().to(device)
+        loss = ops.gram_texture_loss_sampled(
+            sr, hr, half, thetas, 2, 0.0, "pixel", "mse", reduction="none", backend=backend
+        )
+        assert loss.abs().max().item() <= tol, (h, w, dtype)
+
+
 def test_sampled_non_contiguous_inputs(backend, device, rng):
     """Strided views of every input give the result of their contiguous copies."""
     sr, hr, half, thetas = make_case(rng, (2, 3, 16, 24, 4, 3), 0.4, device=device)

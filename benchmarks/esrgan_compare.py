@@ -322,20 +322,6 @@ def render(
     return "\n".join([*lines, *(target.line() for target in targets)])
 
 
-def profile_iteration(fn: Callable[[], Any], device: torch.device, path: Any, title: str) -> None:
-    """One more iteration of ``fn`` under the profiler: its 30 costliest operators and kernels (self time on
-    the device where it is a GPU) in ``path``, to show where the step's time goes."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        fn()
-        harness.synchronize(device)
-    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort_by, row_limit=30, max_name_column_width=70)
-    harness.write_text(path, f"one profiled iteration of {title}\n\n{table}\n")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if present")
@@ -451,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     warm = warm_up_seconds(first_s, medians)
     lines = [render(title, medians, peak, warm, failed, iters, [])]
     if args.profile:
-        profile_iteration(fns[fastest], device, out_dir / "esrgan_compare_profile.txt", f"{fastest}: {title}")
+        harness.write_profile_table(fns[fastest], device, out_dir / "esrgan_compare_profile.txt", f"{fastest}: {title}")
     training = None
     if train_iters > 0:
         # --quick: the fast run without compile (its warm-up would take most of the budget)

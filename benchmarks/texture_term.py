@@ -12,7 +12,8 @@ At the paper's size (B = 8, 192 x 192, C = 3, K = 6 local candidates: J = 4 warp
 2. the whole texture term as training runs it (``texture.texture_loss`` forward+backward: candidates
    sampled by the kernels, ``materialize=False``; the built stack, ``materialize=True``, for
    comparison) against the fused loss of row 1 (goal <= 2x); the forwards alone and the half-size
-   image are timed too, as a breakdown;
+   image are timed too, as a breakdown, and both members of the ratio are profiled: their launches per
+   call and, on a GPU, the share of the call the device is busy (``harness.launch_profile``);
 3. the global search (``ops.gram_select``, scope global, M = 12,240 candidate patches per image:
    HR, HR down x2, HR down x4, 4 warps) against Beby-GAN's formulation in eager PyTorch on the same
    Gram vectors (Grams, then ||x||^2 + ||y||^2 - 2 x.y by bmm and argmin, per image; goal >= 5x), with a
@@ -104,6 +105,7 @@ class Measurements:
     def __init__(self, device: torch.device, min_time_s: float, verbose: bool) -> None:
         self.device, self.min_time_s, self.verbose = device, min_time_s, verbose
         self.results: dict[str, dict[str, Any]] = {}
+        self.profiles: dict[str, harness.LaunchProfile] = {}
 
     def time(self, name: str, fn: Callable[[], Any]) -> Any:
         """Warm-up call (JIT, autotuning), then the median of timed calls; returns the warm-up's result."""
@@ -138,6 +140,11 @@ class Measurements:
             for name in fns:
                 print(f"  {name:<{NAME_WIDTH}} {self.shown(name)}", flush=True)
         harness.free_memory(self.device)
+
+    def profile(self, name: str, fn: Callable[[], Any]) -> None:
+        """Where the time of a timed call goes (``harness.launch_profile``): launches and device-busy time."""
+        if self.results.get(name, {}).get("status") == "ok":
+            self.profiles[name] = harness.launch_profile(fn, self.device)
 
     def ms(self, name: str) -> float | None:
         return self.results.get(name, {}).get("median_ms")
@@ -178,12 +185,17 @@ def measure_local(
 
     # Read passes over exactly SR + candidates (the fastest is the floor), the fused loss and the texture
     # term, timed in alternation: the goals are their ratios.
+    compared = {
+        f"{prefix}fused loss fwd+bwd": fwd_bwd(lambda: ops.gram_texture_loss(sr, candidates, PATCH, backend=backend)),
+        f"{prefix}texture term fwd+bwd (sampled)": fwd_bwd(lambda: texture.texture_loss(sr, hr, backend=backend)),
+    }  # fmt: skip
     m.time_together({
         f"{prefix}read: sum": lambda: data.sum() + candidates.sum(),
         f"{prefix}read: amax": lambda: data.amax() + candidates.amax(),
-        f"{prefix}fused loss fwd+bwd": fwd_bwd(lambda: ops.gram_texture_loss(sr, candidates, PATCH, backend=backend)),
-        f"{prefix}texture term fwd+bwd (sampled)": fwd_bwd(lambda: texture.texture_loss(sr, hr, backend=backend)),
+        **compared,
     })  # fmt: skip
+    for name, fn in compared.items():  # the two members of row 2's ratio: launches and device-busy time
+        m.profile(name, fn)
     if not breakdown:
         return
     m.time("texture term fwd+bwd (materialize)",
@@ -269,10 +281,27 @@ def format_report(title: str, m: Measurements, goals: Sequence[harness.Target], 
                   f"{check['differing']} of {check['patches']} patches differ, "
                   f"{check['differing_beyond_rounding']} by more than float32 rounding (float64 scores); "
                   f"M = {check['candidates_per_image']} candidates per image"]  # fmt: skip
+    lines += profile_lines(m)
     lines += ["", "read floor: the fastest of sum() / amax() over SR and the candidate stack, once each",
               "eager Beby-GAN: patch Grams of SR, HR and the candidates, then norms - 2 bmm and argmin per image",
               "", *[goal.line() for goal in goals]]  # fmt: skip
     return "\n".join(lines)
+
+
+def profile_lines(m: Measurements) -> list[str]:
+    """The profiled calls: launches per call and, on a GPU, how much of the call the device is busy (a
+    small share: the call is bound by its launches and host work, not by its kernels)."""
+    if not m.profiles:
+        return []
+    launches = "kernels+copies" if m.device.type == "cuda" else "top-level ops"
+    header = f"{'call':<{NAME_WIDTH}} {'median ms':>10} {launches + ' per call':>24} {'device busy ms':>15} {'busy':>6}"
+    lines = ["", f"where the time goes ({next(iter(m.profiles.values())).calls} profiled calls each)", header]
+    for name, p in m.profiles.items():
+        busy, share = ("-", "-")
+        if p.device_ms is not None:
+            busy, share = f"{p.device_ms:.3f}", f"{p.device_ms / m.ms(name):.0%}"
+        lines.append(f"{name:<{NAME_WIDTH}} {m.ms(name):>10.3f} {p.launches:>24.1f} {busy:>15} {share:>6}")
+    return lines
 
 
 def plot(m: Measurements, goals: Sequence[harness.Target], title: str, path: Path) -> None:
@@ -339,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "environment": env,
         "args": vars(args),
         "timings": m.results,
+        "profiles": {name: p.fields() for name, p in m.profiles.items()},
         "targets": [goal.as_dict() for goal in goals],
         "selection_check": check,
     }

@@ -187,6 +187,14 @@ def test_cpu_peak_memory_counts_one_call(harness):
         assert 6_000_000 <= peak < 6_100_000
 
 
+def test_launch_profile_counts_what_a_call_dispatches(harness):
+    """On the CPU: the top-level operators per call (an op's own inner calls not counted), no device time."""
+    x = torch.ones(8)
+    profile = harness.launch_profile(lambda: (x + 1).sum(), torch.device("cpu"), calls=3)
+    assert profile.calls == 3 and profile.launches == 2.0  # add, sum (sum's own inner ops not counted)
+    assert profile.device_ms is None and profile.wall_ms > 0
+
+
 def test_helpers(harness):
     assert harness.timing._quantile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert harness.timing._quantile([1.0, 2.0], 0.5) == 1.5
@@ -298,6 +306,10 @@ def test_texture_term_smoke(tmp_path, capsys):
     assert check["candidates_per_image"] == 64 + 16 + 4 + 4 * 64 and check["patches"] == 2 * 64
     assert check["differing_beyond_rounding"] == 0
     assert stdout.count("TARGET ") == 4 and "on " + result["environment"]["device"] in stdout
+    profiles = result["profiles"]  # row 2's members: the sampled term dispatches more than the fused loss
+    assert set(profiles) == {"fused loss fwd+bwd", "texture term fwd+bwd (sampled)"}
+    assert profiles["texture term fwd+bwd (sampled)"]["launches"] > profiles["fused loss fwd+bwd"]["launches"] > 0
+    assert "where the time goes" in stdout
     assert json.loads((tmp_path / "texture_term.json").read_text())["targets"] == result["targets"]
     assert (tmp_path / "texture_term.png").read_bytes()[:8] == PNG_MAGIC
 

@@ -5,6 +5,7 @@
 - :mod:`~gramgan.benchmarking.cli`: the shared options, the device and thread set-up;
 - :mod:`~gramgan.benchmarking.backends`: which op backends run here, and ``torch.compile`` wrappers;
 - :mod:`~gramgan.benchmarking.timing` / :mod:`~gramgan.benchmarking.memory`: run time and peak memory of a call;
+- :mod:`~gramgan.benchmarking.profiling`: where a call's time goes (launches, device-busy time, costliest kernels);
 - :mod:`~gramgan.benchmarking.cases`: the runner over (case x backend);
 - :mod:`~gramgan.benchmarking.tables` / :mod:`~gramgan.benchmarking.plots`: the table, targets and charts;
 - :mod:`~gramgan.benchmarking.op_benchmark`: the whole body of an op benchmark.
@@ -40,6 +41,7 @@ from gramgan.benchmarking.environment import cpu_cores, device_name, device_slug
 from gramgan.benchmarking.memory import probe_call
 from gramgan.benchmarking.op_benchmark import DTYPES, op_parser, partial_saver, run_op_benchmark
 from gramgan.benchmarking.plots import bandwidth_points, finish_figure, roofline_axes, speedup_bars, start_figure
+from gramgan.benchmarking.profiling import LaunchProfile, launch_profile, write_profile_table
 from gramgan.benchmarking.results import RESULTS_ROOT, results_dir, save_figure, write_json, write_text
 from gramgan.benchmarking.tables import Target, find_row, format_table
 from gramgan.benchmarking.timing import (
@@ -58,6 +60,7 @@ __all__ = [
     "PAPER",
     "RESULTS_ROOT",
     "Case",
+    "LaunchProfile",
     "RunConfig",
     "Skip",
     "Target",
@@ -88,6 +91,7 @@ __all__ = [
     "parse_backends",
     "parse_sizes",
     "partial_saver",
+    "launch_profile",
     "pick_device",
     "probe_call",
     "results_dir",
@@ -104,5 +108,6 @@ __all__ = [
     "time_function",
     "today",
     "write_json",
+    "write_profile_table",
     "write_text",
 ]

@@ -116,18 +116,21 @@ def build_esrgan(model_cls: Any, size: Size, device: torch.device, hr: torch.Ten
 def alternate(
     fns: dict[str, Callable[[], Any]], device: torch.device, warmup: int, iters: int
 ) -> dict[str, list[float]]:
-    """Runs every function ``warmup`` times, then ``iters`` rounds of one call each, alternating: seconds per call."""
+    """Runs every function ``warmup`` times, then ``iters`` rounds of one call each, alternating: seconds per
+    call. A progress line after each round (a run cut short by its time limit shows how far it got)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     harness.synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(iters):
+    for round_ in range(iters):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
             harness.synchronize(device)
             times[name].append(time.perf_counter() - start)
+        latest = ", ".join(f"{name} {values[-1] * 1e3:.1f} ms" for name, values in times.items())
+        print(f"[esrgan_compare] round {round_ + 1}/{iters}: {latest}", flush=True)
     return times
 
 
@@ -257,15 +260,20 @@ def warm_up(
     failed: dict[str, str],
 ) -> None:
     """Each function's first call (compiles, autotuning: its seconds into ``first_s``) and a second call
-    for its peak memory; a function that raises goes from ``fns`` to ``failed``. One progress line each."""
+    for its peak memory; a function that raises goes from ``fns`` to ``failed``. One progress line each,
+    with the second call's time: a first look at the step time even if the run is cut short later."""
     for name, fn in list(fns.items()):
         try:
             _, first_s[name], _ = harness.probe_call(fn, device, track_memory=False)
-            _, _, peak[name] = harness.probe_call(fn, device, track_memory=True)
+            _, second_s, peak[name] = harness.probe_call(fn, device, track_memory=True)
         except Exception as error:  # noqa: BLE001 - a report, not a crash
             failed[name] = harness.failure_reason(error)
             del fns[name]
-        done = f"first call {first_s[name]:.1f} s" if name in fns else f"failed: {failed[name]}"
+        if name in fns:
+            memory = "" if peak[name] is None else f", peak {peak[name] / 2**20:.0f} MiB"
+            done = f"first call {first_s[name]:.1f} s, second {second_s * 1e3:.1f} ms{memory}"
+        else:
+            done = f"failed: {failed[name]}"
         print(f"[esrgan_compare] {name}: {done}", flush=True)
 
 

@@ -464,6 +464,33 @@ GRAMGAN_HD BilinearPoint<T> warp_point(const T* theta, T xn, T yn, int64_t H, in
 // of the half-size one, so image coordinate y maps to ((y / K) / 2) K + y % K.
 GRAMGAN_HD int64_t retiled_coordinate(int64_t y, int K) { return ((y / K) / 2) * K + y % K; }
 
+// The pixels of one candidate's K x K patch, read from its source. Where they come from is worked out
+// once per patch, not per pixel: the re-tiled half-size patch's origin (integer divisions, which a GPU
+// runs as long instruction sequences) and the warp's affine map, copied into registers.
+template <typename acc_t, typename scalar_t>
+struct CandidatePatch {
+  const scalar_t* origin;  // stored candidates: the patch's top-left pixel of channel 0; a warp: hr itself
+  int64_t plane, row;      // channel and row strides of the source
+  const acc_t* xs;         // the normalised coordinates of the patch's columns (a warp only)
+  const acc_t* ys;         // and of its rows
+  acc_t theta[6];          // the warp's affine map
+  int64_t H, W;            // hr's size (a warp only)
+  int C;
+  bool warped;
+
+  // Channels 0 .. NC - 1 of the patch's pixel (r, s) into v (channels >= C read as 0).
+  template <int NC>
+  GRAMGAN_HD void load(int r, int s, acc_t* v) const {
+    if (!warped) {
+      load_pixel<NC>(origin + r * row + s, plane, C, v);
+      return;
+    }
+    const BilinearPoint<acc_t> p = warp_point(theta, xs[s], ys[r], H, W);
+    GRAMGAN_UNROLL
+    for (int c = 0; c < NC; ++c) v[c] = c < C ? bilinear_sample(origin + c * plane, W, p) : acc_t(0);
+  }
+};
+
 // The candidates of one image read from their sources: hr (C, H, W), half (C, H/2, W/2), the J affine
 // maps thetas (J, 2, 3) and the normalised pixel coordinates xs (W) and ys (H).
 template <typename acc_t, typename scalar_t>
@@ -476,38 +503,28 @@ struct SampledCandidates {
   int64_t H, W;
   int C, K;
 
-  // Channels 0 .. NC - 1 of pixel (y, x) of candidate m into v (channels >= C read as 0).
-  template <int NC>
-  GRAMGAN_HD void pixel(int64_t m, int64_t y, int64_t x, acc_t* v) const {
-    if (m == 0) {
-      load_pixel<NC>(hr + y * W + x, H * W, C, v);
-    } else if (m == 1) {
+  // Candidate m's patch whose top-left pixel is (y0, x0), both multiples of K. The re-tiled pixel
+  // (y0 + r, x0 + s) is retiled_coordinate's (((y0 / K) / 2) K + r, ((x0 / K) / 2) K + s), since r, s < K.
+  GRAMGAN_HD CandidatePatch<acc_t, scalar_t> patch(int64_t m, int64_t y0, int64_t x0) const {
+    CandidatePatch<acc_t, scalar_t> p{hr + y0 * W + x0, H * W, W, xs + x0, ys + y0, {}, H, W, C, m >= 2};
+    if (m == 1) {
       const int64_t hw = W / 2;
-      load_pixel<NC>(half + retiled_coordinate(y, K) * hw + retiled_coordinate(x, K), (H / 2) * hw, C, v);
-    } else {
-      const BilinearPoint<acc_t> p = warp_point(thetas + (m - 2) * 6, xs[x], ys[y], H, W);
+      p.origin = half + retiled_coordinate(y0, K) * hw + retiled_coordinate(x0, K);
+      p.plane = (H / 2) * hw;
+      p.row = hw;
+    } else if (m >= 2) {
+      p.origin = hr;
       GRAMGAN_UNROLL
-      for (int c = 0; c < NC; ++c) v[c] = c < C ? bilinear_sample(hr + c * H * W, W, p) : acc_t(0);
+      for (int i = 0; i < 6; ++i) p.theta[i] = thetas[(m - 2) * 6 + i];
     }
-  }
-};
-
-// The pixels of candidate m's patch at (y0, x0) of a source, for gram_of_pixels.
-template <typename Source>
-struct SourcePatch {
-  const Source& source;
-  int64_t m, y0, x0;
-
-  template <int NC, typename acc_t>
-  GRAMGAN_HD void load(int r, int s, acc_t* v) const {
-    source.template pixel<NC>(m, y0 + r, x0 + s, v);
+    return p;
   }
 };
 
 // Gram (pairs) of the K x K patch of candidate m whose top-left pixel is (y0, x0), in patch_gram's order.
 template <int NC, typename acc_t, typename Source>
 GRAMGAN_HD void source_patch_gram(const Source& source, int64_t m, int64_t y0, int64_t x0, int C, int K, acc_t* G) {
-  gram_of_pixels<NC>(SourcePatch<Source>{source, m, y0, x0}, C, K, G);
+  gram_of_pixels<NC>(source.patch(m, y0, x0), C, K, G);
 }
 
 // Writes e - c, c candidate m's patch at (y0, x0) of a source, into res (e and res point at the patch's
@@ -516,10 +533,11 @@ template <int NC, typename acc_t, typename source_t, typename scalar_t>
 GRAMGAN_HD acc_t write_source_pixel_residual(const SampledCandidates<acc_t, source_t>& source, int64_t m, int64_t y0,
                                              int64_t x0, int C, int K, const scalar_t* e, acc_t* res, int64_t HW,
                                              int64_t W, int criterion) {
+  const CandidatePatch<acc_t, source_t> candidate = source.patch(m, y0, x0);
   for (int r = 0; r < K; ++r) {
     for (int s = 0; s < K; ++s) {
       acc_t v[NC];
-      source.template pixel<NC>(m, y0 + r, x0 + s, v);
+      candidate.template load<NC>(r, s, v);
       GRAMGAN_UNROLL
       for (int ch = 0; ch < NC; ++ch) {
         if (ch < C) res[ch * HW + r * W + s] = static_cast<acc_t>(e[ch * HW + r * W + s]) - v[ch];

@@ -142,9 +142,14 @@ class Measurements:
         harness.free_memory(self.device)
 
     def profile(self, name: str, fn: Callable[[], Any]) -> None:
-        """Where the time of a timed call goes (``harness.launch_profile``): launches and device-busy time."""
-        if self.results.get(name, {}).get("status") == "ok":
+        """Where the time of a timed call goes (``harness.launch_profile``): launches and device-busy time.
+        Extra information: a profiler that fails here loses only this, with its reason printed."""
+        if self.results.get(name, {}).get("status") != "ok":
+            return
+        try:
             self.profiles[name] = harness.launch_profile(fn, self.device)
+        except Exception as error:  # noqa: BLE001 - the timings stand without it
+            print(f"  {name}: not profiled ({harness.failure_reason(error)})", flush=True)
 
     def ms(self, name: str) -> float | None:
         return self.results.get(name, {}).get("median_ms")

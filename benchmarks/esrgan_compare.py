@@ -18,7 +18,8 @@ the peer, the peak memory and the first call's warm-up (compile, autotuning); a 
 is a row with its error, not the end of the run. Goals: the fast path <= 0.4x the peer at no more peak
 memory (allocated above what is resident before the call), gramgan fp32 eager <= 1.1x, and the Gram-GAN
 terms <= 5 % of the fast step. ``--profile``: one more iteration of the fastest variant under the
-profiler, its costliest kernels in ``esrgan_compare_profile.txt``.
+profiler, its costliest kernels in ``esrgan_compare_profile.txt``, and three more for the share of its
+step the GPU is busy (near 100 %: kernel-bound, so CUDA graphs could not help).
 
 Then a short training comparison: the demo preset trained twice from the same seed, fp32 eager and
 ``train.fast=true``: loss curves and final PSNR-Y side by side (``esrgan_compare_training.png``).
@@ -330,6 +331,15 @@ def render(
     return "\n".join([*lines, *(target.line() for target in targets)])
 
 
+def busy_line(name: str, launches: harness.LaunchProfile, median_ms: float) -> str:
+    """How much of the step the GPU is busy (near 100 %: kernel-bound, and CUDA graphs could not help; well
+    below: the host's launches hold it back); on the CPU, the operators dispatched per step."""
+    if launches.device_ms is None:
+        return f"{name}: {launches.launches:.0f} top-level operators per step"
+    return (f"{name}: {launches.launches:.0f} kernels and copies per step, the GPU busy {launches.device_ms:.1f} ms "
+            f"of the {median_ms:.1f} ms median step ({launches.device_ms / median_ms:.0%})")  # fmt: skip
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if present")
@@ -444,8 +454,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     targets = goals(env, medians, peak, fastest, compiled, terms_percent)
     warm = warm_up_seconds(first_s, medians)
     lines = [render(title, medians, peak, warm, failed, iters, [])]
+    launches = None
     if args.profile:
         harness.write_profile_table(fns[fastest], device, out_dir / "esrgan_compare_profile.txt", f"{fastest}: {title}")
+        launches = harness.launch_profile(fns[fastest], device, calls=3)
+        lines += [busy_line(fastest, launches, medians[fastest]), ""]
     training = None
     if train_iters > 0:
         # --quick: the fast run without compile (its warm-up would take most of the budget)
@@ -471,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     result = {"benchmark": "esrgan_compare", "environment": env, "args": vars(args), "size": vars(size),
               "backend": backend, "times_s": times, "median_ms": medians, "peak_mem_bytes": peak,
               "warmup_s": warm, "failed": failed, "terms_pair_ms": pair_ms, "training": training,
+              "launch_profile": None if launches is None else launches.fields(),
               "targets": [t.as_dict() for t in targets]}  # fmt: skip
     harness.write_text(out_dir / "esrgan_compare.txt", text + "\n")
     harness.write_json(out_dir / "esrgan_compare.json", result)

@@ -424,6 +424,8 @@ def test_esrgan_compare_smoke(tmp_path, monkeypatch):
     assert terms["unit"] == "%" and terms["goal"] == 5.0 and fastest in terms["name"]
     assert memory["value"] == (pytest.approx(peak[fastest] / peak[esrgan_compare.PEER]) if peak[fastest] else None)
     assert "aten::" in (tmp_path / "esrgan_compare_profile.txt").read_text()
+    assert result["launch_profile"]["launches"] > 0 and result["launch_profile"]["device_ms"] is None  # CPU
+    assert f"{fastest}: " in (tmp_path / "esrgan_compare.txt").read_text()
     assert set(result["training"]) == {"fp32 eager", "fast"}
     assert (tmp_path / "esrgan_compare_training.png").stat().st_size > 0
     assert json.loads((tmp_path / "esrgan_compare.json").read_text())["median_ms"] == medians

@@ -43,6 +43,7 @@
 # default 525), GPU_CHECK_SKIP (space-separated step names to skip, e.g. "build pytest-triton"),
 # GPU_CHECK_DRY_RUN=1, GPU_CHECK_BENCH_ARGS (extra arguments for gram_select and texture_mask),
 # GPU_CHECK_ESRGAN_ARGS (extra arguments for esrgan_compare, e.g. "--train-iters 0"),
+# GPU_CHECK_ESRGAN_CAP_S (esrgan_compare's own limit, default 300 s; more for a run that skips the rest),
 # GPU_CHECK_TEST_WORKERS (xdist workers of the Triton tests, default nproc - 2, at most 14),
 # TORCH_CUDA_ARCH_LIST, MAX_JOBS, CUDA_HOME.
 
@@ -274,7 +275,7 @@ if [ "$DRY" = "1" ]; then # its own seconds-long CPU mode where it has one, else
   esrgan_has --quick || ESRGAN_ARGS="--blocks 1 --features 8 --disc-features 8 --iters 1 --warmup 0"
   esrgan_has --threads && ESRGAN_ARGS="$ESRGAN_ARGS --threads 1"
 fi
-run_step esrgan 300 "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS ${GPU_CHECK_ESRGAN_ARGS:-} --out '$RUN'"
+run_step esrgan "${GPU_CHECK_ESRGAN_CAP_S:-300}" "$PY -m benchmarks.esrgan_compare --device $DEVICE $ESRGAN_ARGS ${GPU_CHECK_ESRGAN_ARGS:-} --out '$RUN'"
 # Every op on both GPU backends, on the same inputs, in alternating rounds: triton's time over cuda's
 # (issue: within 1.5x on every op), at the paper's size; the Triton warm-up (compiles, autotuning) first.
 run_step backend-compare 60 "$PY -m benchmarks.backend_compare --device $DEVICE --quick --out '$RUN' --quiet $COMPARE_TINY"

@@ -337,7 +337,7 @@ def busy_line(name: str, launches: harness.LaunchProfile, median_ms: float) -> s
     if launches.device_ms is None:
         return f"{name}: {launches.launches:.0f} top-level operators per step"
     return (f"{name}: {launches.launches:.0f} kernels and copies per step, the GPU busy {launches.device_ms:.1f} ms "
-            f"of the {median_ms:.1f} ms median step ({launches.device_ms / median_ms:.0%})")  # fmt: skip
+            f"of the {median_ms:.1f} ms median step ({launches.busy_share(median_ms):.0%})")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -304,7 +304,7 @@ def profile_lines(m: Measurements) -> list[str]:
     for name, p in m.profiles.items():
         busy, share = ("-", "-")
         if p.device_ms is not None:
-            busy, share = f"{p.device_ms:.3f}", f"{p.device_ms / m.ms(name):.0%}"
+            busy, share = f"{p.device_ms:.3f}", f"{p.busy_share(m.ms(name)):.0%}"
         lines.append(f"{name:<{NAME_WIDTH}} {m.ms(name):>10.3f} {p.launches:>24.1f} {busy:>15} {share:>6}")
     return lines
 

@@ -192,7 +192,8 @@ def test_launch_profile_counts_what_a_call_dispatches(harness):
     x = torch.ones(8)
     profile = harness.launch_profile(lambda: (x + 1).sum(), torch.device("cpu"), calls=3)
     assert profile.calls == 3 and profile.launches == 2.0  # add, sum (sum's own inner ops not counted)
-    assert profile.device_ms is None and profile.wall_ms > 0
+    assert profile.device_ms is None and profile.busy_share(1.0) is None and profile.wall_ms > 0
+    assert harness.LaunchProfile(3, 2.0, 0.5, 10.0).busy_share(2.0) == 0.25  # on a GPU: device ms / median ms
 
 
 def test_helpers(harness):

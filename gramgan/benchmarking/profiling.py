@@ -32,6 +32,10 @@ class LaunchProfile:
     device_ms: float | None
     launches: float
 
+    def busy_share(self, median_ms: float) -> float | None:
+        """The share of a call of ``median_ms`` (its timed median) the device is busy; None on the CPU."""
+        return None if self.device_ms is None else self.device_ms / median_ms
+
     def fields(self) -> dict[str, Any]:
         return {"calls": self.calls, "wall_ms": self.wall_ms, "device_ms": self.device_ms, "launches": self.launches}
 
@@ -73,8 +77,8 @@ def launch_profile(fn: Callable[[], Any], device: torch.device, calls: int = 5) 
         synchronize(device)
         wall_s = time.perf_counter() - start
     events = list(prof.events())
-    device_events = [e for e in events if e.device_type == DeviceType.CUDA]
     if device.type == "cuda":
+        device_events = [e for e in events if e.device_type == DeviceType.CUDA]
         busy_us = sum(e.time_range.elapsed_us() for e in device_events)
         device_ms, launches = busy_us / 1e3 / calls, len(device_events) / calls
     else:

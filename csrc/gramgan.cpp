@@ -1,9 +1,10 @@
 // gramgan._C: the Python module that loads the fused Gram-GAN kernels.
 //
-// The operator schemas, fake (meta) kernels and autograd live once, in Python (gramgan/ops/_contract.py),
-// which defines them for every namespace (torch.ops.gramgan.* here, see gramgan/ops/_cpp.py); the C++
-// files only register kernels for them with TORCH_LIBRARY_IMPL (csrc/cpu, csrc/cuda). The dispatcher
-// accepts those before the schema is defined, so the import order does not matter.
+// The operator schemas and fake (meta) kernels live once, in Python (gramgan/ops/_contract.py), which
+// defines them for every namespace (torch.ops.gramgan.* here, see gramgan/ops/_cpp.py); the C++ files
+// only register kernels for them with TORCH_LIBRARY_IMPL (csrc/cpu, csrc/cuda) and their autograd
+// (csrc/autograd.cpp). The dispatcher accepts those before the schema is defined, so the import order
+// does not matter.
 // Python.h first, as the Python docs ask; no pybind11 / torch/extension.h: they triple the build time.
 #include <Python.h>
 

@@ -259,21 +259,25 @@ DIFFERENTIABLE_OPS: tuple[str, ...] = tuple(_backward_formulas("gramgan"))
 _LIBRARIES: dict[str, torch.library.Library] = {}
 
 
-def register_contract(namespace: str, *, fakes: bool = True) -> None:
-    """Registers the fake implementations (unless ``fakes`` is false) and the autograd formulas of the ops
-    of ``namespace``, which must already be defined with ``SCHEMAS``."""
+def register_contract(namespace: str, *, fakes: bool = True, autograd: bool = True) -> None:
+    """Registers the fake implementations (unless ``fakes`` is false) and the autograd formulas (unless
+    ``autograd`` is false) of the ops of ``namespace``, which must already be defined with ``SCHEMAS``."""
     if fakes:
         for name, fake in FAKES.items():
             torch.library.register_fake(f"{namespace}::{name}", fake)
+    if not autograd:
+        return
     for name, (backward, setup) in _backward_formulas(namespace).items():
         torch.library.register_autograd(f"{namespace}::{name}", backward, setup_context=setup)
 
 
-def define_ops(namespace: str) -> None:
+def define_ops(namespace: str, *, autograd: bool = True) -> None:
     """Defines every op of ``SCHEMAS`` as ``torch.ops.<namespace>.*`` with its fake and autograd.
 
     For namespaces whose kernels are registered from C++ (``TORCH_LIBRARY_IMPL(<namespace>, CPU, m)``);
-    the kernels may be loaded before or after. Calling it again for the same namespace does nothing.
+    the kernels may be loaded before or after. ``autograd=False`` leaves the autograd to the kernels' own
+    registration (the extension's ``gramgan`` ops: csrc/autograd.cpp). Calling it again for the same
+    namespace does nothing.
     """
     if namespace in _LIBRARIES:
         return
@@ -281,4 +285,4 @@ def define_ops(namespace: str) -> None:
     for name in SCHEMAS:
         library.define(schema(name))
     _LIBRARIES[namespace] = library
-    register_contract(namespace)
+    register_contract(namespace, autograd=autograd)

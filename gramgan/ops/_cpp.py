@@ -1,8 +1,9 @@
 """The ``cpu`` and ``cuda`` backends: the C++/CUDA extension ``gramgan._C`` wired into ``torch.library``.
 
 The ops ``torch.ops.gramgan.*`` are defined here from the shared contract (``_contract.define_ops``:
-schemas, fake implementations for ``torch.compile(fullgraph=True)``, autograd); the extension only
-registers their CPU and CUDA kernels (``TORCH_LIBRARY_IMPL`` in csrc/). Importing this module never
+schemas and fake implementations for ``torch.compile(fullgraph=True)``); the extension registers their
+CPU and CUDA kernels and their autograd, the contract's formulas written in C++ so that no forward or
+backward through them enters Python (``TORCH_LIBRARY_IMPL`` in csrc/). Importing this module never
 fails: without the extension, both backends report why they are unavailable.
 """
 
@@ -20,7 +21,7 @@ except ImportError as error:  # not built, or built against another torch
     _IMPORT_ERROR: ImportError | None = error
 else:
     _IMPORT_ERROR = None
-    define_ops(NAMESPACE)
+    define_ops(NAMESPACE, autograd=False)  # csrc/autograd.cpp registers it
 
 __all__ = ["CPU_BACKEND", "CUDA_BACKEND", "extension_error"]
 

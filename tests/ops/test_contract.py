@@ -120,24 +120,37 @@ def test_third_namespace_opcheck(third_backend):
 
 
 def test_third_namespace_matches_the_cpu_backend(third_backend):
-    """Forward and backward through the contract's autograd equal the extension's."""
+    """Forward and gradient of every differentiable op through the contract's Python autograd (the third
+    namespace) equal the extension's, whose autograd is the same formulas in C++ (csrc/autograd.cpp)."""
     assert third_backend.unavailable_reason(torch.device("cpu")) is None
     assert "needs a CPU tensor" in third_backend.unavailable_reason(torch.device("cuda"))
     gen = torch.Generator().manual_seed(1)
-    sr = torch.rand(2, 3, 8, 8, generator=gen)
-    levels = [torch.rand(2, 3, 8, 8, generator=gen), torch.rand(2, 3, 4, 8, generator=gen)]
-    hr = torch.rand(2, 3, 8, 8, generator=gen)
-    results = []
-    for backend in (third_backend, _cpp.CPU_BACKEND):
-        x = sr.clone().requires_grad_()
-        loss = backend.texture_loss_global(x, levels, 4, 1.0, "pixel", "l1").sum()
-        sr_m, _ = backend.mask_pair(x, hr, 4, 0.005, 1, 0, "sliding", 3)
-        gram = backend.patch_gram(x, 2)
-        (loss + sr_m.sum() + gram.square().sum()).backward()
-        results.append((loss.detach(), sr_m.detach(), gram.detach(), x.grad))
-    for ours, theirs in zip(*results):
-        assert torch.equal(ours, theirs)
-    assert results[0][3].abs().sum() > 0
+    sr = torch.rand(2, 3, 8, 16, generator=gen)
+    levels = [torch.rand(2, 3, 8, 16, generator=gen), torch.rand(2, 3, 4, 8, generator=gen)]
+    stack = torch.rand(2, 5, 3, 8, 16, generator=gen)
+    hr = torch.rand(2, 3, 8, 16, generator=gen)
+    hr_flat_left = torch.cat([torch.full_like(hr[..., :8], 0.5), hr[..., 8:]], dim=-1)  # a mask with zeros
+    half, thetas = torch.rand(2, 3, 4, 8, generator=gen), 1 + 0.01 * torch.randn(2, 2, 2, 3, generator=gen)
+    calls = {
+        "patch_gram": lambda backend, x: backend.patch_gram(x, 2),
+        "local gram": lambda backend, x: backend.texture_loss_local(x, stack, 4, 0.5, "gram", "mse"),
+        "local pixel": lambda backend, x: backend.texture_loss_local(x, stack, 4, 0.0, "pixel", "l1"),
+        "sampled": lambda backend, x: backend.texture_loss_sampled(x, hr, half, thetas, 4, 0.5, "gram", "l1"),
+        "global": lambda backend, x: backend.texture_loss_global(x, levels, 4, 1.0, "pixel", "l1"),
+        "mask_pair": lambda backend, x: backend.mask_pair(x, hr_flat_left, 4, 0.005, 1, 0, "sliding", 3)[0],
+    }
+    for name, call in calls.items():
+        results = []
+        for backend in (third_backend, _cpp.CPU_BACKEND):
+            x = sr.clone().requires_grad_()
+            out = call(backend, x)
+            upstream = torch.rand(out.shape, generator=torch.Generator().manual_seed(2), dtype=out.dtype)
+            (grad,) = torch.autograd.grad((out * upstream).sum(), x)
+            results.append((out.detach(), grad))
+        (out, grad), (expected_out, expected_grad) = results
+        assert torch.equal(out, expected_out), name
+        assert torch.equal(grad, expected_grad), name
+        assert grad.abs().sum() > 0, name
 
 
 def test_mask_pair_backward_is_grad_times_mask(namespace):

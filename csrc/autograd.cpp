@@ -1,0 +1,236 @@
+// Autograd of the differentiable gramgan ops, registered in C++ for the Autograd key (CPU and CUDA alike).
+//
+// The formulas are those of gramgan/ops/_contract.py, which registers them in Python for the other
+// namespaces (the Triton ops, the host emulation of the CUDA kernels): gradients flow to the first
+// argument only; the local and sampled texture losses save SR and the residual, the global one SR, the
+// index and the candidate images, patch_gram its input and the masked pair hr. Written here in C++, a
+// training step's forward and backward through the extension's ops never enter Python: the autograd
+// engine runs the backward on its own thread without the GIL, and the generic Python layer of
+// torch.library.register_autograd (tens of microseconds a call, as much as a small op's whole GPU time)
+// is gone. tests/ops/test_contract.py checks that both registrations compute the same gradients.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <string>
+#include <tuple>
+
+namespace gramgan {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The op gramgan::<name> with C++ signature Sig. Its schema is defined from Python (define_ops), so it is
+// looked up at the first call, never at load time.
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
+}
+
+// What every loss backward reads back: the patch size, the target and the criterion.
+void save_loss_args(AutogradContext* ctx, int64_t k, c10::string_view target, c10::string_view criterion) {
+  ctx->saved_data["k"] = k;
+  ctx->saved_data["target"] = std::string(target);
+  ctx->saved_data["criterion"] = std::string(criterion);
+}
+
+// The gradient of the first input, then an undefined one for each other input (`inputs` in all, counting
+// every tensor of a list argument as one input, as torch::autograd::Function does).
+variable_list first_input_grad(at::Tensor grad, size_t inputs) {
+  variable_list grads(inputs);
+  grads[0] = std::move(grad);
+  return grads;
+}
+
+struct PatchGram : torch::autograd::Function<PatchGram> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t k) {
+    static const auto op = find_op<at::Tensor(const at::Tensor&, int64_t)>("gramgan::patch_gram");
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    ctx->save_for_backward({x});
+    ctx->saved_data["k"] = k;
+    return op.call(x, k);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op =
+        find_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>("gramgan::patch_gram_backward");
+    at::Tensor grad_x;
+    if (ctx->needs_input_grad(0))
+      grad_x = op.call(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["k"].toInt());
+    return first_input_grad(grad_x, 2);
+  }
+};
+
+// Local and sampled scope: the forward saves SR and the residual (G(e) - G(c*), or e - c*), nothing of the
+// candidates or their sources; the index and residual outputs take no gradient and none is made up for them.
+void save_residual(AutogradContext* ctx, const at::Tensor& sr, const variable_list& outputs, int64_t k,
+                   c10::string_view target, c10::string_view criterion) {
+  ctx->save_for_backward({sr, outputs[2]});
+  ctx->mark_non_differentiable({outputs[1], outputs[2]});
+  ctx->set_materialize_grads(false);
+  save_loss_args(ctx, k, target, criterion);
+}
+
+variable_list residual_backward(AutogradContext* ctx, const variable_list& grads, size_t inputs) {
+  static const auto op =
+      find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, c10::string_view,
+                         c10::string_view)>("gramgan::texture_loss_residual_backward");
+  at::Tensor grad_sr;
+  if (ctx->needs_input_grad(0)) {
+    const variable_list saved = ctx->get_saved_variables();
+    if (grads[0].defined()) {
+      grad_sr = op.call(grads[0], saved[0], saved[1], ctx->saved_data["k"].toInt(),
+                        ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
+    } else {  // the loss took no part in what was differentiated
+      grad_sr = at::zeros_like(saved[0]);
+    }
+  }
+  return first_input_grad(grad_sr, inputs);
+}
+
+using LossOutputs = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+struct TextureLossLocal : torch::autograd::Function<TextureLossLocal> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& sr, const at::Tensor& candidates, int64_t k,
+                               double gt_weight, c10::string_view target, c10::string_view criterion) {
+    static const auto op =
+        find_op<LossOutputs(const at::Tensor&, const at::Tensor&, int64_t, double, c10::string_view, c10::string_view)>(
+            "gramgan::texture_loss_local");
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const auto [loss, index, residual] = op.call(sr, candidates, k, gt_weight, target, criterion);
+    const variable_list outputs = {loss, index, residual};
+    save_residual(ctx, sr, outputs, k, target, criterion);
+    return outputs;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) { return residual_backward(ctx, grads, 6); }
+};
+
+struct TextureLossSampled : torch::autograd::Function<TextureLossSampled> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& sr, const at::Tensor& hr,
+                               const at::Tensor& hr_half, const at::Tensor& thetas, int64_t k, double gt_weight,
+                               c10::string_view target, c10::string_view criterion) {
+    static const auto op =
+        find_op<LossOutputs(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, double,
+                            c10::string_view, c10::string_view)>("gramgan::texture_loss_sampled");
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const auto [loss, index, residual] = op.call(sr, hr, hr_half, thetas, k, gt_weight, target, criterion);
+    const variable_list outputs = {loss, index, residual};
+    save_residual(ctx, sr, outputs, k, target, criterion);
+    return outputs;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) { return residual_backward(ctx, grads, 8); }
+};
+
+// Global scope: the backward re-reads the chosen candidate patches in place, from SR, the index and the
+// candidate images themselves (no patch copies).
+struct TextureLossGlobal : torch::autograd::Function<TextureLossGlobal> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& sr, at::TensorList candidates, int64_t k,
+                               double gt_weight, c10::string_view target, c10::string_view criterion) {
+    static const auto op =
+        find_op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, at::TensorList, int64_t, double, c10::string_view,
+                                                   c10::string_view)>("gramgan::texture_loss_global");
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const auto [loss, index] = op.call(sr, candidates, k, gt_weight, target, criterion);
+    variable_list saved = {sr, index};
+    saved.insert(saved.end(), candidates.begin(), candidates.end());
+    ctx->save_for_backward(std::move(saved));
+    ctx->mark_non_differentiable({index});
+    save_loss_args(ctx, k, target, criterion);
+    return {loss, index};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op =
+        find_op<at::Tensor(const at::Tensor&, const at::Tensor&, at::TensorList, const at::Tensor&, int64_t,
+                           c10::string_view, c10::string_view)>("gramgan::texture_loss_global_backward");
+    const variable_list saved = ctx->get_saved_variables();
+    const at::TensorList images = at::TensorList(saved).slice(2);
+    at::Tensor grad_sr;
+    if (ctx->needs_input_grad(0)) {
+      grad_sr = op.call(grads[0], saved[0], images, saved[1], ctx->saved_data["k"].toInt(),
+                        ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
+    }
+    return first_input_grad(grad_sr, 1 + images.size() + 4);
+  }
+};
+
+// The masked pair: the gradient of sr * M(hr) is grad * M(hr), the mask recomputed from the saved hr.
+struct MaskPair : torch::autograd::Function<MaskPair> {
+  using Outputs = std::tuple<at::Tensor, at::Tensor>;
+
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& sr, const at::Tensor& hr, int64_t k,
+                               double threshold, int64_t offset_y, int64_t offset_x, c10::string_view mode,
+                               int64_t window) {
+    static const auto op = find_op<Outputs(const at::Tensor&, const at::Tensor&, int64_t, double, int64_t, int64_t,
+                                           c10::string_view, int64_t)>("gramgan::mask_pair");
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const auto [sr_masked, hr_masked] = op.call(sr, hr, k, threshold, offset_y, offset_x, mode, window);
+    ctx->save_for_backward({hr});
+    ctx->mark_non_differentiable({hr_masked});
+    ctx->saved_data["k"] = k;
+    ctx->saved_data["threshold"] = threshold;
+    ctx->saved_data["offset_y"] = offset_y;
+    ctx->saved_data["offset_x"] = offset_x;
+    ctx->saved_data["mode"] = std::string(mode);
+    ctx->saved_data["window"] = window;
+    return {sr_masked, hr_masked};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, double, int64_t, int64_t,
+                                              c10::string_view, int64_t)>("gramgan::mask_pair_backward");
+    at::Tensor grad_sr;
+    if (ctx->needs_input_grad(0)) {
+      const auto& data = ctx->saved_data;
+      grad_sr = op.call(grads[0], ctx->get_saved_variables()[0], data.at("k").toInt(), data.at("threshold").toDouble(),
+                        data.at("offset_y").toInt(), data.at("offset_x").toInt(), data.at("mode").toStringRef(),
+                        data.at("window").toInt());
+    }
+    return first_input_grad(grad_sr, 8);
+  }
+};
+
+// The Autograd-key kernels: the ops' signatures, outputs as the schemas return them.
+
+at::Tensor patch_gram(const at::Tensor& x, int64_t k) { return PatchGram::apply(x, k); }
+
+LossOutputs texture_loss_local(const at::Tensor& sr, const at::Tensor& candidates, int64_t k, double gt_weight,
+                               c10::string_view target, c10::string_view criterion) {
+  const variable_list out = TextureLossLocal::apply(sr, candidates, k, gt_weight, target, criterion);
+  return {out[0], out[1], out[2]};
+}
+
+LossOutputs texture_loss_sampled(const at::Tensor& sr, const at::Tensor& hr, const at::Tensor& hr_half,
+                                 const at::Tensor& thetas, int64_t k, double gt_weight, c10::string_view target,
+                                 c10::string_view criterion) {
+  const variable_list out = TextureLossSampled::apply(sr, hr, hr_half, thetas, k, gt_weight, target, criterion);
+  return {out[0], out[1], out[2]};
+}
+
+std::tuple<at::Tensor, at::Tensor> texture_loss_global(const at::Tensor& sr, at::TensorList candidates, int64_t k,
+                                                       double gt_weight, c10::string_view target,
+                                                       c10::string_view criterion) {
+  const variable_list out = TextureLossGlobal::apply(sr, candidates, k, gt_weight, target, criterion);
+  return {out[0], out[1]};
+}
+
+std::tuple<at::Tensor, at::Tensor> mask_pair(const at::Tensor& sr, const at::Tensor& hr, int64_t k, double threshold,
+                                             int64_t offset_y, int64_t offset_x, c10::string_view mode,
+                                             int64_t window) {
+  const variable_list out = MaskPair::apply(sr, hr, k, threshold, offset_y, offset_x, mode, window);
+  return {out[0], out[1]};
+}
+
+}  // namespace
+}  // namespace gramgan
+
+TORCH_LIBRARY_IMPL(gramgan, Autograd, m) {
+  m.impl("patch_gram", &gramgan::patch_gram);
+  m.impl("texture_loss_local", &gramgan::texture_loss_local);
+  m.impl("texture_loss_sampled", &gramgan::texture_loss_sampled);
+  m.impl("texture_loss_global", &gramgan::texture_loss_global);
+  m.impl("mask_pair", &gramgan::mask_pair);
+}

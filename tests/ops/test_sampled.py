@@ -241,6 +241,28 @@ def test_sampled_ties_go_to_the_lowest_index(backend, device, rng):
     assert (index == 2).float().mean() > 0.9 and (index == expected).float().mean() > 0.9
 
 
+def test_sampled_more_candidates_than_a_block_has_threads(backend, device, rng):
+    """J = 130 warps: 132 candidates, more than the 128 threads of a CUDA block, whose threads then score
+    several candidates each. SR on warp 127 (candidate 129, the second of its thread) selects it; with
+    every warp equal, the first warp wins the tie across all threads; random SR matches the materialised
+    path."""
+    k, shape = 2, (1, 3, 8, 8, 2, 130)
+    sr, hr, half, thetas = make_case(rng, shape, 0.4, device=device)
+    candidates = ref.sampled_candidates(hr.cpu(), half.cpu(), thetas.cpu(), k)
+    loss = ops.gram_texture_loss_sampled(sr, hr, half, thetas, k, reduction="none", backend=backend).cpu()
+    index = selected_index(backend, sr, hr, half, thetas, k, 0.0).cpu()
+    assert_selection_optimal(index, sr.cpu(), candidates, k, "local", 0.0)
+    same = index == ref.gram_select(sr.cpu(), candidates, k, "local", 0.0)
+    expected = ref.texture_loss(sr.cpu(), candidates, k, "local", 0.0, "gram", "mse")
+    torch.testing.assert_close(loss[same], expected[same], rtol=2e-5, atol=2e-6)
+
+    on_warp = candidates[:, 129].contiguous().to(device)
+    assert torch.all(selected_index(backend, on_warp, hr, half, thetas, k, 0.0).cpu() == 129)
+    equal_thetas = thetas[:, :1].expand_as(thetas).contiguous()
+    on_first = ref.sampled_candidates(hr.cpu(), half.cpu(), equal_thetas.cpu(), k)[:, 2].contiguous().to(device)
+    assert torch.all(selected_index(backend, on_first, hr, half, equal_thetas, k, 0.0).cpu() == 2)
+
+
 def test_sampled_nan_in_hr(backend, device, rng):
     """A NaN pixel of HR makes every candidate that reads it NaN; NaN scores never win, as materialised."""
     shape = (1, 3, 16, 16, 4, 2)

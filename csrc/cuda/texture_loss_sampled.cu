@@ -99,8 +99,8 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
     }
     __syncthreads();  // every thread's best is in shared memory
     if (active && slot == 0) {
-      // The patch's threads hold increasing candidates: the lowest key wins, the lowest index on a tie
-      // (keys are never NaN), as in one scan over all candidates.
+      // The lowest key wins, the lowest candidate index on a tie (keys are never NaN): the candidate one
+      // scan over all of them would keep.
       const int own = static_cast<int>(threadIdx.x);
       int best = own;
       for (int t = own + 1; t < own + layout.slots; ++t) {

@@ -9,13 +9,15 @@ wheel for elsewhere); ``FORCE_CUDA=0`` leaves them out whatever else is set. An 
 not start a CUDA build (minutes of compiling that a machine without a GPU cannot use). Without a GPU
 and without ``TORCH_CUDA_ARCH_LIST`` the architectures are ``DEFAULT_ARCH_LIST``; with a GPU, its own.
 The build writes ``gramgan/_build_info.json`` next to the extension (whether it holds CUDA code, for
-which architectures, and why), which ``python -m gramgan.info`` prints. ``CUDA_HOME`` is found from
+which architectures, why, and the digest of the csrc/ sources it was built from), which
+``python -m gramgan.info`` prints. ``CUDA_HOME`` is found from
 nvcc when unset (see ``resolve_cuda_home``); ``MAX_JOBS`` bounds the parallel compile jobs (ninja).
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -178,10 +180,19 @@ def extension(build_cuda: bool, why: str) -> CppExtension:
     )
 
 
+def source_digest() -> str | None:
+    """The digest of csrc/'s sources (gramgan/_build_sources.py, loaded by its path: importing the package
+    here would need it built)."""
+    spec = importlib.util.spec_from_file_location("_build_sources", os.path.join(ROOT, "gramgan", "_build_sources.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.source_digest(ROOT)
+
+
 class BuildExtensionWithInfo(BuildExtension.with_options(use_ninja=True)):
     """torch's BuildExtension, then ``_build_info.json`` written next to ``gramgan._C`` (in place, in
     the wheel's build folder, or in the source tree for an editable install): what was built, for which
-    architectures, and why."""
+    architectures, why, and from which sources."""
 
     def run(self) -> None:
         super().run()
@@ -190,6 +201,7 @@ class BuildExtensionWithInfo(BuildExtension.with_options(use_ninja=True)):
             "torch_cuda_arch_list": os.environ.get("TORCH_CUDA_ARCH_LIST") if BUILD_CUDA else None,
             "why": WHY,
             "torch": torch.__version__,
+            "sources": source_digest(),
         }
         path = os.path.join(os.path.dirname(self.get_ext_fullpath("gramgan._C")), BUILD_INFO)
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -1,5 +1,5 @@
 """CI: gramgan._C imports, holds its CUDA part (FORCE_CUDA=1 builds) and the build recorded its architectures
-(python -m gramgan.info prints them), and gramgan.ops imports."""
+(python -m gramgan.info prints them) and the digest of its csrc/ sources, and gramgan.ops imports."""
 
 import sys
 
@@ -17,3 +17,4 @@ from gramgan.info import build_record  # noqa: E402
 record = build_record()
 print("build record:", record)
 assert record and record["cuda"] and record["torch_cuda_arch_list"], "the build recorded no CUDA architectures"
+assert record.get("sources"), "the build recorded no digest of its csrc/ sources"

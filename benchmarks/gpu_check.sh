@@ -7,8 +7,9 @@
 #   1. records the machine (nvidia-smi, versions),
 #   2. builds the extension against the machine's own torch (pip install -e ., no build isolation,
 #      no dependencies; FORCE_CUDA=1, TORCH_CUDA_ARCH_LIST=9.0 unless set, CUDA_HOME found from nvcc),
-#      unless gramgan/ already holds one built for this very torch with its CUDA part (a build made
-#      elsewhere and carried along saves the ~2 minutes of compiling on a machine whose time is short:
+#      unless gramgan/ already holds one with its CUDA part built for this very torch from these very
+#      csrc/ sources (a build made elsewhere and carried along saves the ~2 minutes of compiling on a
+#      machine whose time is short:
 #      .ci/oldest.sh builds gramgan/_C.cpython-312-*.so and _build_info.json against torch 2.11.0+cu130,
 #      what the H200 machines have; an uninstalled checkout then gets gramgan.kernels as a link),
 #   3. checks that gramgan._C imports with its CUDA part, and which op backends can run,
@@ -183,8 +184,9 @@ if [ "$DRY" = "1" ]; then
   run_step build 120 "$PY setup.py --version"
 else
   export FORCE_CUDA=${FORCE_CUDA:-1}
-  # An extension already in gramgan/ (built elsewhere for this very torch, e.g. carried to a machine whose
-  # time is short) is used when it loads with its CUDA part; otherwise the extension is built here.
+  # An extension already in gramgan/ (built elsewhere for this very torch and from these very csrc/
+  # sources, e.g. carried to a machine whose time is short) is used when it loads with its CUDA part;
+  # otherwise the extension is built here, so a stale build is never timed.
   run_step build 240 "
     # Uninstalled, the package lacks gramgan.kernels (the top-level kernels/ that setup.py maps there):
     # a link stands in for it while the prebuilt extension is used, and goes before a build.
@@ -193,10 +195,13 @@ else
     $PY - <<'PY' && exit 0
 import json, torch
 import gramgan._C as ext
+from gramgan._build_sources import source_digest
 from gramgan.info import BUILD_INFO_FILE
 info = json.loads(BUILD_INFO_FILE.read_text())
 assert ext.built_with_cuda() and info['torch'] == torch.__version__, f'not for this torch: {info}'
-print('prebuilt extension used: built for torch', info['torch'], 'archs', info.get('torch_cuda_arch_list'))
+assert info.get('sources') == source_digest('.'), f'built from other csrc/ sources: {info}'
+print('prebuilt extension used: built for torch', info['torch'], 'archs', info.get('torch_cuda_arch_list'),
+      'from csrc/', info['sources'])
 PY
     [ -n \"\$linked\" ] && rm gramgan/kernels
     echo '--- no prebuilt extension with CUDA code for this torch: building it'

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 
 import gramgan
+from gramgan._build_sources import source_digest
 
-__all__ = ["BUILD_INFO_FILE", "build_record", "collect", "format_report", "main"]
+__all__ = ["BUILD_INFO_FILE", "build_record", "collect", "format_report", "main", "sources_state"]
 
 # Written by setup.py next to the extension when it builds it: {"cuda": bool, "torch_cuda_arch_list": str | None,
-# "why": str, "torch": str}.
+# "why": str, "torch": str, "sources": the digest of csrc/ (gramgan/_build_sources.py) or None}.
 BUILD_INFO_FILE = Path(__file__).with_name("_build_info.json")
 # torchvision's AlexNet file, the backbone LPIPS (net="alex") loads from torch hub's cache.
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
@@ -61,6 +62,22 @@ def build_record() -> dict[str, Any] | None:
         return None
 
 
+def sources_state(built_from: str | None, checkout: Path | None = None) -> str:
+    """Whether the extension was built from the sources of the checkout it is loaded from (an editable
+    install or an in-place build): csrc/ edited since the build means kernels older than the code."""
+    current = source_digest(checkout or Path(gramgan.__file__).resolve().parent.parent)
+    if current is None:
+        return f"built from csrc/ {built_from}" if built_from else "not recorded by this build"
+    if built_from is None:
+        return f"not recorded by this build (csrc/ here is {current})"
+    if built_from == current:
+        return f"this checkout's csrc/ ({current})"
+    return (
+        f"STALE: built from csrc/ {built_from}, but csrc/ here is now {current}; "
+        "rebuild (pip install --no-build-isolation -e .)"
+    )
+
+
 def extension() -> dict[str, str]:
     """Whether ``gramgan._C`` loads, holds CUDA code, for which architectures, and why the build chose so."""
     try:
@@ -69,6 +86,7 @@ def extension() -> dict[str, str]:
         return {"gramgan._C": f"not loadable ({err}); reinstall with pip install --no-build-isolation -e ."}
     out = {"gramgan._C": str(Path(_C.__file__).name)}
     record = build_record() or {}
+    out["sources"] = sources_state(record.get("sources"))
     why = f"; the build chose so: {record['why']}" if record.get("why") else ""
     if not _C.built_with_cuda():
         out["CUDA code"] = f"no (CPU kernels only{why}; rebuild with FORCE_CUDA=1 to add them)"

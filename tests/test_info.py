@@ -12,6 +12,7 @@ import pytest
 
 import gramgan.info as info
 from gramgan import _C
+from gramgan._build_sources import source_digest
 from gramgan.ops import backend_availability
 
 
@@ -70,3 +71,44 @@ def test_help_exits_0(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as stop:
         info.main(["--help"])
     assert stop.value.code == 0 and "backends" in capsys.readouterr().out
+
+
+def _checkout(root: Path) -> Path:
+    """A stand-in checkout: csrc/ with a source the build compiles and one only the tests do."""
+    (root / "csrc" / "cuda").mkdir(parents=True)
+    (root / "csrc" / "emulation").mkdir()
+    (root / "csrc" / "cuda" / "kernel.cu").write_text("// v1\n")
+    (root / "csrc" / "emulation" / "shim.h").write_text("// v1\n")
+    return root
+
+
+def test_the_source_digest_follows_the_built_sources(tmp_path: Path) -> None:
+    root = _checkout(tmp_path)
+    first = source_digest(root)
+    assert first is not None and len(first) == 16
+    (root / "csrc" / "emulation" / "shim.h").write_text("// v2\n")  # not in the extension
+    (root / "csrc" / "notes.txt").write_text("not a source\n")
+    assert source_digest(root) == first
+    (root / "csrc" / "cuda" / "kernel.cu").write_text("// v2\n")
+    assert source_digest(root) != first
+    assert source_digest(tmp_path / "elsewhere") is None  # an installed wheel has no csrc/
+
+
+def test_a_build_of_other_sources_is_called_stale(tmp_path: Path) -> None:
+    root = _checkout(tmp_path)
+    built_from = source_digest(root)
+    assert info.sources_state(built_from, root).startswith("this checkout's csrc/")
+    (root / "csrc" / "cuda" / "kernel.cu").write_text("// edited after the build\n")
+    stale = info.sources_state(built_from, root)
+    assert stale.startswith("STALE") and built_from in stale and "pip install" in stale
+    assert info.sources_state(None, root).startswith("not recorded")
+    assert info.sources_state(built_from, tmp_path / "wheel") == f"built from csrc/ {built_from}"
+
+
+def test_this_build_records_its_sources() -> None:
+    """setup.py wrote the digest of the csrc/ it compiled: the checkout's own, unless csrc/ changed since."""
+    record = info.build_record()
+    if record is None:
+        pytest.skip("no _build_info.json next to gramgan._C")
+    assert record.get("sources") is not None
+    assert "sources" in info.extension()

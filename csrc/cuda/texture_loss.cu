@@ -1,8 +1,9 @@
 // CUDA kernels of the Gram selection and the texture loss (docs/ops.md), local and global scope.
 //
-// Local scope: one launch forward (one thread per SR patch: its Gram, each co-located candidate's Gram,
-// the score, the running argmin, the loss and the residual against the chosen candidate) and one launch
-// backward from SR and that residual (also the sampled loss's backward).
+// Local scope: one launch forward (the threads of an SR patch, one per candidate: candidate_slots.cuh;
+// its Gram, each co-located candidate's Gram, the score, the argmin, the loss and the residual against
+// the chosen candidate) and one launch backward from SR and that residual (also the sampled loss's
+// backward).
 // Global scope: the candidate Gram bank (B, M, kMaxPairs) is computed per level, then one launch keeps
 // a running argmin over shared-memory tiles of the bank (no N x M score matrix); the pixel-target loss
 // and the backward run once per level over the SR patches whose choice lies in that level.
@@ -10,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "candidate_slots.cuh"
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
@@ -19,47 +21,54 @@ namespace {
 
 constexpr int kTile = 128;  // bank entries per shared-memory tile of the global search
 
+// Local forward: every thread of a patch (CandidateSlots) computes the patch's Gram and candidate 0's,
+// then the Grams and selection keys of its own candidates; the patch's first thread takes the best of them
+// from shared memory and writes the index and, unless loss is null (the selection alone), the loss and
+// the residual.
 template <typename scalar_t>
 __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scalar_t* __restrict__ cand, int64_t B,
-                                     int C, int K, int64_t H, int64_t W, int64_t NC, acc_type_t<scalar_t> beta,
-                                     int target, int criterion, int64_t* __restrict__ index,
+                                     int C, int K, int64_t H, int64_t W, int64_t NC, const CandidateSlots layout,
+                                     acc_type_t<scalar_t> beta, int target, int criterion, int64_t* __restrict__ index,
                                      acc_type_t<scalar_t>* __restrict__ loss,
                                      acc_type_t<scalar_t>* __restrict__ residual) {
   using acc_t = acc_type_t<scalar_t>;
+  __shared__ SlotBests<acc_t> bests;
   const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
-  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
-    const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
-    const scalar_t* e = sr + b * CHW + patch;
-    const scalar_t* cand_b = cand + b * NC * CHW + patch;  // candidate c's patch: cand_b + c * CHW
-    acc_t ge[kMaxPairs], gg[kMaxPairs], gc[kMaxPairs], g_best[kMaxPairs];
-    patch_gram<kMaxChannels>(e, H * W, W, C, K, ge);
-    patch_gram<kMaxChannels>(cand_b, H * W, W, C, K, gg);
-    acc_t best = acc_t(0);
-    int64_t chosen = 0;
-    for (int64_t c = 0; c < NC; ++c) {
-      if (c == 0) {
-#pragma unroll
-        for (int q = 0; q < kMaxPairs; ++q) gc[q] = gg[q];
-      } else {
+  const int slot = static_cast<int>(threadIdx.x) % layout.slots, group = static_cast<int>(threadIdx.x) / layout.slots;
+  // The block's patches [first, first + patches): the same bounds for all its threads, which all meet
+  // at both barriers of every round.
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * layout.patches; first < N;
+       first += static_cast<int64_t>(gridDim.x) * layout.patches) {
+    const int64_t n = first + group;
+    const bool active = n < N;
+    acc_t ge[kMaxPairs];
+    if (active) {
+      const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
+      const scalar_t* cand_b = cand + b * NC * CHW + patch;  // candidate c's patch: cand_b + c * CHW
+      acc_t gg[kMaxPairs];
+      patch_gram<kMaxChannels>(sr + b * CHW + patch, H * W, W, C, K, ge);
+      patch_gram<kMaxChannels>(cand_b, H * W, W, C, K, gg);
+      score_own_candidates(ge, gg, beta, NC, slot, layout.slots, [&](int64_t c, acc_t* gc) {
         patch_gram<kMaxChannels>(cand_b + c * CHW, H * W, W, C, K, gc);
-      }
-      const acc_t key = selection_key(selection_score<kMaxChannels>(ge, gg, 1, gc, 1, beta));
-      if (improves(key, best, c == 0)) {
-        best = key;
-        chosen = c;
-#pragma unroll
-        for (int q = 0; q < kMaxPairs; ++q) g_best[q] = gc[q];
+      }, bests);
+    }
+    __syncthreads();  // every thread's best is in shared memory
+    if (active && slot == 0) {
+      const int best = best_slot(bests, static_cast<int>(threadIdx.x), layout.slots);
+      const int64_t chosen = bests.candidate[best];
+      index[n] = chosen;
+      // Worked out again rather than kept across the barrier, which costs every thread registers.
+      const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
+      if (loss != nullptr && target == kTargetGram) {
+        loss[n] = gram_target_loss<kMaxChannels>(ge, 1, bests.gram[best], 1, C, criterion);
+        write_gram_residual<kMaxChannels>(ge, 1, bests.gram[best], 1, C, residual + b * C * C * Hp * Wp + n % (Hp * Wp),
+                                          Hp * Wp);
+      } else if (loss != nullptr) {
+        loss[n] = write_pixel_residual(sr + b * CHW + patch, H * W, W, cand + b * NC * CHW + chosen * CHW + patch,
+                                       H * W, W, C, K, criterion, residual + b * CHW + patch);
       }
     }
-    index[n] = chosen;
-    if (loss == nullptr) continue;
-    if (target == kTargetGram) {
-      loss[n] = gram_target_loss<kMaxChannels>(ge, 1, g_best, 1, C, criterion);
-      write_gram_residual<kMaxChannels>(ge, 1, g_best, 1, C, residual + b * C * C * Hp * Wp + n % (Hp * Wp), Hp * Wp);
-    } else {
-      loss[n] = write_pixel_residual(e, H * W, W, cand_b + chosen * CHW, H * W, W, C, K, criterion,
-                                     residual + b * CHW + patch);
-    }
+    __syncthreads();  // the shared results are read before the next round writes them
   }
 }
 
@@ -200,9 +209,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> local_forward(const at::Tensor& s
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_local_forward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
-    GRAMGAN_LAUNCH(local_forward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
+    const CandidateSlots layout(cand.size(1));
+    GRAMGAN_LAUNCH(local_forward_kernel<scalar_t>, layout.blocks(N), layout.threads(), 0, stream)(
         sr.data_ptr<scalar_t>(), cand.data_ptr<scalar_t>(), B, static_cast<int>(C), static_cast<int>(k), H, W,
-        cand.size(1), static_cast<acc_t>(gt_weight), target, criterion, index.data_ptr<int64_t>(),
+        cand.size(1), layout, static_cast<acc_t>(gt_weight), target, criterion, index.data_ptr<int64_t>(),
         with_loss ? loss.data_ptr<acc_t>() : nullptr, with_loss ? residual.data_ptr<acc_t>() : nullptr);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -1,16 +1,16 @@
 // CUDA kernels of the sampled local texture loss (docs/ops.md, "Sampled candidates"): the local texture
 // loss against candidates read from hr, its half-size image and the affine maps, never stored.
 //
-// Forward: the threads of an SR patch (one per candidate, CandidateSlots) compute its Gram, then stream
+// Forward: the threads of an SR patch (one per candidate, candidate_slots.cuh) compute its Gram, then stream
 // their candidates' k x k pixels from the sources (hr, the re-tiled half-size image, or hr sampled through
 // the warp) into those candidates' Grams; the patch's first thread takes the argmin over them and writes
 // the index, the loss and the residual against the chosen candidate (G(e) - G(c*), or e - c* for the pixel
 // target: what the backward, the local one, reads). The sampling and per-patch arithmetic are the shared
 // code of csrc/include/gramgan_patch.h (also what the CPU kernels call). Every output element is written
 // by exactly one thread: results are deterministic.
-#include <algorithm>
 #include <tuple>
 
+#include "candidate_slots.cuh"
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
@@ -34,25 +34,10 @@ struct SampledBatch {
   }
 };
 
-// How a block's threads share the candidates of its patches: `slots` threads per patch (the candidate
-// count, at most a block), thread `slot` scoring candidates slot, slot + slots, ...; `patches` patches per
-// block. Several threads per patch, not one: a patch's candidates are independent until the argmin, and
-// a thread that sampled all of them (four bilinear warps of k x k pixels) left too few threads at the
-// paper's size (B = 8, 192 x 192: 18,432 patches, 4 warps per SM of an H200) and too long a chain of
-// dependent loads in each to hide their latency.
-struct CandidateSlots {
-  int slots, patches;
-
-  explicit CandidateSlots(int64_t candidates)
-      : slots(static_cast<int>(std::min<int64_t>(candidates, kThreads))), patches(kThreads / slots) {}
-
-  int threads() const { return slots * patches; }
-};
-
-// Forward: every thread of a patch computes the patch's Gram and hr's, then the Grams and selection keys
-// of its own candidates, keeping the best (lowest key, then lowest index); the patch's first thread takes
-// the best of its threads' results from shared memory, in that order, and writes the index, the loss and
-// the residual. The same arithmetic and the same order of candidates as one thread scanning them all.
+// Forward: every thread of a patch (CandidateSlots) computes the patch's Gram and hr's, then the Grams and
+// selection keys of its own candidates; the patch's first thread takes the best of them from shared
+// memory and writes the index, the loss and the residual. The same arithmetic and the same order of
+// candidates as one thread scanning them all.
 template <typename scalar_t>
 __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const SampledBatch<scalar_t> in,
                                        const CandidateSlots layout, acc_type_t<scalar_t> beta, int target,
@@ -60,10 +45,8 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
                                        acc_type_t<scalar_t>* __restrict__ loss,
                                        acc_type_t<scalar_t>* __restrict__ residual) {
   using acc_t = acc_type_t<scalar_t>;
-  __shared__ acc_t best_key[kThreads];
-  __shared__ int64_t best_candidate[kThreads];
-  __shared__ acc_t best_gram[kThreads][kMaxPairs];
-  const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp, NC = 2 + in.J;
+  __shared__ SlotBests<acc_t> bests;
+  const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp;
   const int slot = static_cast<int>(threadIdx.x) % layout.slots, group = static_cast<int>(threadIdx.x) / layout.slots;
   // The block's patches [first, first + patches): the same bounds for all its threads, which all meet
   // at both barriers of every round.
@@ -74,50 +57,30 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
     acc_t ge[kMaxPairs];
     if (active) {
       const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
+      const int64_t pixel = b * in.C * H * W + y0 * W + x0;  // the patch's top-left pixel in SR
       const SampledCandidates<acc_t, scalar_t> source = in.image(b);
-      acc_t gg[kMaxPairs], gc[kMaxPairs], key_best = acc_t(0);
-      int64_t chosen = slot;
-      patch_gram<kMaxChannels>(sr + b * in.C * H * W + y0 * W + x0, H * W, W, in.C, in.K, ge);
+      acc_t gg[kMaxPairs];
+      patch_gram<kMaxChannels>(sr + pixel, H * W, W, in.C, in.K, ge);
       patch_gram<kMaxChannels>(source.hr + y0 * W + x0, H * W, W, in.C, in.K, gg);  // candidate 0: hr itself
-      for (int64_t m = slot; m < NC; m += layout.slots) {
-        if (m == 0) {
-#pragma unroll
-          for (int q = 0; q < kMaxPairs; ++q) gc[q] = gg[q];
-        } else {
-          source_patch_gram<kMaxChannels>(source, m, y0, x0, in.C, in.K, gc);
-        }
-        const acc_t key = selection_key(selection_score<kMaxChannels>(ge, gg, 1, gc, 1, beta));
-        if (improves(key, key_best, m == slot)) {
-          key_best = key;
-          chosen = m;
-#pragma unroll
-          for (int q = 0; q < kMaxPairs; ++q) best_gram[threadIdx.x][q] = gc[q];
-        }
-      }
-      best_key[threadIdx.x] = key_best;
-      best_candidate[threadIdx.x] = chosen;
+      score_own_candidates(ge, gg, beta, 2 + in.J, slot, layout.slots, [&](int64_t m, acc_t* gc) {
+        source_patch_gram<kMaxChannels>(source, m, y0, x0, in.C, in.K, gc);
+      }, bests);
     }
     __syncthreads();  // every thread's best is in shared memory
     if (active && slot == 0) {
-      // The lowest key wins, the lowest candidate index on a tie (keys are never NaN): the candidate one
-      // scan over all of them would keep.
-      const int own = static_cast<int>(threadIdx.x);
-      int best = own;
-      for (int t = own + 1; t < own + layout.slots; ++t) {
-        const bool tie_to_lower = best_key[t] == best_key[best] && best_candidate[t] < best_candidate[best];
-        if (best_key[t] < best_key[best] || tie_to_lower) best = t;
-      }
-      const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
-      const int64_t chosen = best_candidate[best];
+      const int best = best_slot(bests, static_cast<int>(threadIdx.x), layout.slots);
+      const int64_t chosen = bests.candidate[best];
       index[n] = chosen;
+      // Worked out again rather than kept across the barrier, which costs every thread registers.
+      const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
+      const int64_t pixel = b * in.C * H * W + y0 * W + x0;
       if (target == kTargetGram) {
-        loss[n] = gram_target_loss<kMaxChannels>(ge, 1, best_gram[best], 1, in.C, criterion);
-        write_gram_residual<kMaxChannels>(ge, 1, best_gram[best], 1, in.C,
+        loss[n] = gram_target_loss<kMaxChannels>(ge, 1, bests.gram[best], 1, in.C, criterion);
+        write_gram_residual<kMaxChannels>(ge, 1, bests.gram[best], 1, in.C,
                                           residual + b * in.C * in.C * Hp * Wp + n % (Hp * Wp), Hp * Wp);
       } else {
-        const int64_t offset = b * in.C * H * W + y0 * W + x0;
-        loss[n] = write_source_pixel_residual<kMaxChannels>(in.image(b), chosen, y0, x0, in.C, in.K, sr + offset,
-                                                            residual + offset, H * W, W, criterion);
+        loss[n] = write_source_pixel_residual<kMaxChannels>(in.image(b), chosen, y0, x0, in.C, in.K, sr + pixel,
+                                                            residual + pixel, H * W, W, criterion);
       }
     }
     __syncthreads();  // the shared results are read before the next round writes them
@@ -174,11 +137,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> texture_loss_sampled_cuda(const a
   const int64_t N = index.numel();
   if (N == 0) return {loss, index, residual};
   const CandidateSlots layout(2 + in.thetas.size(1));
-  const dim3 blocks(static_cast<unsigned int>(std::min<int64_t>((N + layout.patches - 1) / layout.patches, 1 << 20)));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_sampled_forward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
-    GRAMGAN_LAUNCH(sampled_forward_kernel<scalar_t>, blocks, layout.threads(), 0, stream)(
+    GRAMGAN_LAUNCH(sampled_forward_kernel<scalar_t>, layout.blocks(N), layout.threads(), 0, stream)(
         sr.data_ptr<scalar_t>(), in.batch<scalar_t>(k), layout, static_cast<acc_t>(gt_weight), t, c,
         index.data_ptr<int64_t>(), loss.data_ptr<acc_t>(), residual.data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -149,6 +149,27 @@ def test_selection_exact_match_and_ties(backend, device, rng, scope):
         assert torch.all(tied_index.flatten(1) == first_min)
 
 
+def test_local_selection_over_more_candidates_than_a_block_has_threads(backend, device, rng):
+    """K = 131 local candidates, more than the 128 threads of a CUDA block, whose threads then score
+    several candidates each: the selection is optimal and the loss the reference's; SR equal to candidate
+    129 (the second of its thread) selects it; copies of SR at 5 and 133 (both thread 5's) and at 70
+    (thread 70's) tie, and 5 wins."""
+    b, c, h, w, k, count = 1, 3, 8, 8, 4, 131
+    sr = rand(rng, b, c, h, w, device=device)
+    candidates = rand(rng, b, count, c, h, w, device=device)
+    index = ops.gram_select(sr, candidates, k, scope="local", backend=backend).cpu()
+    assert_selection_optimal(index, sr.cpu(), candidates.cpu(), k, "local", 0.0)
+    loss = ops.gram_texture_loss(sr, candidates, k, reduction="none", backend=backend).cpu()
+    expected = ops.gram_texture_loss(sr.cpu(), candidates.cpu(), k, reduction="none", backend="reference")
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    exact = candidates.clone()
+    exact[:, 129] = sr
+    assert torch.all(ops.gram_select(sr, exact, k, scope="local", backend=backend).cpu() == 129)
+    tied = torch.cat([candidates, candidates[:, :3]], dim=1)  # K = 134
+    tied[:, [70, 133, 5]] = sr[:, None]
+    assert torch.all(ops.gram_select(sr, tied, k, scope="local", backend=backend).cpu() == 5)
+
+
 CASES = [
     ("local", "gram", "mse"),
     ("local", "gram", "l1"),

@@ -2,8 +2,8 @@
 //
 // Local scope: one launch forward (the threads of an SR patch, one per candidate: candidate_slots.cuh;
 // its Gram, each co-located candidate's Gram, the score, the argmin, the loss and the residual against
-// the chosen candidate) and one launch backward from SR and that residual (also the sampled loss's
-// backward).
+// the chosen candidate) and one launch backward from SR and that residual, a thread per pixel (also the
+// sampled loss's backward).
 // Global scope: the candidate Gram bank (B, M, kMaxPairs) is computed per level, then one launch keeps
 // a running argmin over shared-memory tiles of the bank (no N x M score matrix); the pixel-target loss
 // and the backward run once per level over the SR patches whose choice lies in that level.
@@ -72,22 +72,27 @@ __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scal
   }
 }
 
-// The backward of the local and sampled losses from SR and the forward's residual, a thread per patch.
+// The backward of the local and sampled losses from SR and the forward's residual, a thread per SR pixel:
+// its reads of SR and writes of dx are coalesced, and the K * K threads of a patch read its few residual
+// values (or, for the pixel target, their own pixel's) and upstream gradient. A thread per patch, writing
+// its K * K pixels one after another, had a sixteenth of the threads (k = 4) and strided accesses.
 template <typename scalar_t>
 __global__ void residual_backward_kernel(const acc_type_t<scalar_t>* __restrict__ grad, const scalar_t* __restrict__ sr,
                                          const acc_type_t<scalar_t>* __restrict__ residual, int64_t B, int C, int K,
                                          int64_t H, int64_t W, int target, int criterion, scalar_t* __restrict__ dx) {
   using acc_t = acc_type_t<scalar_t>;
-  const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
-  for (int64_t n = global_thread(); n < N; n += grid_stride()) {
-    const int64_t b = n / (Hp * Wp), patch = b * CHW + ((n / Wp) % Hp) * K * W + (n % Wp) * K;
+  const int64_t Hp = H / K, Wp = W / K, HW = H * W, pixels = B * HW;
+  for (int64_t t = global_thread(); t < pixels; t += grid_stride()) {
+    const int64_t b = t / HW, yx = t % HW, y = yx / W, x = yx % W;
+    const int64_t in_image = (y / K) * Wp + x / K, n = b * Hp * Wp + in_image;  // the pixel's patch
+    const int64_t pixel = b * C * HW + yx;                                      // its channel 0 in SR and dx
     if (target == kTargetGram) {
       acc_t D[kMaxChannels][kMaxChannels];
-      residual_grad_matrix<kMaxChannels>(residual + b * C * C * Hp * Wp + n % (Hp * Wp), Hp * Wp, grad[n], C, K,
-                                         criterion, D);
-      apply_patch_matrix<kMaxChannels>(D, sr + patch, H * W, W, C, K, dx + patch);
+      residual_grad_matrix<kMaxChannels>(residual + b * C * C * Hp * Wp + in_image, Hp * Wp, grad[n], C, K, criterion,
+                                         D);
+      apply_pixel_matrix<kMaxChannels>(D, sr + pixel, HW, C, dx + pixel);
     } else {
-      pixel_residual_grad<acc_t>(residual + patch, H * W, W, C, K, grad[n], criterion, dx + patch);
+      pixel_residual_grad_at(residual + pixel, HW, C, pixel_grad_scale(grad[n], C, K), criterion, dx + pixel);
     }
   }
 }
@@ -297,12 +302,12 @@ at::Tensor texture_loss_residual_backward_cuda(const at::Tensor& grad_in, const 
   const at::Tensor sr = sr_in.contiguous(), residual = residual_in.contiguous();
   const at::Tensor grad = grad_in.to(acc_scalar_type(sr.scalar_type())).contiguous();
   at::Tensor dx = at::empty_like(sr);
-  const int64_t N = grad.numel();
-  if (N == 0) return dx;
+  const int64_t pixels = sr.size(0) * sr.size(2) * sr.size(3);  // a thread each
+  if (pixels == 0) return dx;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, sr.scalar_type(), "gramgan_residual_backward_cuda", [&] {
     using acc_t = acc_type_t<scalar_t>;
-    GRAMGAN_LAUNCH(residual_backward_kernel<scalar_t>, grid_for(N), kThreads, 0, stream)(
+    GRAMGAN_LAUNCH(residual_backward_kernel<scalar_t>, grid_for(pixels), kThreads, 0, stream)(
         grad.data_ptr<acc_t>(), sr.data_ptr<scalar_t>(), residual.data_ptr<acc_t>(), sr.size(0),
         static_cast<int>(sr.size(1)), static_cast<int>(k), sr.size(2), sr.size(3), t, c, dx.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -214,24 +214,27 @@ GRAMGAN_HD void matrix_row_times(const T (*D)[NC], const V* v, int a, V& out) {
   for (int b = 0; b < NC; ++b) out += D[a][b] * v[b];
 }
 
+// Writes D x_u into dx for the one pixel u at x (channel stride HW, as dx's).
+template <int NC, typename acc_t, typename scalar_t>
+GRAMGAN_HD void apply_pixel_matrix(const acc_t (*D)[NC], const scalar_t* x, int64_t HW, int C, scalar_t* dx) {
+  acc_t v[NC];
+  load_pixel<NC>(x, HW, C, v);
+  GRAMGAN_UNROLL
+  for (int a = 0; a < NC; ++a) {
+    if (a < C) {
+      acc_t out;
+      matrix_row_times<NC>(D, v, a, out);
+      dx[a * HW] = static_cast<scalar_t>(out);
+    }
+  }
+}
+
 // Writes D x_u into dx for every pixel u of the K x K patch at x (dx has x's strides HW, W).
 template <int NC, typename acc_t, typename scalar_t>
 GRAMGAN_HD void apply_patch_matrix(const acc_t (*D)[NC], const scalar_t* x, int64_t HW, int64_t W, int C, int K,
                                    scalar_t* dx) {
   for (int r = 0; r < K; ++r) {
-    for (int s = 0; s < K; ++s) {
-      const int64_t pixel = r * W + s;
-      acc_t v[NC];
-      load_pixel<NC>(x + pixel, HW, C, v);
-      GRAMGAN_UNROLL
-      for (int a = 0; a < NC; ++a) {
-        if (a < C) {
-          acc_t out;
-          matrix_row_times<NC>(D, v, a, out);
-          dx[a * HW + pixel] = static_cast<scalar_t>(out);
-        }
-      }
-    }
+    for (int s = 0; s < K; ++s) apply_pixel_matrix<NC>(D, x + r * W + s, HW, C, dx + r * W + s);
   }
 }
 
@@ -305,19 +308,27 @@ GRAMGAN_HD void residual_grad_matrix(const T* res, int64_t stride, T g, int C, i
   }
 }
 
+// The factor of the pixel-target gradient of a patch with upstream g: g / (C K^2).
+template <typename acc_t>
+GRAMGAN_HD acc_t pixel_grad_scale(acc_t g, int C, int K) {
+  return g / acc_t(C * K * K);
+}
+
+// Writes the pixel-target gradient scale criterion'(r) of one pixel's C values from its residual r (channel
+// stride HW, as dx's); scale from pixel_grad_scale.
+template <typename acc_t, typename scalar_t>
+GRAMGAN_HD void pixel_residual_grad_at(const acc_t* res, int64_t HW, int C, acc_t scale, int criterion, scalar_t* dx) {
+  for (int ch = 0; ch < C; ++ch) dx[ch * HW] = static_cast<scalar_t>(scale * criterion_grad(res[ch * HW], criterion));
+}
+
 // Writes the pixel-target gradient g criterion'(r) / (C K^2) of one patch from its residual r (layout of
 // dx: strides HW, W).
 template <typename acc_t, typename scalar_t>
 GRAMGAN_HD void pixel_residual_grad(const acc_t* res, int64_t HW, int64_t W, int C, int K, acc_t g, int criterion,
                                     scalar_t* dx) {
-  const acc_t scale = g / acc_t(C * K * K);
-  for (int ch = 0; ch < C; ++ch) {
-    for (int r = 0; r < K; ++r) {
-      for (int s = 0; s < K; ++s) {
-        const int64_t at = ch * HW + r * W + s;
-        dx[at] = static_cast<scalar_t>(scale * criterion_grad(res[at], criterion));
-      }
-    }
+  const acc_t scale = pixel_grad_scale(g, C, K);
+  for (int r = 0; r < K; ++r) {
+    for (int s = 0; s < K; ++s) pixel_residual_grad_at(res + r * W + s, HW, C, scale, criterion, dx + r * W + s);
   }
 }
 

@@ -3,9 +3,11 @@
 //
 // The kernels are templated on the dtype only (k and C are runtime values: few instantiations, so the
 // extension compiles quickly); loops over channels are unrolled to keep per-patch values in registers.
-// One thread handles one patch and streams its k*k pixels; the Gram is kept in registers in the
-// layout of the largest supported channel count (NC = kMaxChannels: kMaxPairs entries of the upper
-// triangle of a 4 x 4 matrix). Channels beyond C are loaded as exact zeros, so their entries are 0 for
+// A thread handles one patch and streams its k*k pixels, except where that leaves too few threads: the
+// local selections score a patch's candidates with a thread each (candidate_slots.cuh) and the local
+// losses' backward runs a thread per pixel. The Gram is kept in registers in the layout of the largest
+// supported channel count (NC = kMaxChannels: kMaxPairs entries of the upper triangle of a 4 x 4
+// matrix). Channels beyond C are loaded as exact zeros, so their entries are 0 for
 // every patch and drop out of every score and loss without branches; only the divisions use the real C.
 #pragma once
 

@@ -79,5 +79,26 @@ __device__ __forceinline__ int best_slot(const SlotBests<acc_t>& bests, int own,
   return best;
 }
 
+// A block's rounds over its share of the n_patches patches, `layout.patches` a round. In each, every thread
+// of an existing patch n runs score(n, slot, ge): the patch's Gram into ge, then score_own_candidates; after
+// the barrier, the patch's first thread runs write(n, ge, best), best the thread holding the chosen
+// candidate in bests. The round bounds are the same for all the block's threads, which all meet at both
+// barriers of every round.
+template <typename acc_t, typename Score, typename Write>
+__device__ __forceinline__ void select_in_rounds(int64_t n_patches, const CandidateSlots& layout,
+                                                 const SlotBests<acc_t>& bests, Score score, Write write) {
+  const int slot = static_cast<int>(threadIdx.x) % layout.slots, group = static_cast<int>(threadIdx.x) / layout.slots;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * layout.patches; first < n_patches;
+       first += static_cast<int64_t>(gridDim.x) * layout.patches) {
+    const int64_t n = first + group;
+    const bool exists = n < n_patches;
+    acc_t ge[kMaxPairs];
+    if (exists) score(n, slot, ge);
+    __syncthreads();  // every thread's best is in shared memory
+    if (exists && slot == 0) write(n, ge, best_slot(bests, static_cast<int>(threadIdx.x), layout.slots));
+    __syncthreads();  // the shared results are read before the next round writes them
+  }
+}
+
 }  // namespace cuda
 }  // namespace gramgan

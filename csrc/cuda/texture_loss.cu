@@ -33,43 +33,34 @@ __global__ void local_forward_kernel(const scalar_t* __restrict__ sr, const scal
                                      acc_type_t<scalar_t>* __restrict__ residual) {
   using acc_t = acc_type_t<scalar_t>;
   __shared__ SlotBests<acc_t> bests;
-  const int64_t Hp = H / K, Wp = W / K, N = B * Hp * Wp, CHW = C * H * W;
-  const int slot = static_cast<int>(threadIdx.x) % layout.slots, group = static_cast<int>(threadIdx.x) / layout.slots;
-  // The block's patches [first, first + patches): the same bounds for all its threads, which all meet
-  // at both barriers of every round.
-  for (int64_t first = static_cast<int64_t>(blockIdx.x) * layout.patches; first < N;
-       first += static_cast<int64_t>(gridDim.x) * layout.patches) {
-    const int64_t n = first + group;
-    const bool active = n < N;
-    acc_t ge[kMaxPairs];
-    if (active) {
-      const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
-      const scalar_t* cand_b = cand + b * NC * CHW + patch;  // candidate c's patch: cand_b + c * CHW
-      acc_t gg[kMaxPairs];
-      patch_gram<kMaxChannels>(sr + b * CHW + patch, H * W, W, C, K, ge);
-      patch_gram<kMaxChannels>(cand_b, H * W, W, C, K, gg);
-      score_own_candidates(ge, gg, beta, NC, slot, layout.slots, [&](int64_t c, acc_t* gc) {
-        patch_gram<kMaxChannels>(cand_b + c * CHW, H * W, W, C, K, gc);
-      }, bests);
+  const int64_t Hp = H / K, Wp = W / K, CHW = C * H * W;
+  // Patch n's top-left pixel, relative to its image (worked out where needed, not kept across the barrier,
+  // which would cost every thread registers).
+  const auto patch_of = [&](int64_t n) { return ((n / Wp) % Hp) * K * W + (n % Wp) * K; };
+  const auto score = [&](int64_t n, int slot, acc_t* ge) {
+    const int64_t b = n / (Hp * Wp), patch = patch_of(n);
+    const scalar_t* cand_b = cand + b * NC * CHW + patch;  // candidate c's patch: cand_b + c * CHW
+    acc_t gg[kMaxPairs];
+    patch_gram<kMaxChannels>(sr + b * CHW + patch, H * W, W, C, K, ge);
+    patch_gram<kMaxChannels>(cand_b, H * W, W, C, K, gg);
+    score_own_candidates(ge, gg, beta, NC, slot, layout.slots, [&](int64_t c, acc_t* gc) {
+      patch_gram<kMaxChannels>(cand_b + c * CHW, H * W, W, C, K, gc);
+    }, bests);
+  };
+  const auto write = [&](int64_t n, const acc_t* ge, int best) {
+    const int64_t b = n / (Hp * Wp), patch = patch_of(n), chosen = bests.candidate[best];
+    index[n] = chosen;
+    if (loss == nullptr) return;
+    if (target == kTargetGram) {
+      loss[n] = gram_target_loss<kMaxChannels>(ge, 1, bests.gram[best], 1, C, criterion);
+      write_gram_residual<kMaxChannels>(ge, 1, bests.gram[best], 1, C, residual + b * C * C * Hp * Wp + n % (Hp * Wp),
+                                        Hp * Wp);
+    } else {
+      loss[n] = write_pixel_residual(sr + b * CHW + patch, H * W, W, cand + b * NC * CHW + chosen * CHW + patch, H * W,
+                                     W, C, K, criterion, residual + b * CHW + patch);
     }
-    __syncthreads();  // every thread's best is in shared memory
-    if (active && slot == 0) {
-      const int best = best_slot(bests, static_cast<int>(threadIdx.x), layout.slots);
-      const int64_t chosen = bests.candidate[best];
-      index[n] = chosen;
-      // Worked out again rather than kept across the barrier, which costs every thread registers.
-      const int64_t b = n / (Hp * Wp), patch = ((n / Wp) % Hp) * K * W + (n % Wp) * K;
-      if (loss != nullptr && target == kTargetGram) {
-        loss[n] = gram_target_loss<kMaxChannels>(ge, 1, bests.gram[best], 1, C, criterion);
-        write_gram_residual<kMaxChannels>(ge, 1, bests.gram[best], 1, C, residual + b * C * C * Hp * Wp + n % (Hp * Wp),
-                                          Hp * Wp);
-      } else if (loss != nullptr) {
-        loss[n] = write_pixel_residual(sr + b * CHW + patch, H * W, W, cand + b * NC * CHW + chosen * CHW + patch,
-                                       H * W, W, C, K, criterion, residual + b * CHW + patch);
-      }
-    }
-    __syncthreads();  // the shared results are read before the next round writes them
-  }
+  };
+  select_in_rounds(B * Hp * Wp, layout, bests, score, write);
 }
 
 // The backward of the local and sampled losses from SR and the forward's residual, a thread per SR pixel:

@@ -46,45 +46,36 @@ __global__ void sampled_forward_kernel(const scalar_t* __restrict__ sr, const Sa
                                        acc_type_t<scalar_t>* __restrict__ residual) {
   using acc_t = acc_type_t<scalar_t>;
   __shared__ SlotBests<acc_t> bests;
-  const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K, N = in.B * Hp * Wp;
-  const int slot = static_cast<int>(threadIdx.x) % layout.slots, group = static_cast<int>(threadIdx.x) / layout.slots;
-  // The block's patches [first, first + patches): the same bounds for all its threads, which all meet
-  // at both barriers of every round.
-  for (int64_t first = static_cast<int64_t>(blockIdx.x) * layout.patches; first < N;
-       first += static_cast<int64_t>(gridDim.x) * layout.patches) {
-    const int64_t n = first + group;
-    const bool active = n < N;
-    acc_t ge[kMaxPairs];
-    if (active) {
-      const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
+  const int64_t H = in.H, W = in.W, Hp = H / in.K, Wp = W / in.K;
+  // Patch n's image and top-left pixel (worked out where needed, not kept across the barrier, which would
+  // cost every thread registers).
+  const auto image_of = [&](int64_t n) { return n / (Hp * Wp); };
+  const auto row_of = [&](int64_t n) { return ((n / Wp) % Hp) * in.K; };
+  const auto column_of = [&](int64_t n) { return (n % Wp) * in.K; };
+  const auto score = [&](int64_t n, int slot, acc_t* ge) {
+    const int64_t b = image_of(n), y0 = row_of(n), x0 = column_of(n);
+    const SampledCandidates<acc_t, scalar_t> source = in.image(b);
+    acc_t gg[kMaxPairs];
+    patch_gram<kMaxChannels>(sr + b * in.C * H * W + y0 * W + x0, H * W, W, in.C, in.K, ge);
+    patch_gram<kMaxChannels>(source.hr + y0 * W + x0, H * W, W, in.C, in.K, gg);  // candidate 0: hr itself
+    score_own_candidates(ge, gg, beta, 2 + in.J, slot, layout.slots, [&](int64_t m, acc_t* gc) {
+      source_patch_gram<kMaxChannels>(source, m, y0, x0, in.C, in.K, gc);
+    }, bests);
+  };
+  const auto write = [&](int64_t n, const acc_t* ge, int best) {
+    const int64_t b = image_of(n), y0 = row_of(n), x0 = column_of(n), chosen = bests.candidate[best];
+    index[n] = chosen;
+    if (target == kTargetGram) {
+      loss[n] = gram_target_loss<kMaxChannels>(ge, 1, bests.gram[best], 1, in.C, criterion);
+      write_gram_residual<kMaxChannels>(ge, 1, bests.gram[best], 1, in.C,
+                                        residual + b * in.C * in.C * Hp * Wp + n % (Hp * Wp), Hp * Wp);
+    } else {
       const int64_t pixel = b * in.C * H * W + y0 * W + x0;  // the patch's top-left pixel in SR
-      const SampledCandidates<acc_t, scalar_t> source = in.image(b);
-      acc_t gg[kMaxPairs];
-      patch_gram<kMaxChannels>(sr + pixel, H * W, W, in.C, in.K, ge);
-      patch_gram<kMaxChannels>(source.hr + y0 * W + x0, H * W, W, in.C, in.K, gg);  // candidate 0: hr itself
-      score_own_candidates(ge, gg, beta, 2 + in.J, slot, layout.slots, [&](int64_t m, acc_t* gc) {
-        source_patch_gram<kMaxChannels>(source, m, y0, x0, in.C, in.K, gc);
-      }, bests);
+      loss[n] = write_source_pixel_residual<kMaxChannels>(in.image(b), chosen, y0, x0, in.C, in.K, sr + pixel,
+                                                          residual + pixel, H * W, W, criterion);
     }
-    __syncthreads();  // every thread's best is in shared memory
-    if (active && slot == 0) {
-      const int best = best_slot(bests, static_cast<int>(threadIdx.x), layout.slots);
-      const int64_t chosen = bests.candidate[best];
-      index[n] = chosen;
-      // Worked out again rather than kept across the barrier, which costs every thread registers.
-      const int64_t b = n / (Hp * Wp), y0 = ((n / Wp) % Hp) * in.K, x0 = (n % Wp) * in.K;
-      const int64_t pixel = b * in.C * H * W + y0 * W + x0;
-      if (target == kTargetGram) {
-        loss[n] = gram_target_loss<kMaxChannels>(ge, 1, bests.gram[best], 1, in.C, criterion);
-        write_gram_residual<kMaxChannels>(ge, 1, bests.gram[best], 1, in.C,
-                                          residual + b * in.C * in.C * Hp * Wp + n % (Hp * Wp), Hp * Wp);
-      } else {
-        loss[n] = write_source_pixel_residual<kMaxChannels>(in.image(b), chosen, y0, x0, in.C, in.K, sr + pixel,
-                                                            residual + pixel, H * W, W, criterion);
-      }
-    }
-    __syncthreads();  // the shared results are read before the next round writes them
-  }
+  };
+  select_in_rounds(in.B * Hp * Wp, layout, bests, score, write);
 }
 
 // The inputs of one call, contiguous on the device, with affine_grid's normalised pixel coordinates.

@@ -480,7 +480,7 @@ GRAMGAN_HD int64_t retiled_coordinate(int64_t y, int K) { return ((y / K) / 2) *
 // runs as long instruction sequences) and the warp's affine map, copied into registers.
 template <typename acc_t, typename scalar_t>
 struct CandidatePatch {
-  const scalar_t* origin;  // stored candidates: the patch's top-left pixel of channel 0; a warp: hr itself
+  const scalar_t* origin;  // hr or the half-size image: the patch's top-left pixel, channel 0; a warp: hr itself
   int64_t plane, row;      // channel and row strides of the source
   const acc_t* xs;         // the normalised coordinates of the patch's columns (a warp only)
   const acc_t* ys;         // and of its rows

@@ -8,8 +8,15 @@
 // engine runs the backward on its own thread without the GIL, and the generic Python layer of
 // torch.library.register_autograd (tens of microseconds a call, as much as a small op's whole GPU time)
 // is gone. tests/ops/test_contract.py checks that both registrations compute the same gradients.
+//
+// Second-order gradients (docs/ops.md): the masked pair's gradient, grad * M(hr), is differentiable again;
+// the fused backward kernels of the other ops are not, and a gradient they give under create_graph=True is
+// marked so that differentiating it again stops with an error (refuse_second_backward) instead of treating
+// it as a constant.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/functions/basic_ops.h>
 #include <torch/library.h>
 
 #include <string>
@@ -43,6 +50,20 @@ variable_list first_input_grad(at::Tensor grad, size_t inputs) {
   return grads;
 }
 
+// `grad`, computed by a fused backward kernel from `depends_on`, as it is when the backward builds no graph.
+// Under create_graph=True (grad mode on inside a backward) it would be a constant to a second backward, which
+// would then silently leave out this op's second derivative: it is returned as an alias whose own backward,
+// reached from anything it depends on, raises instead (torch's once_differentiable, in C++).
+at::Tensor refuse_second_backward(const at::Tensor& grad, const char* op, variable_list depends_on) {
+  if (!grad.defined() || !at::GradMode::is_enabled()) return grad;
+  depends_on.insert(depends_on.begin(), grad);
+  const std::string message = std::string("gramgan::") + op +
+                              ": the gradient of the fused kernels cannot be differentiated again (a second backward "
+                              "through create_graph=True, e.g. a gradient penalty); backend='reference' can";
+  const auto size = static_cast<int64_t>(depends_on.size());
+  return torch::autograd::DelayedError(message, size).apply(std::move(depends_on))[0];
+}
+
 struct PatchGram : torch::autograd::Function<PatchGram> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t k) {
     static const auto op = find_op<at::Tensor(const at::Tensor&, int64_t)>("gramgan::patch_gram");
@@ -56,8 +77,14 @@ struct PatchGram : torch::autograd::Function<PatchGram> {
     static const auto op =
         find_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>("gramgan::patch_gram_backward");
     at::Tensor grad_x;
-    if (ctx->needs_input_grad(0))
-      grad_x = op.call(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["k"].toInt());
+    if (ctx->needs_input_grad(0)) {
+      const at::Tensor x = ctx->get_saved_variables()[0];
+      {
+        const at::NoGradGuard kernels_only;
+        grad_x = op.call(grads[0], x, ctx->saved_data["k"].toInt());
+      }
+      grad_x = refuse_second_backward(grad_x, "patch_gram", {grads[0], x});
+    }
     return first_input_grad(grad_x, 2);
   }
 };
@@ -72,7 +99,7 @@ void save_residual(AutogradContext* ctx, const at::Tensor& sr, const variable_li
   save_loss_args(ctx, k, target, criterion);
 }
 
-variable_list residual_backward(AutogradContext* ctx, const variable_list& grads, size_t inputs) {
+variable_list residual_backward(AutogradContext* ctx, const variable_list& grads, size_t inputs, const char* op_name) {
   static const auto op =
       find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, c10::string_view,
                          c10::string_view)>("gramgan::texture_loss_residual_backward");
@@ -80,8 +107,12 @@ variable_list residual_backward(AutogradContext* ctx, const variable_list& grads
   if (ctx->needs_input_grad(0)) {
     const variable_list saved = ctx->get_saved_variables();
     if (grads[0].defined()) {
-      grad_sr = op.call(grads[0], saved[0], saved[1], ctx->saved_data["k"].toInt(),
-                        ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
+      {
+        const at::NoGradGuard kernels_only;
+        grad_sr = op.call(grads[0], saved[0], saved[1], ctx->saved_data["k"].toInt(),
+                          ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
+      }
+      grad_sr = refuse_second_backward(grad_sr, op_name, {grads[0], saved[0]});
     } else {  // the loss took no part in what was differentiated
       grad_sr = at::zeros_like(saved[0]);
     }
@@ -104,7 +135,9 @@ struct TextureLossLocal : torch::autograd::Function<TextureLossLocal> {
     return outputs;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) { return residual_backward(ctx, grads, 6); }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return residual_backward(ctx, grads, 6, "texture_loss_local");
+  }
 };
 
 struct TextureLossSampled : torch::autograd::Function<TextureLossSampled> {
@@ -121,7 +154,9 @@ struct TextureLossSampled : torch::autograd::Function<TextureLossSampled> {
     return outputs;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) { return residual_backward(ctx, grads, 8); }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return residual_backward(ctx, grads, 8, "texture_loss_sampled");
+  }
 };
 
 // Global scope: the backward re-reads the chosen candidate patches in place, from SR, the index and the
@@ -150,8 +185,12 @@ struct TextureLossGlobal : torch::autograd::Function<TextureLossGlobal> {
     const at::TensorList images = at::TensorList(saved).slice(2);
     at::Tensor grad_sr;
     if (ctx->needs_input_grad(0)) {
-      grad_sr = op.call(grads[0], saved[0], images, saved[1], ctx->saved_data["k"].toInt(),
-                        ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
+      {
+        const at::NoGradGuard kernels_only;
+        grad_sr = op.call(grads[0], saved[0], images, saved[1], ctx->saved_data["k"].toInt(),
+                          ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
+      }
+      grad_sr = refuse_second_backward(grad_sr, "texture_loss_global", {grads[0], saved[0]});
     }
     return first_input_grad(grad_sr, 1 + images.size() + 4);
   }
@@ -179,15 +218,32 @@ struct MaskPair : torch::autograd::Function<MaskPair> {
     return {sr_masked, hr_masked};
   }
 
+  // The fused grad * M(hr); under create_graph=True the mask and then an ATen product, so that the gradient
+  // is differentiable again (with respect to grad; the mask is a constant of hr).
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, double, int64_t, int64_t,
-                                              c10::string_view, int64_t)>("gramgan::mask_pair_backward");
+    using MaskSig = at::Tensor(const at::Tensor&, int64_t, double, int64_t, int64_t, c10::string_view, int64_t);
+    using GradSig =
+        at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, double, int64_t, int64_t, c10::string_view, int64_t);
+    static const auto mask_op = find_op<MaskSig>("gramgan::texture_mask");
+    static const auto grad_op = find_op<GradSig>("gramgan::mask_pair_backward");
     at::Tensor grad_sr;
     if (ctx->needs_input_grad(0)) {
       const auto& data = ctx->saved_data;
-      grad_sr = op.call(grads[0], ctx->get_saved_variables()[0], data.at("k").toInt(), data.at("threshold").toDouble(),
-                        data.at("offset_y").toInt(), data.at("offset_x").toInt(), data.at("mode").toStringRef(),
-                        data.at("window").toInt());
+      const at::Tensor hr = ctx->get_saved_variables()[0];
+      const int64_t k = data.at("k").toInt(), offset_y = data.at("offset_y").toInt();
+      const int64_t offset_x = data.at("offset_x").toInt(), window = data.at("window").toInt();
+      const double threshold = data.at("threshold").toDouble();
+      const c10::string_view mode = data.at("mode").toStringRef();
+      if (at::GradMode::is_enabled()) {
+        at::Tensor mask;
+        {
+          const at::NoGradGuard constant_of_hr;
+          mask = mask_op.call(hr, k, threshold, offset_y, offset_x, mode, window);
+        }
+        grad_sr = at::mul(grads[0], mask);
+      } else {
+        grad_sr = grad_op.call(grads[0], hr, k, threshold, offset_y, offset_x, mode, window);
+      }
     }
     return first_input_grad(grad_sr, 8);
   }

@@ -13,6 +13,10 @@ the Gram target, ``e - c*`` for the pixel target): their backward reads SR and t
 candidates (or their sources) are neither kept for nor read by it. The global texture loss's backward
 re-reads the chosen candidate patches in place from the saved index. The masked pair's backward
 recomputes the mask of ``hr``.
+
+Second-order gradients (docs/ops.md): the masked pair's gradient ``grad * M(hr)`` is differentiable again.
+The other ops' fused backward kernels are not: under ``create_graph=True`` their gradient is marked so that
+a second backward through it raises (:func:`refuse_second_backward`) rather than taking it for a constant.
 """
 
 from __future__ import annotations
@@ -191,15 +195,21 @@ def _texture_loss_global_setup(ctx, inputs, output) -> None:
     ctx.args = (k, target, criterion)
 
 
-def _texture_loss_residual_setup(ctx, inputs, output) -> None:
-    """Local and sampled scope: saves SR and the residual, nothing of the candidates or their sources. The
-    index and residual outputs take no gradient, and none is made up for them (no zero-filled images)."""
-    sr, (k, _gt_weight, target, criterion) = inputs[0], inputs[-4:]
-    ctx.save_for_backward(sr, output[2])
-    ctx.mark_non_differentiable(output[1], output[2])
-    ctx.set_materialize_grads(False)
-    ctx.args = (k, target, criterion)
-    ctx.n_inputs = len(inputs)
+def _residual_setup(op: str) -> Callable:
+    """The setup of local and sampled scope (op ``op``): saves SR and the residual, nothing of the candidates
+    or their sources. The index and residual outputs take no gradient, and none is made up for them (no
+    zero-filled images)."""
+
+    def setup(ctx, inputs, output) -> None:
+        sr, (k, _gt_weight, target, criterion) = inputs[0], inputs[-4:]
+        ctx.save_for_backward(sr, output[2])
+        ctx.mark_non_differentiable(output[1], output[2])
+        ctx.set_materialize_grads(False)
+        ctx.args = (k, target, criterion)
+        ctx.n_inputs = len(inputs)
+        ctx.op = op
+
+    return setup
 
 
 def _mask_pair_setup(ctx, inputs, output) -> None:
@@ -207,6 +217,41 @@ def _mask_pair_setup(ctx, inputs, output) -> None:
     ctx.save_for_backward(hr)
     ctx.args = args
     ctx.mark_non_differentiable(output[1])
+
+
+def second_backward_message(op: str) -> str:
+    """The error of a second backward through the gradient of fused op ``op`` (the same from C++)."""
+    return (
+        f"gramgan::{op}: the gradient of the fused kernels cannot be differentiated again (a second backward "
+        "through create_graph=True, e.g. a gradient penalty); backend='reference' can"
+    )
+
+
+class _SecondBackwardRefused(torch.autograd.Function):
+    """Identity on a gradient; its backward, reached from anything the gradient depends on, raises."""
+
+    @staticmethod
+    def forward(ctx, message: str, grad: torch.Tensor, *_depends_on: torch.Tensor) -> torch.Tensor:
+        ctx.message = message
+        return grad.detach()
+
+    @staticmethod
+    def backward(ctx, *_grads):
+        raise RuntimeError(ctx.message)
+
+
+def refuse_second_backward(op: str, kernel: Callable[[], torch.Tensor], *depends_on: torch.Tensor) -> torch.Tensor:
+    """The gradient ``kernel()`` of fused op ``op``, computed from ``depends_on`` without a graph.
+
+    Under ``create_graph=True`` (grad mode on inside a backward) it is wrapped so that differentiating it
+    again raises, naming ``op``: unwrapped, a second backward would take it for a constant and silently
+    leave out the op's second derivative. (``torch.autograd.function.once_differentiable`` wraps only
+    when an incoming gradient requires grad, and links its error to none of the inputs.)"""
+    with torch.no_grad():
+        grad = kernel()
+    if not torch.is_grad_enabled():
+        return grad
+    return _SecondBackwardRefused.apply(second_backward_message(op), grad, *depends_on)
 
 
 def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
@@ -217,36 +262,51 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
 
     def patch_gram_grad(ctx, grad):
         (x,) = ctx.saved_tensors
-        return ops().patch_gram_backward(grad, x, ctx.k), None
+        return refuse_second_backward("patch_gram", lambda: ops().patch_gram_backward(grad, x, ctx.k), grad, x), None
 
     def texture_loss_global_grad(ctx, grad_loss, _grad_index):
         sr, index, *images = ctx.saved_tensors
         grad_sr = None
         if ctx.needs_input_grad[0]:
-            grad_sr = ops().texture_loss_global_backward(grad_loss, sr, images, index, *ctx.args)
+            grad_sr = refuse_second_backward(
+                "texture_loss_global",
+                lambda: ops().texture_loss_global_backward(grad_loss, sr, images, index, *ctx.args),
+                grad_loss,
+                sr,
+            )
         return grad_sr, [None] * len(images), None, None, None, None  # same structure as the input
 
     def texture_loss_residual_grad(ctx, grad_loss, _grad_index, _grad_residual):
         sr, residual = ctx.saved_tensors
         grad_sr = None
         if ctx.needs_input_grad[0] and grad_loss is not None:
-            grad_sr = ops().texture_loss_residual_backward(grad_loss, sr, residual, *ctx.args)
+            grad_sr = refuse_second_backward(
+                ctx.op,
+                lambda: ops().texture_loss_residual_backward(grad_loss, sr, residual, *ctx.args),
+                grad_loss,
+                sr,
+            )
         elif ctx.needs_input_grad[0]:  # the loss took no part in what was differentiated
             grad_sr = torch.zeros_like(sr)
         return (grad_sr, *[None] * (ctx.n_inputs - 1))
 
     def mask_pair_grad(ctx, grad_sr_masked, _grad_hr_masked):
+        """The fused grad * M(hr); under create_graph=True the mask, then a product autograd differentiates."""
         (hr,) = ctx.saved_tensors
         grad = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and torch.is_grad_enabled():
+            with torch.no_grad():
+                mask = ops().texture_mask(hr, *ctx.args)
+            grad = grad_sr_masked * mask
+        elif ctx.needs_input_grad[0]:
             grad = ops().mask_pair_backward(grad_sr_masked, hr, *ctx.args)
         return grad, None, None, None, None, None, None, None
 
     return {
         "patch_gram": (patch_gram_grad, _patch_gram_setup),
-        "texture_loss_local": (texture_loss_residual_grad, _texture_loss_residual_setup),
+        "texture_loss_local": (texture_loss_residual_grad, _residual_setup("texture_loss_local")),
         "texture_loss_global": (texture_loss_global_grad, _texture_loss_global_setup),
-        "texture_loss_sampled": (texture_loss_residual_grad, _texture_loss_residual_setup),
+        "texture_loss_sampled": (texture_loss_residual_grad, _residual_setup("texture_loss_sampled")),
         "mask_pair": (mask_pair_grad, _mask_pair_setup),
     }
 

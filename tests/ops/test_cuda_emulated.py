@@ -26,6 +26,7 @@ EMULATED_TEST_FILES = (
     "tests/ops/test_sampled.py",
     "tests/ops/test_downsample.py",
     "tests/ops/test_contract.py",
+    "tests/ops/test_second_order.py",
 )
 DRIVER_TIMEOUT_S = 1800
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.autograd import forward_ad
 
 from gramgan.ops import _validate as V
+from gramgan.ops._backend import Backend
 from gramgan.ops._contract import accumulation_dtype, gram_shape, patch_grid
 from gramgan.ops._dispatch import (
     BACKEND_NAMES,
@@ -45,6 +47,18 @@ __all__ = [
 Candidates = torch.Tensor | Sequence[torch.Tensor]
 
 
+def _without_tangent(chosen: Backend, op: str, x: torch.Tensor) -> Backend:
+    """``chosen``, unless ``x`` carries a forward-mode AD tangent (``torch.autograd.forward_ad``) and
+    ``chosen`` is a fused backend: their kernels have no forward-mode derivative, and the Triton ops would
+    drop the tangent silently (docs/ops.md, "Conventions")."""
+    if chosen.name != "reference" and forward_ad.unpack_dual(x).tangent is not None:
+        raise RuntimeError(
+            f"gramgan::{op}: backend {chosen.name!r} has no forward-mode derivatives (torch.autograd.forward_ad); "
+            "use backend='reference'"
+        )
+    return chosen
+
+
 def patch_gram(x: torch.Tensor, k: int = 4, *, backend: str | None = None) -> torch.Tensor:
     """Gram matrix ``(1/k^2) sum_u x_u x_u^T`` of every non-overlapping k x k patch of ``x``.
 
@@ -60,7 +74,7 @@ def patch_gram(x: torch.Tensor, k: int = 4, *, backend: str | None = None) -> to
     V.check_image(x, "x", k)
     if x.shape[0] == 0:
         return x.new_zeros(gram_shape(x, k), dtype=accumulation_dtype(x.dtype))
-    return resolve(backend, x.device, k, x.shape[1]).patch_gram(x, k)
+    return _without_tangent(resolve(backend, x.device, k, x.shape[1]), "patch_gram", x).patch_gram(x, k)
 
 
 def _check_selection(sr: torch.Tensor, candidates: Candidates, k: int, scope: str, gt_weight: float):
@@ -167,7 +181,7 @@ def _reduced_loss(op: str, sr: torch.Tensor, args: tuple, k: int, reduction: str
     """
     if sr.shape[0] == 0:
         return _reduce(_empty_loss(sr, k), reduction)
-    chosen = resolve(backend, sr.device, k, sr.shape[1])
+    chosen = _without_tangent(resolve(backend, sr.device, k, sr.shape[1]), op, sr)
     return _reduce(getattr(chosen, op)(sr, *args), reduction)
 
 
@@ -251,5 +265,5 @@ def mask_pair(
         # New tensors, as the backends return, not the inputs themselves: sr * 1 stays in sr's graph and
         # hr.detach() * 1 is a constant, like the backends' masked HR.
         return sr * 1, hr.detach() * 1
-    chosen = resolve(backend, sr.device, k, sr.shape[1])
+    chosen = _without_tangent(resolve(backend, sr.device, k, sr.shape[1]), "mask_pair", sr)
     return chosen.mask_pair(sr, hr, k, threshold, offset[0], offset[1], mode, window)

@@ -1,9 +1,10 @@
-"""Second-order gradients through the fused ops (docs/ops.md, "Second-order gradients"), on every backend.
+"""Derivatives beyond one backward through the fused ops (docs/ops.md, "Conventions"), on every backend.
 
-The masked pair's gradient, ``grad * M(hr)``, is differentiable again everywhere. The fused backward
-kernels of the other ops are not: on the fused backends a second backward through their gradient raises
-(it is never taken silently for a constant, which would drop the op's second derivative), and the
-reference backend, plain ATen, differentiates it again.
+Second order: the masked pair's gradient, ``grad * M(hr)``, is differentiable again everywhere. The fused
+backward kernels of the other ops are not: on the fused backends a second backward through their gradient
+raises (it is never taken silently for a constant, which would drop the op's second derivative), and the
+reference backend, plain ATen, differentiates it again. Forward mode: the reference only; the fused
+backends refuse a tangent, naming the op, rather than dropping it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 
 import pytest
 import torch
+import torch.autograd.forward_ad as fwad
 
 import gramgan.ops as ops
 from gramgan.ops._contract import second_backward_message
@@ -92,3 +94,29 @@ def test_mask_pair_gradient_is_differentiable_again(backend, device, rng):
     mask = ops.texture_mask(hr, offset=(2, 1), backend=backend)
     assert 0 < mask.mean() < 1
     torch.testing.assert_close(second, 36 * mask * sr.detach().pow(3))
+
+
+# The public ops whose input may carry a tangent, with their scalar for SR x.
+FORWARD_CALLS = {
+    "patch_gram": CALLS["patch_gram"],
+    "local": CALLS["local"],
+    "sampled": CALLS["sampled"],
+    "mask_pair": ("mask_pair", lambda d, x, be: ops.mask_pair(x, d["hr"], backend=be)[0].square().sum()),
+}
+
+
+@pytest.mark.parametrize("name", FORWARD_CALLS)
+def test_forward_mode_tangent_is_refused_not_dropped(backend, device, rng, name):
+    op, call = FORWARD_CALLS[name]
+    data = _inputs(rng, device)
+    direction = torch.rand(data["sr"].shape, generator=rng).to(device)
+    with fwad.dual_level():
+        dual = fwad.make_dual(data["sr"], direction)
+        if backend != "reference":
+            with pytest.raises(RuntimeError, match=f"gramgan::{op}: backend '{backend}' has no forward-mode"):
+                call(data, dual, backend)
+            return
+        tangent = fwad.unpack_dual(call(data, dual, backend)).tangent
+    x = data["sr"].clone().requires_grad_()
+    (grad,) = torch.autograd.grad(call(data, x, backend), x)
+    torch.testing.assert_close(tangent, (grad * direction).sum())  # the directional derivative

@@ -120,3 +120,23 @@ def test_forward_mode_tangent_is_refused_not_dropped(backend, device, rng, name)
     x = data["sr"].clone().requires_grad_()
     (grad,) = torch.autograd.grad(call(data, x, backend), x)
     torch.testing.assert_close(tangent, (grad * direction).sum())  # the directional derivative
+
+
+def test_torch_func_is_right_or_refused(backend, device, rng):
+    """vmap runs the op per sample (the same losses as a loop); func.grad raises or equals autograd's."""
+    data = _inputs(rng, device)
+    sr, stack = data["sr"], data["stack"]
+
+    def loss(x, candidates):
+        return ops.gram_texture_loss(x[None], candidates[None], backend=backend)
+
+    looped = torch.stack([loss(x, c) for x, c in zip(sr, stack, strict=True)])
+    torch.testing.assert_close(torch.vmap(loss)(sr, stack), looped, rtol=0, atol=0)
+    x = sr.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(loss(x[0], stack[0]), x)
+    try:
+        got = torch.func.grad(lambda t: loss(t[0], stack[0]))(sr)
+    except RuntimeError as error:
+        assert backend != "reference" and "functorch" in str(error)
+        return
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)

@@ -123,7 +123,8 @@ def test_forward_mode_tangent_is_refused_not_dropped(backend, device, rng, name)
 
 
 def test_torch_func_is_right_or_refused(backend, device, rng):
-    """vmap runs the op per sample (the same losses as a loop); func.grad raises or equals autograd's."""
+    """vmap runs the op per sample (the same losses as a loop); func.jvp and func.grad raise or agree with
+    autograd."""
     data = _inputs(rng, device)
     sr, stack = data["sr"], data["stack"]
 
@@ -134,6 +135,12 @@ def test_torch_func_is_right_or_refused(backend, device, rng):
     torch.testing.assert_close(torch.vmap(loss)(sr, stack), looped, rtol=0, atol=0)
     x = sr.clone().requires_grad_()
     (expected,) = torch.autograd.grad(loss(x[0], stack[0]), x)
+    direction = torch.rand(sr.shape, generator=rng).to(device)
+    try:
+        _, tangent = torch.func.jvp(lambda t: loss(t[0], stack[0]), (sr,), (direction,))
+        torch.testing.assert_close(tangent, (expected * direction).sum())
+    except RuntimeError as error:
+        assert backend != "reference" and "no forward-mode derivatives" in str(error)
     try:
         got = torch.func.grad(lambda t: loss(t[0], stack[0]))(sr)
     except RuntimeError as error:

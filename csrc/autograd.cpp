@@ -50,14 +50,14 @@ variable_list first_input_grad(at::Tensor grad, size_t inputs) {
   return grads;
 }
 
-// `grad`, computed by a fused backward kernel from `depends_on`, as it is when the backward builds no graph.
-// Under create_graph=True (grad mode on inside a backward) it would be a constant to a second backward, which
-// would then silently leave out this op's second derivative: it is returned as an alias whose own backward,
-// reached from anything it depends on, raises instead (torch's once_differentiable, in C++).
+// `grad`, computed by a fused backward kernel of op `op` ("gramgan::<name>") from `depends_on`, as it is when
+// the backward builds no graph. Under create_graph=True (grad mode on inside a backward) it would be a constant to a
+// second backward, which would then silently leave out this op's second derivative: it is returned as an alias whose
+// own backward, reached from anything it depends on, raises instead (torch's once_differentiable, in C++).
 at::Tensor refuse_second_backward(const at::Tensor& grad, const char* op, variable_list depends_on) {
   if (!grad.defined() || !at::GradMode::is_enabled()) return grad;
   depends_on.insert(depends_on.begin(), grad);
-  const std::string message = std::string("gramgan::") + op +
+  const std::string message = std::string(op) +
                               ": the gradient of the fused kernels cannot be differentiated again (a second backward "
                               "through create_graph=True, e.g. a gradient penalty); backend='reference' can";
   const auto size = static_cast<int64_t>(depends_on.size());
@@ -83,81 +83,62 @@ struct PatchGram : torch::autograd::Function<PatchGram> {
         const at::NoGradGuard kernels_only;
         grad_x = op.call(grads[0], x, ctx->saved_data["k"].toInt());
       }
-      grad_x = refuse_second_backward(grad_x, "patch_gram", {grads[0], x});
+      grad_x = refuse_second_backward(grad_x, "gramgan::patch_gram", {grads[0], x});
     }
     return first_input_grad(grad_x, 2);
   }
 };
 
-// Local and sampled scope: the forward saves SR and the residual (G(e) - G(c*), or e - c*), nothing of the
-// candidates or their sources; the index and residual outputs take no gradient and none is made up for them.
-void save_residual(AutogradContext* ctx, const at::Tensor& sr, const variable_list& outputs, int64_t k,
-                   c10::string_view target, c10::string_view criterion) {
-  ctx->save_for_backward({sr, outputs[2]});
-  ctx->mark_non_differentiable({outputs[1], outputs[2]});
-  ctx->set_materialize_grads(false);
-  save_loss_args(ctx, k, target, criterion);
-}
-
-variable_list residual_backward(AutogradContext* ctx, const variable_list& grads, size_t inputs, const char* op_name) {
-  static const auto op =
-      find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, c10::string_view,
-                         c10::string_view)>("gramgan::texture_loss_residual_backward");
-  at::Tensor grad_sr;
-  if (ctx->needs_input_grad(0)) {
-    const variable_list saved = ctx->get_saved_variables();
-    if (grads[0].defined()) {
-      {
-        const at::NoGradGuard kernels_only;
-        grad_sr = op.call(grads[0], saved[0], saved[1], ctx->saved_data["k"].toInt(),
-                          ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
-      }
-      grad_sr = refuse_second_backward(grad_sr, op_name, {grads[0], saved[0]});
-    } else {  // the loss took no part in what was differentiated
-      grad_sr = at::zeros_like(saved[0]);
-    }
-  }
-  return first_input_grad(grad_sr, inputs);
-}
-
 using LossOutputs = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
-struct TextureLossLocal : torch::autograd::Function<TextureLossLocal> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& sr, const at::Tensor& candidates, int64_t k,
+// The local and sampled losses, one Function for both: op kOp takes SR, its candidates' Sources (the stack;
+// or hr, the half-size image and the maps), then k, gt_weight, target and criterion. The forward saves SR
+// and the residual (G(e) - G(c*), or e - c*), nothing of the candidates or their sources; the index and
+// residual outputs take no gradient and none is made up for them.
+template <const char* kOp, typename... Sources>
+struct ResidualLoss : torch::autograd::Function<ResidualLoss<kOp, Sources...>> {
+  static constexpr size_t kInputs = 1 + sizeof...(Sources) + 4;  // the forward's arguments, a gradient each
+
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& sr, const Sources&... sources, int64_t k,
                                double gt_weight, c10::string_view target, c10::string_view criterion) {
     static const auto op =
-        find_op<LossOutputs(const at::Tensor&, const at::Tensor&, int64_t, double, c10::string_view, c10::string_view)>(
-            "gramgan::texture_loss_local");
+        find_op<LossOutputs(const at::Tensor&, const Sources&..., int64_t, double, c10::string_view, c10::string_view)>(
+            kOp);
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    const auto [loss, index, residual] = op.call(sr, candidates, k, gt_weight, target, criterion);
-    const variable_list outputs = {loss, index, residual};
-    save_residual(ctx, sr, outputs, k, target, criterion);
-    return outputs;
+    const auto [loss, index, residual] = op.call(sr, sources..., k, gt_weight, target, criterion);
+    ctx->save_for_backward({sr, residual});
+    ctx->mark_non_differentiable({index, residual});
+    ctx->set_materialize_grads(false);
+    save_loss_args(ctx, k, target, criterion);
+    return {loss, index, residual};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return residual_backward(ctx, grads, 6, "texture_loss_local");
-  }
-};
-
-struct TextureLossSampled : torch::autograd::Function<TextureLossSampled> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& sr, const at::Tensor& hr,
-                               const at::Tensor& hr_half, const at::Tensor& thetas, int64_t k, double gt_weight,
-                               c10::string_view target, c10::string_view criterion) {
     static const auto op =
-        find_op<LossOutputs(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, double,
-                            c10::string_view, c10::string_view)>("gramgan::texture_loss_sampled");
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    const auto [loss, index, residual] = op.call(sr, hr, hr_half, thetas, k, gt_weight, target, criterion);
-    const variable_list outputs = {loss, index, residual};
-    save_residual(ctx, sr, outputs, k, target, criterion);
-    return outputs;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return residual_backward(ctx, grads, 8, "texture_loss_sampled");
+        find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, c10::string_view,
+                           c10::string_view)>("gramgan::texture_loss_residual_backward");
+    at::Tensor grad_sr;
+    if (ctx->needs_input_grad(0)) {
+      const variable_list saved = ctx->get_saved_variables();
+      if (grads[0].defined()) {
+        {
+          const at::NoGradGuard kernels_only;
+          grad_sr = op.call(grads[0], saved[0], saved[1], ctx->saved_data["k"].toInt(),
+                            ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
+        }
+        grad_sr = refuse_second_backward(grad_sr, kOp, {grads[0], saved[0]});
+      } else {  // the loss took no part in what was differentiated
+        grad_sr = at::zeros_like(saved[0]);
+      }
+    }
+    return first_input_grad(grad_sr, kInputs);
   }
 };
+
+constexpr char kLocalLoss[] = "gramgan::texture_loss_local";
+constexpr char kSampledLoss[] = "gramgan::texture_loss_sampled";
+using TextureLossLocal = ResidualLoss<kLocalLoss, at::Tensor>;                              // the stack
+using TextureLossSampled = ResidualLoss<kSampledLoss, at::Tensor, at::Tensor, at::Tensor>;  // hr, half, thetas
 
 // Global scope: the backward re-reads the chosen candidate patches in place, from SR, the index and the
 // candidate images themselves (no patch copies).
@@ -190,7 +171,7 @@ struct TextureLossGlobal : torch::autograd::Function<TextureLossGlobal> {
         grad_sr = op.call(grads[0], saved[0], images, saved[1], ctx->saved_data["k"].toInt(),
                           ctx->saved_data["target"].toStringRef(), ctx->saved_data["criterion"].toStringRef());
       }
-      grad_sr = refuse_second_backward(grad_sr, "texture_loss_global", {grads[0], saved[0]});
+      grad_sr = refuse_second_backward(grad_sr, "gramgan::texture_loss_global", {grads[0], saved[0]});
     }
     return first_input_grad(grad_sr, 1 + images.size() + 4);
   }

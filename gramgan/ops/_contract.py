@@ -22,6 +22,7 @@ a second backward through it raises (:func:`refuse_second_backward`) rather than
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -195,21 +196,15 @@ def _texture_loss_global_setup(ctx, inputs, output) -> None:
     ctx.args = (k, target, criterion)
 
 
-def _residual_setup(op: str) -> Callable:
-    """The setup of local and sampled scope (op ``op``): saves SR and the residual, nothing of the candidates
-    or their sources. The index and residual outputs take no gradient, and none is made up for them (no
-    zero-filled images)."""
-
-    def setup(ctx, inputs, output) -> None:
-        sr, (k, _gt_weight, target, criterion) = inputs[0], inputs[-4:]
-        ctx.save_for_backward(sr, output[2])
-        ctx.mark_non_differentiable(output[1], output[2])
-        ctx.set_materialize_grads(False)
-        ctx.args = (k, target, criterion)
-        ctx.n_inputs = len(inputs)
-        ctx.op = op
-
-    return setup
+def _texture_loss_residual_setup(ctx, inputs, output) -> None:
+    """Local and sampled scope: saves SR and the residual, nothing of the candidates or their sources. The
+    index and residual outputs take no gradient, and none is made up for them (no zero-filled images)."""
+    sr, (k, _gt_weight, target, criterion) = inputs[0], inputs[-4:]
+    ctx.save_for_backward(sr, output[2])
+    ctx.mark_non_differentiable(output[1], output[2])
+    ctx.set_materialize_grads(False)
+    ctx.args = (k, target, criterion)
+    ctx.n_inputs = len(inputs)
 
 
 def _mask_pair_setup(ctx, inputs, output) -> None:
@@ -276,12 +271,13 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
             )
         return grad_sr, [None] * len(images), None, None, None, None  # same structure as the input
 
-    def texture_loss_residual_grad(ctx, grad_loss, _grad_index, _grad_residual):
+    def texture_loss_residual_grad(op, ctx, grad_loss, _grad_index, _grad_residual):
+        """The backward of op ``op`` (local or sampled scope), bound to it by ``functools.partial``."""
         sr, residual = ctx.saved_tensors
         grad_sr = None
         if ctx.needs_input_grad[0] and grad_loss is not None:
             grad_sr = refuse_second_backward(
-                ctx.op,
+                op,
                 lambda: ops().texture_loss_residual_backward(grad_loss, sr, residual, *ctx.args),
                 grad_loss,
                 sr,
@@ -304,9 +300,12 @@ def _backward_formulas(namespace: str) -> dict[str, tuple[Callable, Callable]]:
 
     return {
         "patch_gram": (patch_gram_grad, _patch_gram_setup),
-        "texture_loss_local": (texture_loss_residual_grad, _residual_setup("texture_loss_local")),
+        "texture_loss_local": (partial(texture_loss_residual_grad, "texture_loss_local"), _texture_loss_residual_setup),
         "texture_loss_global": (texture_loss_global_grad, _texture_loss_global_setup),
-        "texture_loss_sampled": (texture_loss_residual_grad, _residual_setup("texture_loss_sampled")),
+        "texture_loss_sampled": (
+            partial(texture_loss_residual_grad, "texture_loss_sampled"),
+            _texture_loss_residual_setup,
+        ),
         "mask_pair": (mask_pair_grad, _mask_pair_setup),
     }
 
